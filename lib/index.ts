@@ -1,0 +1,56 @@
+import fp from 'fastify-plugin'
+import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
+import { refreshAuth } from './plugin.js'
+import type { RouteFactories } from './routes.js'
+
+/**
+ * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
+ * rotating refresh tokens in an HTTP-only cookie, with reuse detection and revocation.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, {
+ *   secret: process.env.AUTH_SECRET,               // at least 32 bytes
+ *   verifyCredentials: async (request) => users.check(request.body)
+ * })
+ * app.get('/me', { preHandler: app.authenticate }, async (request) => request.user)
+ */
+const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refresh-auth' })
+
+export default fastifyRefreshAuth
+export { fastifyRefreshAuth }
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export type { SessionStore, SessionRecord, RotateRequest, RotateResult } from './stores/store.js'
+export type { FastifyRefreshAuthOptions, LoginUser, Duration } from './options.js'
+export type { AuthenticatedUser, AuthenticateHook, RefreshAuthUser } from './authenticate.js'
+export type { RegisteredClaims } from './tokens.js'
+export type { RouteFactories, RouteOverrides } from './routes.js'
+export {
+  MissingTokenError,
+  InvalidTokenError,
+  InvalidCredentialsError,
+  InvalidRefreshTokenError,
+  CrossSiteRequestError,
+  StoreUnavailableError,
+  InvalidOptionError
+} from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** preHandler/onRequest hook that lets only requests with a valid access token through. */
+    authenticate: AuthenticateHook
+    /** The route factories. */
+    refreshAuth: RouteFactories
+  }
+  interface FastifyRequest {
+    /** The verified access-token claims once authenticated, else null. */
+    user: AuthenticatedUser | null
+    /** Verifies the Bearer token; resolves to its claims (also set on `request.user`) or rejects with a 401 error. */
+    authenticate (): Promise<AuthenticatedUser>
+  }
+}
+
+// CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.
+// (The ESM build has no `module`, and keeps its `export default`.)
+if (typeof module === 'object' && module !== null) {
+  module.exports = Object.assign(fastifyRefreshAuth, module.exports)
+}

@@ -1,0 +1,201 @@
+import type { FastifyRequest } from 'fastify'
+import { InvalidOptionError } from './errors.js'
+import { parseDuration } from './duration.js'
+import type { SessionStore } from './stores/store.js'
+
+/**
+ * What `verifyCredentials` resolves to for a known user. Only `id` is read (as the tokens' `sub`)
+ * unless `subject` says otherwise; augment this interface to type your own user object.
+ */
+export interface LoginUser {
+  id?: string | number | bigint
+}
+
+/** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
+export type Duration = number | string
+
+export interface FastifyRefreshAuthOptions {
+  /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
+  secret: string | Buffer
+  /**
+   * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
+   * when the credentials are wrong. Required while the login route is registered.
+   */
+  verifyCredentials?: (request: FastifyRequest) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
+  /** Persistence of refresh-token sessions. Default: a new `MemoryStore` (one process only). */
+  store?: SessionStore
+  accessToken?: {
+    /** Default `'15m'`. */
+    expiresIn?: Duration
+  }
+  refreshToken?: {
+    /** Idle limit, renewed by each rotation. Default `'7d'`. */
+    expiresIn?: Duration
+    /** Seconds during which the immediate parent of the live token may be presented again. Default 0. */
+    reuseInterval?: Duration
+    /** Absolute session limit from login, never extended. Default `'30d'`. */
+    absoluteExpiresIn?: Duration
+  }
+  /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
+  routes?: boolean | { prefix?: string }
+  /** The `iss` claim set and checked. Default `'fastify-refresh-auth'`. */
+  issuer?: string
+  /** The `aud` claim set and checked. Default `'fastify-refresh-auth'`. */
+  audience?: string
+  /** The refresh cookie. Defaults: name `'__Secure-refresh_token'`, path the routes' prefix, secure true, sameSite `'strict'`. */
+  cookie?: {
+    name?: string
+    path?: string
+    /** Only for plain-HTTP development on a host other than localhost; never turn it off in production. */
+    secure?: boolean
+    sameSite?: 'strict' | 'lax'
+  }
+  /** The realm of `WWW-Authenticate` challenges. Default `'fastify-refresh-auth'`. */
+  realm?: string
+  /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
+  clockTolerance?: number
+  /** The user's id for `sub`. Default `String(user.id)`. */
+  subject?: (user: LoginUser) => string
+  /**
+   * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
+   * Reserved names (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   */
+  claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
+  /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
+  trustedOrigins?: string[]
+}
+
+/** Options after defaults and validation; lifetimes in seconds. */
+export interface ResolvedOptions {
+  secret: string | Buffer
+  verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
+  store: SessionStore | undefined
+  accessExpiresIn: number
+  refreshExpiresIn: number
+  reuseInterval: number
+  absoluteExpiresIn: number
+  registerRoutes: boolean
+  prefix: string
+  issuer: string
+  audience: string
+  cookieName: string
+  cookiePath: string
+  cookieSecure: boolean
+  cookieSameSite: 'strict' | 'lax'
+  realm: string
+  clockTolerance: number
+  subject: (user: LoginUser) => string
+  claims: FastifyRefreshAuthOptions['claims']
+  trustedOrigins: ReadonlySet<string> | null
+}
+
+const MIN_SECRET_BYTES = 32
+const PATH = /^\/[\w\-./~]*$/
+// RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
+const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
+const REALM = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/
+
+function fail (message: string): never {
+  throw new InvalidOptionError(message)
+}
+
+function duration (value: unknown, fallback: Duration, name: string, allowZero = false): number {
+  const seconds = parseDuration(value ?? fallback)
+  if (Number.isNaN(seconds) || (!allowZero && seconds < 1)) {
+    fail(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of seconds or a duration string such as '15m'`)
+  }
+  return seconds
+}
+
+function text (value: unknown, fallback: string, name: string): string {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || value.length === 0) fail(`${name} must be a non-empty string`)
+  return value
+}
+
+function optionalFunction<T> (value: T | undefined, name: string): T | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
+  return value
+}
+
+function defaultSubject (user: LoginUser): string {
+  return user.id === undefined || user.id === null ? '' : String(user.id)
+}
+
+/** Applies defaults and refuses unusable options with a message that names the option. */
+export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
+  if (options === null || typeof options !== 'object') fail('options must be an object')
+  const { secret } = options
+  if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
+  if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+
+  const routes = options.routes ?? true
+  if (typeof routes !== 'boolean' && (routes === null || typeof routes !== 'object')) fail('routes must be a boolean or an object')
+  const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
+  if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
+
+  const verifyCredentials = optionalFunction(options.verifyCredentials, 'verifyCredentials')
+  if (routes !== false && verifyCredentials === undefined) fail('verifyCredentials is required while the login route is registered')
+
+  const store = options.store
+  if (store !== undefined && (store === null || typeof store !== 'object' ||
+      typeof store.create !== 'function' || typeof store.rotate !== 'function' || typeof store.revoke !== 'function')) {
+    fail('store must implement create(), rotate() and revoke()')
+  }
+
+  const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
+  const refreshExpiresIn = duration(options.refreshToken?.expiresIn, '7d', 'refreshToken.expiresIn')
+  const absoluteExpiresIn = duration(options.refreshToken?.absoluteExpiresIn, '30d', 'refreshToken.absoluteExpiresIn')
+  const reuseInterval = duration(options.refreshToken?.reuseInterval, 0, 'refreshToken.reuseInterval', true)
+  if (refreshExpiresIn <= accessExpiresIn) fail('refreshToken.expiresIn must be longer than accessToken.expiresIn')
+  if (absoluteExpiresIn < refreshExpiresIn) fail('refreshToken.absoluteExpiresIn must not be shorter than refreshToken.expiresIn')
+  if (reuseInterval >= refreshExpiresIn) fail('refreshToken.reuseInterval must be shorter than refreshToken.expiresIn')
+
+  const cookie = options.cookie ?? {}
+  if (typeof cookie !== 'object' || cookie === null) fail('cookie must be an object')
+  const cookieName = text(cookie.name, '__Secure-refresh_token', 'cookie.name')
+  if (!COOKIE_NAME.test(cookieName)) fail('cookie.name must be a valid cookie name')
+  const cookiePath = text(cookie.path, prefix, 'cookie.path')
+  if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")
+  const cookieSecure = cookie.secure ?? true
+  if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
+  if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
+  const cookieSameSite = cookie.sameSite ?? 'strict'
+  if (cookieSameSite !== 'strict' && cookieSameSite !== 'lax') fail("cookie.sameSite must be 'strict' or 'lax'")
+
+  const realm = text(options.realm, 'fastify-refresh-auth', 'realm')
+  if (!REALM.test(realm)) fail('realm must be printable ASCII without quotes or backslashes')
+
+  const clockTolerance = options.clockTolerance ?? 0
+  if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0) {
+    fail('clockTolerance must be a non-negative number of seconds')
+  }
+
+  const trustedOrigins = options.trustedOrigins
+  if (trustedOrigins !== undefined && (!Array.isArray(trustedOrigins) || !trustedOrigins.every(o => typeof o === 'string'))) {
+    fail('trustedOrigins must be an array of origins')
+  }
+
+  return {
+    secret,
+    verifyCredentials,
+    store,
+    accessExpiresIn,
+    refreshExpiresIn,
+    reuseInterval,
+    absoluteExpiresIn,
+    registerRoutes: routes !== false,
+    prefix,
+    issuer: text(options.issuer, 'fastify-refresh-auth', 'issuer'),
+    audience: text(options.audience, 'fastify-refresh-auth', 'audience'),
+    cookieName,
+    cookiePath,
+    cookieSecure,
+    cookieSameSite,
+    realm,
+    clockTolerance,
+    subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
+    claims: optionalFunction(options.claims, 'claims'),
+    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * One refresh-token session (a token family), as a store keeps it.
+ * The store never sees a raw token: sessions are keyed by id and tokens by their `jti`.
+ */
+export interface SessionRecord {
+  /** The session (token family) id, carried in every token as the `sid` claim. */
+  sessionId: string
+  /** The user's id, the tokens' `sub`. */
+  userId: string
+  /** `jti` of the one live refresh token of this session. */
+  tokenId: string
+  /** `jti` of its immediate parent (replayable within the reuse interval), or null right after login. */
+  previousTokenId: string | null
+  /** Milliseconds since the epoch: login. */
+  createdAt: number
+  /** Milliseconds since the epoch: when `tokenId` was issued (the last rotation, or login). */
+  rotatedAt: number
+  /** Milliseconds since the epoch: the idle limit of `tokenId`; renewed by each rotation. */
+  expiresAt: number
+  /** Milliseconds since the epoch: the end of the session, never extended. */
+  absoluteExpiresAt: number
+  /** The login request's User-Agent, for "active devices" lists. */
+  userAgent?: string
+  /** The login request's IP address. */
+  ip?: string
+}
+
+/** What `SessionStore.rotate` is asked to do, in one atomic step. */
+export interface RotateRequest {
+  sessionId: string
+  /** `jti` of the refresh token the client presented. */
+  presentedTokenId: string
+  /** `jti` the successor gets if the presented token is the live one. */
+  nextTokenId: string
+  /** Milliseconds since the epoch, as the caller sees it. */
+  now: number
+  /** Idle limit of the successor; the session still ends at its `absoluteExpiresAt`. */
+  nextExpiresAt: number
+  /** How long after a rotation the immediate parent may still be presented; 0 disables it. */
+  reuseIntervalMs: number
+}
+
+/**
+ * The outcome of a rotation:
+ * - `rotated`: the presented token was the live one; `nextTokenId` is live now, the presented one its parent.
+ *   A retry of the same request (same presented and next ids) answers `rotated` again.
+ * - `grace`: the presented token is the parent of the live one and was rotated less than
+ *   `reuseIntervalMs` ago; nothing changed, the caller re-issues the live token.
+ * - `reused`: any other token of the session: the store has revoked the whole session.
+ * - `not-found`: no live session by that id (never existed, expired or revoked).
+ */
+export type RotateResult =
+  | { outcome: 'rotated', session: SessionRecord }
+  | { outcome: 'grace', session: SessionRecord }
+  | { outcome: 'reused', session: SessionRecord }
+  | { outcome: 'not-found' }
+
+/**
+ * Persistence of refresh-token sessions. Every method must be atomic on its own:
+ * `rotate` is a compare-and-set on the live token id (a Lua script on Redis,
+ * `UPDATE … WHERE token_id = $presented` in SQL), never a read followed by a write.
+ * A store that fails must reject: the plugin then answers 503 and issues nothing.
+ */
+export interface SessionStore {
+  /** Saves a new session. */
+  create (session: SessionRecord): Promise<void>
+  /** Consumes a refresh token: see `RotateResult`. */
+  rotate (request: RotateRequest): Promise<RotateResult>
+  /** Ends a session; ending an unknown session is not an error. */
+  revoke (sessionId: string): Promise<void>
+}
