@@ -6,7 +6,7 @@ import type { RegisteredClaims, TokenCodec } from './tokens.js'
  * Claims a host adds through the `claims` option. Augment it to type them on `request.user`:
  * `declare module 'fastify-refresh-auth' { interface RefreshAuthUser { roles: string[] } }`
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+
 export interface RefreshAuthUser {}
 
 /** What `request.user` holds after authentication: the verified access-token claims. */
