@@ -27,6 +27,11 @@ export interface FastifyRefreshAuthOptions {
   accessToken?: {
     /** Default `'15m'`. */
     expiresIn?: Duration
+    /**
+     * How many verified access tokens to remember, so a token presented again skips verification
+     * (least recently used dropped first; an entry never outlives its token). 0 disables it. Default 10,000.
+     */
+    cacheSize?: number
   }
   refreshToken?: {
     /** Idle limit, renewed by each rotation. Default `'7d'`. */
@@ -71,6 +76,7 @@ export interface ResolvedOptions {
   verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
   store: SessionStore | undefined
   accessExpiresIn: number
+  accessCacheSize: number
   refreshExpiresIn: number
   reuseInterval: number
   absoluteExpiresIn: number
@@ -144,6 +150,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
+  const accessCacheSize = options.accessToken?.cacheSize ?? 10_000
+  if (!Number.isSafeInteger(accessCacheSize) || accessCacheSize < 0) fail('accessToken.cacheSize must be a non-negative integer')
   const refreshExpiresIn = duration(options.refreshToken?.expiresIn, '7d', 'refreshToken.expiresIn')
   const absoluteExpiresIn = duration(options.refreshToken?.absoluteExpiresIn, '30d', 'refreshToken.absoluteExpiresIn')
   const reuseInterval = duration(options.refreshToken?.reuseInterval, 0, 'refreshToken.reuseInterval', true)
@@ -181,6 +189,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     verifyCredentials,
     store,
     accessExpiresIn,
+    accessCacheSize,
     refreshExpiresIn,
     reuseInterval,
     absoluteExpiresIn,

@@ -1,11 +1,12 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
-import { createAuthenticator } from './authenticate.js'
+import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
 import { deriveKeys } from './keys.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
 import { createRouteFactories } from './routes.js'
 import { SessionPolicy, type RefreshTokenClaims } from './session.js'
 import { MemoryStore } from './stores/memory.js'
+import { TokenCache } from './token-cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
@@ -29,7 +30,10 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     store = ownStore
   }
 
-  const authenticator = createAuthenticator(accessTokens, options.realm)
+  // Anything that stops an access-token key from being trusted (rotation, a JWKS refetch) must call
+  // accessTokenCache.clear(), or the cache would keep accepting tokens that key signed until their exp.
+  const accessTokenCache = options.accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(options.accessCacheSize)
+  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
