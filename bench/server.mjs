@@ -1,0 +1,23 @@
+// One server variant in its own process: `node bench/server.mjs <variant> <settings JSON>`.
+// Reports `{ port, load }` (or `{ skip }`) to the harness over IPC, and closes on `{ type: 'close' }`.
+import { variants } from './variants.mjs'
+
+const [name, settingsJson = '{}'] = process.argv.slice(2)
+const build = variants[name]
+if (build === undefined) throw new Error(`unknown variant ${name}`)
+
+const built = await build(JSON.parse(settingsJson))
+if (built.skip !== undefined) {
+  process.send({ type: 'skip', reason: built.skip })
+  process.disconnect()
+} else {
+  const { app, load } = built
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  process.send({ type: 'ready', port: app.server.address().port, load })
+  process.on('message', async message => {
+    if (message?.type !== 'close') return
+    await app.close()
+    // a normal exit, so that --cpu-prof writes its profile
+    process.exit(0)
+  })
+}
