@@ -1,20 +1,33 @@
 import type { RegisteredClaims } from './tokens.js'
 
 interface CacheEntry<Claims> {
+  /** The whole token: an entry answers only for this exact string. */
+  token: string
   claims: Claims
   /** The token's `exp` in milliseconds: the entry is dead from this instant on. */
   expiresAtMs: number
+  /** Set by each hit, cleared when eviction passes over the entry (second chance). */
+  used: boolean
+}
+
+// Entries are found by the token's last characters (its signature's) and then matched on the whole
+// string: hashing a few dozen characters instead of the whole token is most of the cost of a hit.
+const KEY_LENGTH = 32
+
+function keyOf (token: string): string {
+  return token.length > KEY_LENGTH ? token.slice(-KEY_LENGTH) : token
 }
 
 /**
- * Access tokens that already passed verification, keyed by the exact token string, so a token
- * presented again skips the HMAC, the base64 and the JSON parsing. Bounded: past `maxEntries` the
- * least recently used entry goes. Only successful verifications may be stored (the caller's duty),
- * an entry is never served at or past its token's `exp`, and `clear()` empties it whenever the
+ * Access tokens that already passed verification, so a token presented again skips the HMAC, the
+ * base64 and the JSON parsing. Bounded: past `maxEntries` the least recently used entries go, by the
+ * second-chance approximation of LRU (a hit sets a flag rather than reordering anything). Only
+ * successful verifications may be stored (the caller's duty), an entry answers only for its exact
+ * token string and never at or past the token's `exp`, and `clear()` empties it whenever the
  * access-token keys change.
  */
 export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
-  // A Map iterates in insertion order: re-inserting on each hit keeps the least recently used first.
+  // A Map iterates in insertion order: the first entry is the oldest.
   readonly #entries = new Map<string, CacheEntry<Claims>>()
   readonly #maxEntries: number
 
@@ -30,11 +43,14 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
 
   /** The claims of a cached, unexpired token, or undefined. */
   get (token: string, nowMs: number): Claims | undefined {
-    const entry = this.#entries.get(token)
-    if (entry === undefined) return undefined
-    this.#entries.delete(token)
-    if (nowMs >= entry.expiresAtMs) return undefined
-    this.#entries.set(token, entry)
+    const key = keyOf(token)
+    const entry = this.#entries.get(key)
+    if (entry === undefined || entry.token !== token) return undefined
+    if (nowMs >= entry.expiresAtMs) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    entry.used = true
     return entry.claims
   }
 
@@ -45,17 +61,32 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   set (token: string, claims: Claims, nowMs: number): void {
     const expiresAtMs = claims.exp * 1000
     if (nowMs >= expiresAtMs) return
-    this.#entries.delete(token)
-    if (this.#entries.size >= this.#maxEntries) {
-      // full, so there is a first key
-      this.#entries.delete(this.#entries.keys().next().value as string)
-    }
-    this.#entries.set(token, { claims, expiresAtMs })
+    const key = keyOf(token)
+    if (!this.#entries.delete(key) && this.#entries.size >= this.#maxEntries) this.#evictOne()
+    this.#entries.set(key, { token, claims, expiresAtMs, used: false })
   }
 
   /** Forgets every token: call it whenever a key that verified them may no longer be trusted. */
   clear (): void {
     this.#entries.clear()
+  }
+
+  // Oldest first; an entry used since it was last passed over moves to the back instead of going.
+  // Each pass clears the flag it meets, so this ends within one trip round the Map.
+  #evictOne (): void {
+    let oldest = this.#oldest()
+    while (oldest[1].used) {
+      oldest[1].used = false
+      this.#entries.delete(oldest[0])
+      this.#entries.set(oldest[0], oldest[1])
+      oldest = this.#oldest()
+    }
+    this.#entries.delete(oldest[0])
+  }
+
+  // only called on a full Map, so there is a first entry
+  #oldest (): [string, CacheEntry<Claims>] {
+    return this.#entries.entries().next().value as [string, CacheEntry<Claims>]
   }
 }
 
@@ -66,7 +97,8 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
 export function deepFreeze<T> (value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value)
-    for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key])
+    // for…in rather than Object.keys: no array per object on the path of every uncached token
+    for (const key in value) deepFreeze(value[key])
   }
   return value
 }

@@ -41,7 +41,7 @@ t.test('TokenCache', async t => {
     t.equal(cache.get('late', NOW), undefined)
   })
 
-  t.test('holds at most maxEntries, dropping the least recently used', async t => {
+  t.test('holds at most maxEntries, dropping the least recently used first', async t => {
     const cache = new TokenCache(3)
     cache.set('a', claimsFor('a'), NOW)
     cache.set('b', claimsFor('b'), NOW)
@@ -58,6 +58,35 @@ t.test('TokenCache', async t => {
     t.ok(cache.get('t99', NOW))
     t.ok(cache.get('t97', NOW))
     t.equal(cache.get('t96', NOW), undefined)
+  })
+
+  t.test('when every entry was used since the last eviction, the oldest still goes', async t => {
+    const cache = new TokenCache(2)
+    cache.set('a', claimsFor('a'), NOW)
+    cache.set('b', claimsFor('b'), NOW)
+    t.ok(cache.get('a', NOW))
+    t.ok(cache.get('b', NOW))
+    cache.set('c', claimsFor('c'), NOW)
+    t.equal(cache.size, 2)
+    t.equal(cache.get('a', NOW), undefined)
+    t.ok(cache.get('b', NOW))
+    t.ok(cache.get('c', NOW))
+  })
+
+  t.test('an entry answers only for its exact token, even when the ends of two tokens match', async t => {
+    const cache = new TokenCache(10)
+    const ending = '.' + 's'.repeat(43)
+    const genuine = 'header.payload-of-alice' + ending
+    const altered = 'header.payload-of-mallory' + ending
+    const alice = claimsFor('alice')
+    cache.set(genuine, alice, NOW)
+    t.equal(cache.get(altered, NOW), undefined, 'a different token with the same signature is a miss')
+    t.equal(cache.get(genuine, NOW), alice, 'and leaves the genuine entry alone')
+    const other = claimsFor('other')
+    cache.set(altered, other, NOW)
+    t.equal(cache.size, 1, 'a second verified token with that ending takes the place of the first')
+    t.equal(cache.get(altered, NOW), other)
+    t.equal(cache.get(genuine, NOW), undefined)
   })
 
   t.test('setting a token again replaces it without evicting another', async t => {
