@@ -135,6 +135,8 @@ async function pluginSessions () {
   const after = settle()
   const added = store.size - sizeBefore
   await app.close()
+  // the plugin stops only a store it made: this one's sweep timer would keep all its sessions alive
+  store.close()
   return { before, after, added }
 }
 
@@ -174,6 +176,7 @@ async function cycles () {
   }
   const seconds = (Date.now() - started) / 1000
   await app.close()
+  store.close()
   return { warmUp, baseline, samples, seconds, sessionsLeft: store.size }
 }
 
