@@ -9,10 +9,11 @@ import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { variants } from './variants.mjs'
+import { diagnostics, variants } from './variants.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const ALL = Object.keys(variants)
+const KNOWN = [...ALL, ...Object.keys(diagnostics)]
 
 const HELP = `Usage: npm run bench -- [options]
   --duration <s>      seconds of load per variant per round (default 10; quick 3)
@@ -20,7 +21,8 @@ const HELP = `Usage: npm run bench -- [options]
   --warmup <s>        seconds of unrecorded load per variant before the first round (default 3; quick 1)
   --connections <n>   concurrent connections (default 50)
   --quick             about a minute in all
-  --variants <a,b>    which variants (default all: ${ALL.join(', ')}); bare is always added
+  --variants <a,b>    which variants (default all: ${ALL.join(', ')}); bare is always added.
+                      Diagnostics, only when named: ${Object.keys(diagnostics).join(', ')}
   --out <file>        JSON results (default bench/results/latest.json)
   --profile <variant> run that server under node --cpu-prof (profiles in bench/profiles/)`
 
@@ -56,7 +58,7 @@ const settings = {
 }
 settings.runs = settings.rounds + 1
 const chosen = args.variants === undefined ? ALL : ['bare', ...args.variants.split(',').filter(v => v !== 'bare')]
-for (const name of chosen) if (!ALL.includes(name)) throw new Error(`unknown variant ${name}; known: ${ALL.join(', ')}`)
+for (const name of chosen) if (!KNOWN.includes(name)) throw new Error(`unknown variant ${name}; known: ${KNOWN.join(', ')}`)
 const outFile = resolve(args.out ?? join(here, 'results', 'latest.json'))
 
 /** Starts one variant's server; resolves to `{ name, child, port, load }` or `{ name, skip }`. */

@@ -1,9 +1,9 @@
 // One server variant in its own process: `node bench/server.mjs <variant> <settings JSON>`.
 // Reports `{ port, load }` (or `{ skip }`) to the harness over IPC, and closes on `{ type: 'close' }`.
-import { variants } from './variants.mjs'
+import { diagnostics, variants } from './variants.mjs'
 
 const [name, settingsJson = '{}'] = process.argv.slice(2)
-const build = variants[name]
+const build = variants[name] ?? diagnostics[name]
 if (build === undefined) throw new Error(`unknown variant ${name}`)
 
 const built = await build(JSON.parse(settingsJson))

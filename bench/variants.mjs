@@ -4,6 +4,7 @@
 // To add a variant, add an entry here: `build()` resolves to `{ app, load }`, or to `null` with
 // `skip` set when it cannot run here (a missing store, say). The harness picks it up by name.
 import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
 import fastifyJwt from '@fastify/jwt'
 import fastifyRefreshAuth, * as library from '../dist/esm/index.js'
 
@@ -141,5 +142,32 @@ export const variants = {
       app,
       load: { kind: 'static', method: 'POST', path: '/auth/login', headers: { 'content-type': 'application/json' }, body: LOGIN_BODY }
     }
+  }
+}
+
+// Not in the default run (name them with --variants): they split a gap between variants into its parts.
+export const diagnostics = {
+  // bare plus @fastify/cookie as the plugin registers it when the host has not: its hooks run on every route
+  'bare-with-cookie': async () => {
+    const app = Fastify()
+    await app.register(fastifyCookie)
+    app.get('/', handler)
+    await app.ready()
+    return { app, load: { kind: 'static', method: 'GET', path: '/' } }
+  },
+
+  // bare plus an empty preHandler hook: what Fastify charges for running any hook at all
+  'bare-with-hook': async () => {
+    const app = Fastify()
+    app.get('/', { preHandler: (_request, _reply, done) => done() }, handler)
+    await app.ready()
+    return { app, load: { kind: 'static', method: 'GET', path: '/' } }
+  },
+
+  // our app.authenticate with the cache off: every request pays the full verification
+  'ours-no-cache': async () => {
+    const app = await ourApp({ accessToken: { cacheSize: 0 } })
+    const { accessToken } = await login(app)
+    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
   }
 }
