@@ -4,7 +4,10 @@ import type { RefreshAuthUser } from './index.js'
 import { deepFreeze, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
-/** What `request.user` holds after authentication: the verified access-token claims, deeply frozen. */
+/**
+ * What `request.user` holds after authentication: the verified access-token claims, in an object of
+ * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
+ */
 export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
 
 /** `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`. */
@@ -33,8 +36,11 @@ export function createAuthenticator (
     const token = bearerToken(request.headers.authorization)
     if (token === null) return null
     const claims = cache === null ? verifyToken(token) : verifyCachedToken(token, cache)
-    if (claims !== null) request.user = claims
-    return claims
+    if (claims === null) return null
+    // Each request gets its own object to write on; the frozen claims may be shared through the cache.
+    const user = { ...claims }
+    request.user = user
+    return user
   }
 
   // Frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
