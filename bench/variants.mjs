@@ -164,6 +164,16 @@ export const diagnostics = {
     return { app, load: { kind: 'static', method: 'GET', path: '/' } }
   },
 
+  // bare, loaded like ours-distinct-tokens (a token per request, set by autocannon's setupRequest):
+  // what building each request costs the load generator, which shares the machine with the server
+  'bare-token-pool': async () => {
+    const app = Fastify()
+    app.get('/', handler)
+    await app.ready()
+    const tokens = Array.from({ length: 20_000 }, (_, i) => `not-a-token-${i}`.padEnd(330, 'x'))
+    return { app, load: { kind: 'token-pool', method: 'GET', path: '/', tokens } }
+  },
+
   // our app.authenticate with the cache off: every request pays the full verification
   'ours-no-cache': async () => {
     const app = await ourApp({ accessToken: { cacheSize: 0 } })
