@@ -215,9 +215,9 @@ const report = {
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n')
 
-const rows = [['variant', 'req/s (median)', 'p99 ms', '× bare', '× @fastify/jwt', 'non-2xx']]
+const rows = [['variant', 'req/s (median)', 'p99 ms', '× bare', '× bare, paired', '× @fastify/jwt', 'non-2xx']]
 for (const [name, r] of Object.entries(results)) {
-  rows.push([name, Math.round(r.medianRps).toString(), String(r.medianP99Ms), r.ratioToBare.toFixed(2),
+  rows.push([name, Math.round(r.medianRps).toString(), String(r.medianP99Ms), r.ratioToBare.toFixed(2), r.pairedRatioToBare.toFixed(2),
     r.ratioToFastifyJwt === null ? '-' : r.ratioToFastifyJwt.toFixed(2), String(r.non2xx + r.errors)])
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map(row => row[i].length)))
