@@ -1,6 +1,6 @@
 // The throughput benchmark: `npm run bench -- [options]` (see --help).
 // Each variant (bench/variants.mjs) runs in its own server process; autocannon loads it from this
-// process. Variants are measured interleaved, A B C … A B C …, for several rounds, so a slow
+// process. Variants are measured interleaved, A B C … B C A …, for several rounds, so a slow
 // moment of the machine hits all of them alike; each variant's ratio is to bare Fastify in the same run.
 import autocannon from 'autocannon'
 import { fork } from 'node:child_process'
@@ -8,11 +8,13 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { setTimeout } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { diagnostics, variants } from './variants.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const ALL = Object.keys(variants)
+const SETTLE_MS = 500
 const KNOWN = [...ALL, ...Object.keys(diagnostics)]
 
 const HELP = `Usage: npm run bench -- [options]
@@ -138,15 +140,31 @@ function requestsFor (server) {
   throw new Error(`unknown load kind ${load.kind}`)
 }
 
+/** Microseconds of CPU (user + system) the server process has used so far. */
+function serverCpu (server) {
+  return new Promise(resolve => {
+    server.child.on('message', function onCpu (message) {
+      if (message.type !== 'cpu') return
+      server.child.off('message', onCpu)
+      resolve(message.usage.user + message.usage.system)
+    })
+    server.child.send({ type: 'cpu' })
+  })
+}
+
 async function measure (server, seconds) {
+  const cpuBefore = await serverCpu(server)
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}`,
     connections: settings.connections,
     duration: seconds,
     requests: requestsFor(server)
   })
+  const cpu = await serverCpu(server) - cpuBefore
   return {
     rps: result.requests.average,
+    // CPU the server spent per response: unlike req/s, barely moved by other processes on the machine
+    cpuUsPerRequest: cpu / Math.max(1, result.requests.total),
     p99: result.latency.p99,
     total: result.requests.total,
     non2xx: result.non2xx,
@@ -175,7 +193,11 @@ for (const name of chosen) {
 try {
   for (const server of servers) await measure(server, settings.warmup)
   for (let round = 1; round <= settings.rounds; round++) {
-    for (const server of servers) {
+    // each round starts one variant further on, so no variant always follows the same one
+    const shift = (round - 1) % servers.length
+    for (const server of [...servers.slice(shift), ...servers.slice(0, shift)]) {
+      // a moment for the previous server to finish with its closed connections
+      await setTimeout(SETTLE_MS)
       const sample = await measure(server, settings.duration)
       server.rounds.push(sample)
       console.log(`  round ${round} ${server.name.padEnd(22)} ${Math.round(sample.rps).toString().padStart(7)} req/s  p99 ${sample.p99} ms` +
@@ -198,6 +220,10 @@ for (const server of servers) {
     // the same ratio taken round by round (each against the bare run of its own round), then the median
     pairedRatioToBare: median(server.rounds.map((r, i) => r.rps / bare.rounds[i].rps)),
     ratioToFastifyJwt: jwtPeer === undefined ? null : rps / median(jwtPeer.rounds.map(r => r.rps)),
+    medianCpuUsPerRequest: median(server.rounds.map(r => r.cpuUsPerRequest)),
+    // what the req/s ratio would be with the server alone on a core: bare's CPU per request over this one's
+    cpuRatioToBare: median(bare.rounds.map(r => r.cpuUsPerRequest)) / median(server.rounds.map(r => r.cpuUsPerRequest)),
+    cpuRatioToFastifyJwt: jwtPeer === undefined ? null : median(jwtPeer.rounds.map(r => r.cpuUsPerRequest)) / median(server.rounds.map(r => r.cpuUsPerRequest)),
     non2xx: server.rounds.reduce((sum, r) => sum + r.non2xx, 0),
     errors: server.rounds.reduce((sum, r) => sum + r.errors, 0),
     rounds: server.rounds
@@ -215,10 +241,12 @@ const report = {
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n')
 
-const rows = [['variant', 'req/s (median)', 'p99 ms', '× bare', '× bare, paired', '× @fastify/jwt', 'non-2xx']]
+const rows = [['variant', 'req/s (median)', 'p99 ms', '× bare', '× bare, paired', '× @fastify/jwt', 'CPU µs/req', 'CPU: × bare', 'CPU: × @fastify/jwt', 'non-2xx']]
+const ratio = value => value === null ? '-' : value.toFixed(2)
 for (const [name, r] of Object.entries(results)) {
-  rows.push([name, Math.round(r.medianRps).toString(), String(r.medianP99Ms), r.ratioToBare.toFixed(2), r.pairedRatioToBare.toFixed(2),
-    r.ratioToFastifyJwt === null ? '-' : r.ratioToFastifyJwt.toFixed(2), String(r.non2xx + r.errors)])
+  rows.push([name, Math.round(r.medianRps).toString(), String(r.medianP99Ms), ratio(r.ratioToBare), ratio(r.pairedRatioToBare),
+    ratio(r.ratioToFastifyJwt), r.medianCpuUsPerRequest.toFixed(1), ratio(r.cpuRatioToBare), ratio(r.cpuRatioToFastifyJwt),
+    String(r.non2xx + r.errors)])
 }
 const widths = rows[0].map((_, i) => Math.max(...rows.map(row => row[i].length)))
 console.log('')
