@@ -156,6 +156,16 @@ export const diagnostics = {
     return { app, load: { kind: 'static', method: 'GET', path: '/' } }
   },
 
+  // bare, sent the same Authorization header as ours-hot-token (and ignoring it): the bytes on the wire
+  // and the header parsing, apart from anything authentication does
+  'bare-with-token-header': async () => {
+    const { accessToken } = await login(await ourApp())
+    const app = Fastify()
+    app.get('/', handler)
+    await app.ready()
+    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+  },
+
   // bare plus an empty preHandler hook: what Fastify charges for running any hook at all
   'bare-with-hook': async () => {
     const app = Fastify()
