@@ -50,3 +50,10 @@ export const InvalidOptionError = createError<[string]>(
   'fastify-refresh-auth: %s',
   500
 )
+
+/** A resource server has never loaded its JWKS, so it cannot check any token yet: 503, the client may retry. */
+export const KeysUnavailableError = createError(
+  'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
+  'Token verification keys unavailable, try again later',
+  503
+)
