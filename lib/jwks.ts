@@ -11,13 +11,13 @@ export interface JwksRouteFactory {
 }
 
 /**
- * The JWKS route factory. Only an app that signs has one to serve: on a resource server (keys null)
- * the factory refuses.
+ * The JWKS route factory. Only an auth server with asymmetric keys has keys to publish: elsewhere
+ * (HS256, resource server) `keys` is null and the factory refuses.
  */
 export function createJwksRouteFactory (keys: KeySet | null, route: { url: string, maxAge: number }): JwksRouteFactory {
   return {
     jwksRoute (overrides = {}) {
-      if (keys === null) throw new InvalidOptionError('this app only verifies tokens: it has no keys of its own to publish as a JWKS')
+      if (keys === null) throw new InvalidOptionError('this app has no public keys of its own to publish as a JWKS (HS256 keys are secret; a resource server only verifies)')
       // Serialised once: the key set of an auth server never changes while it runs.
       const body = JSON.stringify(keys.toJwks())
       const cacheControl = `public, max-age=${route.maxAge}`

@@ -80,10 +80,6 @@ export class KeySet {
     return this.#byKid.has(kid)
   }
 
-  get size (): number {
-    return this.#byKid.size
-  }
-
   /** Swaps in a new set of verification keys (a refetched JWKS). */
   replace (keys: TokenKey[]): void {
     this.#byKid = byKid(keys)

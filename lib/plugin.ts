@@ -68,7 +68,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       accessTokens,
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: KeySet.fromSecretKey(secretKeys.refresh), type: REFRESH_TOKEN_TYPE })
     })
-  const jwksRoutes = createJwksRouteFactory(accessKeys.signingKey === null ? null : accessKeys, options.jwksRoute)
+  // only an auth server with asymmetric keys publishes them (HS256 keys are secret)
+  const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
+  const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
   const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
   fastify.decorate('refreshAuth', factories)
 
