@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import jwt from 'jsonwebtoken'
-import t from 'tap'
-import { getPrivate, login } from './helpers/app.js'
+import t, { type Test } from 'tap'
+import { login } from './helpers/app.js'
 import { authServer, ec, header, protectedApp, rsa, type KeyPair } from './helpers/keys.js'
 import type { FastifyInstance } from 'fastify'
 
@@ -51,7 +51,6 @@ async function countingServer (t: Test, body: unknown = { keys: [] }, port = 0):
   t.teardown(() => state.server.listening ? state.close() : undefined)
   return state
 }
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
 /** A resource server on a JWKS URL, with the three ways to authenticate a request. */
 async function resourceServer (t: Test, accessToken: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -108,9 +107,11 @@ t.test('resource server with static public keys accepts the auth server tokens a
     t.equal(response.statusCode, 200, url)
     t.equal(response.json().user.sub, '42', url)
   }
-  const unknown = await get(resource, sign(stranger, 'k1'))
-  t.equal(unknown.statusCode, 401, 'a key the resource server does not know, under a known kid')
-  t.equal(unknown.json().code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
+  for (const url of ['/private', '/me', '/awaited']) {
+    const unknown = await get(resource, sign(stranger, 'k1'), url)
+    t.equal(unknown.statusCode, 401, `${url}: a key the resource server does not know, under a known kid`)
+    t.equal(unknown.json().code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
+  }
   t.equal((await get(resource, sign(stranger, 'k9'))).statusCode, 401, 'unknown kid')
   t.equal((await get(resource, undefined)).statusCode, 401)
 
