@@ -1,16 +1,9 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { parseDuration } from './duration.js'
+import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
-
-/**
- * What `verifyCredentials` resolves to for a known user. Only `id` is read (as the tokens' `sub`)
- * unless `subject` says otherwise; augment this interface to type your own user object.
- */
-export interface LoginUser {
-  id?: string | number | bigint
-}
 
 /** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
 export type Duration = number | string
@@ -148,12 +141,12 @@ function optionalFunction<T> (value: T | undefined, name: string): T | undefined
 }
 
 function defaultSubject (user: LoginUser): string {
-  return user.id === undefined || user.id === null ? '' : String(user.id)
+  const id = (user as { id?: unknown }).id
+  return id === undefined || id === null ? '' : String(id)
 }
 
 /** Applies defaults and refuses unusable options with a message that names the option. */
 export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') fail('options must be an object')
   const routes = options.routes ?? true
   const access = resolveAccessKeys(options.accessToken, routes !== false)
   const { secret } = options
@@ -165,7 +158,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
   const jwks = resolveJwksRoute(options.jwks, access.accessKeys)
 
-  if (typeof routes !== 'boolean' && (routes === null || typeof routes !== 'object')) fail('routes must be a boolean or an object')
+  if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
   if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
 
@@ -187,7 +180,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (reuseInterval >= refreshExpiresIn) fail('refreshToken.reuseInterval must be shorter than refreshToken.expiresIn')
 
   const cookie = options.cookie ?? {}
-  if (typeof cookie !== 'object' || cookie === null) fail('cookie must be an object')
+  if (typeof cookie !== 'object') fail('cookie must be an object')
   const cookieName = text(cookie.name, '__Secure-refresh_token', 'cookie.name')
   if (!COOKIE_NAME.test(cookieName)) fail('cookie.name must be a valid cookie name')
   const cookiePath = text(cookie.path, prefix, 'cookie.path')
