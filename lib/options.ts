@@ -8,12 +8,19 @@ import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey }
 /** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
 export type Duration = number | string
 
-export interface FastifyRefreshAuthOptions {
-  /**
-   * At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF).
-   * Left out only on a resource server (`routes: false` and public `accessToken.keys` or `jwksUrl`).
-   */
-  secret?: string | Buffer
+/**
+ * The plugin's options: `secret` is required, except on a resource server that only verifies
+ * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ */
+export type FastifyRefreshAuthOptions =
+  | (RefreshAuthCommonOptions & {
+    /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
+    secret: string | Buffer
+  })
+  | (RefreshAuthCommonOptions & { secret?: undefined, routes: false })
+
+/** Every option but `secret`. */
+export interface RefreshAuthCommonOptions {
   /**
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
