@@ -24,7 +24,7 @@ export interface KeySource {
 
 /**
  * The hot path: runs on every protected request, so it is synchronous inside and allocates
- * nothing on success beyond what jsonwebtoken does. Only a refused token on a JWKS resource
+ * nothing on success beyond reading the `kid` header and what jsonwebtoken does. Only a refused token on a JWKS resource
  * server (unknown `kid`) may wait for a refetch of the keys.
  */
 export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>, realm: string, keySource?: KeySource): Authenticator {
