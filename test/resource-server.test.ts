@@ -21,7 +21,7 @@ function jwk (pair: KeyPair, kid: string, alg = 'ES256', extra: Record<string, u
   return { ...pair.publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig', ...extra }
 }
 
-interface TestServer { url: string, port: number, hits: number, body: string, status: number, close: () => Promise<void>, listen: () => Promise<void>, server: Server }
+interface TestServer { url: string, port: number, hits: number, body: string, status: number, location?: string, close: () => Promise<void>, listen: () => Promise<void>, server: Server }
 
 /** A local HTTP server that counts its hits and answers what the test says (a JWKS, or anything else). */
 async function countingServer (t: Test, body: unknown = { keys: [] }, port = 0): Promise<TestServer> {
@@ -34,7 +34,7 @@ async function countingServer (t: Test, body: unknown = { keys: [] }, port = 0):
     server: createServer((_request, response) => {
       state.hits++
       if (state.status === 0) return // never answers
-      response.writeHead(state.status, { 'content-type': 'application/json' })
+      response.writeHead(state.status, { 'content-type': 'application/json', ...(state.location === undefined ? {} : { location: state.location }) })
       response.end(state.body)
     }),
     close: () => new Promise(resolve => {
@@ -230,6 +230,17 @@ t.test('bad JWKS answers keep the last good key set', async t => {
     t.equal((await get(resource, sign(signer, 'k2'))).statusCode, 401, `${status} ${body.slice(0, 60)}`)
     t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200, 'k1 still verifies')
   }
+})
+
+t.test('a redirecting JWKS URL is not followed', async t => {
+  const elsewhere = await countingServer(t, { keys: [jwk(stranger, 'k1')] })
+  const jwks = await countingServer(t, { keys: [] })
+  jwks.status = 302
+  jwks.location = elsewhere.url
+  const resource = await resourceServer(t, { jwksUrl: jwks.url })
+  t.equal(jwks.hits, 1)
+  t.equal(elsewhere.hits, 0, 'the redirect target was never asked')
+  t.equal((await get(resource, sign(stranger, 'k1'))).statusCode, 503, 'and its keys were not loaded')
 })
 
 t.test('unusable JWKs are skipped, and accessToken.algorithm pins the algorithm', async t => {
