@@ -1,4 +1,6 @@
 import Fastify, { type FastifyRequest } from 'fastify'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { type AuthenticatedUser } from '../lib/index.js'
@@ -6,6 +8,7 @@ import { createAuthenticator } from '../lib/authenticate.js'
 import { deepFreeze, TokenCache } from '../lib/token-cache.js'
 import type { RegisteredClaims, TokenCodec } from '../lib/tokens.js'
 import { buildApp, derivedKey, getPrivate, login, SECRET, verifyCredentials } from './helpers/app.js'
+import { ec, protectedApp, type KeyPair } from './helpers/keys.js'
 
 const NOW = 1_800_000_000_000
 
@@ -257,4 +260,34 @@ t.test('through the plugin', async t => {
       await app.close()
     }
   })
+})
+
+t.test('a JWKS refetch that retires a key empties the cache: its cached tokens are refused', async t => {
+  const [oldKey, newKey] = [ec(), ec()]
+  const jwk = (pair: KeyPair, kid: string) => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' })
+  let published = JSON.stringify({ keys: [jwk(oldKey, 'k1')] })
+  const jwksServer = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(published)
+  })
+  await new Promise<void>(resolve => jwksServer.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { jwksServer.closeAllConnections(); jwksServer.close(() => resolve()) }))
+  const jwksUrl = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`
+  const app = await protectedApp(t, { routes: false, accessToken: { jwksUrl, jwksCooldown: 0 } })
+  await app.ready()
+
+  const now = Math.floor(Date.now() / 1000)
+  const sign = (pair: KeyPair, kid: string) => jwt.sign(
+    { iss: 'fastify-refresh-auth', aud: 'fastify-refresh-auth', sub: '7', sid: 's', jti: kid, iat: now, exp: now + 600 },
+    pair.privateKey, { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid } })
+  const oldToken = sign(oldKey, 'k1')
+  t.equal((await getPrivate(app, oldToken)).statusCode, 200, 'verified and cached')
+  t.equal((await getPrivate(app, oldToken)).statusCode, 200, 'served from the cache')
+
+  // the auth server retires k1; a token with an unknown kid makes the resource server refetch
+  published = JSON.stringify({ keys: [jwk(newKey, 'k2')] })
+  t.equal((await getPrivate(app, sign(newKey, 'k2'))).statusCode, 200)
+  const refused = await getPrivate(app, oldToken)
+  t.equal(refused.statusCode, 401, 'the cached token of the retired key is refused')
+  t.equal(refused.json().code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
 })
