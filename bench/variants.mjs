@@ -184,6 +184,13 @@ export const diagnostics = {
     return { app, load: { kind: 'token-pool', method: 'GET', path: '/', tokens } }
   },
 
+  // ours-distinct-tokens with the cache off: what the misses cost the cache itself
+  'ours-distinct-no-cache': async () => {
+    const app = await ourApp({ accessToken: { cacheSize: 0 } })
+    const sessions = await loginMany(app, 2 * 10_000)
+    return { app, load: { kind: 'token-pool', method: 'GET', path: '/', tokens: sessions.map(s => s.accessToken) } }
+  },
+
   // our app.authenticate with the cache off: every request pays the full verification
   'ours-no-cache': async () => {
     const app = await ourApp({ accessToken: { cacheSize: 0 } })

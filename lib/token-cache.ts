@@ -30,10 +30,15 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   // A Map iterates in insertion order: the first entry is the oldest.
   readonly #entries = new Map<string, CacheEntry<Claims>>()
   readonly #maxEntries: number
+  // Eviction walks the Map from its front with one long-lived iterator: a fresh iterator per eviction
+  // would step again over every slot deleted since V8 last compacted the table. Everything the
+  // iterator has passed was deleted (evicted or moved to the back), so its next entry is the oldest.
+  #front: MapIterator<[string, CacheEntry<Claims>]>
 
   constructor (maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('TokenCache: maxEntries must be a positive integer')
     this.#maxEntries = maxEntries
+    this.#front = this.#entries.entries()
   }
 
   /** Number of entries held, expired ones not yet looked up included. */
@@ -69,6 +74,7 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   /** Forgets every token: call it whenever a key that verified them may no longer be trusted. */
   clear (): void {
     this.#entries.clear()
+    this.#front = this.#entries.entries()
   }
 
   // Oldest first; an entry used since it was last passed over moves to the back instead of going.
@@ -84,9 +90,10 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
     this.#entries.delete(oldest[0])
   }
 
-  // only called on a full Map, so there is a first entry
+  // Only called on a full Map. Every live entry lies ahead of the iterator (it never reaches the end:
+  // each eviction is followed by an insertion), and a Map iterator also sees entries added after it.
   #oldest (): [string, CacheEntry<Claims>] {
-    return this.#entries.entries().next().value as [string, CacheEntry<Claims>]
+    return this.#front.next().value as [string, CacheEntry<Claims>]
   }
 }
 

@@ -92,6 +92,33 @@ t.test('TokenCache', async t => {
     t.equal(cache.get(genuine, NOW), undefined)
   })
 
+  t.test('under churn (hits, misses, re-sets, expiries, clears) it stays bounded and never answers wrongly', async t => {
+    const cache = new TokenCache(50)
+    const live = new Map<string, AuthenticatedUser>()
+    let seed = 7
+    const random = (n: number) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    let wrong = 0
+    for (let i = 0; i < 20_000; i++) {
+      const token = `token-${random(120)}`.padEnd(40, '.')
+      const action = random(100)
+      if (action < 45) {
+        const claims = claimsFor(token, NOW / 1000 + 1 + random(600))
+        cache.set(token, claims, NOW)
+        live.set(token, claims)
+      } else if (action < 99) {
+        const now = NOW + random(700) * 1000
+        const found = cache.get(token, now)
+        const expected = live.get(token)
+        if (found !== undefined && (found !== expected || now >= found.exp * 1000)) wrong++
+      } else {
+        cache.clear()
+      }
+      if (cache.size > 50) wrong++
+    }
+    t.equal(wrong, 0)
+    t.ok(cache.size > 0)
+  })
+
   t.test('setting a token again replaces it without evicting another', async t => {
     const cache = new TokenCache(2)
     cache.set('a', claimsFor('a'), NOW)
