@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 import { refreshAuth } from './plugin.js'
 import type { RouteFactories } from './routes.js'
+import type { ClaimGuards } from './scopes.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -20,13 +21,25 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export type { SessionStore, SessionRecord, RotateRequest, RotateResult } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, LoginUser, Duration } from './options.js'
+export type { FastifyRefreshAuthOptions, LoginUser, Duration, RefreshTokenTransport } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook, RefreshAuthUser } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
+export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
 export {
+  openApiSecuritySchemes,
+  openApiBearerSecurity,
+  BEARER_SCHEME,
+  REFRESH_COOKIE_SCHEME,
+  type OpenApiSecuritySchemesOptions
+} from './openapi.js'
+export {
+  ErrorCodes,
+  type RefreshAuthErrorCode,
+  type ErrorMessages,
   MissingTokenError,
   InvalidTokenError,
+  InsufficientScopeError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
   CrossSiteRequestError,
@@ -38,8 +51,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
-    /** The route factories. */
-    refreshAuth: RouteFactories
+    /** The route factories and the scope and role guards. */
+    refreshAuth: RouteFactories & ClaimGuards
   }
   interface FastifyRequest {
     /** The verified access-token claims once authenticated, else null. */

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { SessionStore } from './stores/store.js'
 
@@ -63,7 +63,22 @@ export interface FastifyRefreshAuthOptions {
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
+  /**
+   * How the refresh token travels. `'cookie'` (default): only in the HTTP-only cookie, for browsers.
+   * `'body'`: only as `refresh_token` in JSON bodies, for mobile and CLI clients; no cookie is set.
+   * `'both'`: the cookie for browsers, the body for clients that send `refresh_token` in the body
+   * or log in with the `Refresh-Token-Transport: body` header. A token always comes back the way it came.
+   */
+  refreshTokenTransport?: RefreshTokenTransport
+  /**
+   * Messages to answer with instead of the plugin's own, by error code; the codes stay as they are.
+   * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
+   */
+  messages?: ErrorMessages
 }
+
+/** Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`. */
+export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
@@ -87,6 +102,8 @@ export interface ResolvedOptions {
   subject: (user: LoginUser) => string
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
+  refreshTokenTransport: RefreshTokenTransport
+  messages: ErrorMessages | null
 }
 
 const MIN_SECRET_BYTES = 32
@@ -176,6 +193,11 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     fail('trustedOrigins must be an array of origins')
   }
 
+  const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
+  if (refreshTokenTransport !== 'cookie' && refreshTokenTransport !== 'body' && refreshTokenTransport !== 'both') {
+    fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
+  }
+
   return {
     secret,
     verifyCredentials,
@@ -196,6 +218,18 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     clockTolerance,
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
-    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
+    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
+    refreshTokenTransport,
+    messages: resolveMessages(options.messages)
   }
+}
+
+function resolveMessages (messages: unknown): ErrorMessages | null {
+  if (messages === undefined) return null
+  if (messages === null || typeof messages !== 'object') fail('messages must be an object of error codes to messages')
+  for (const [code, message] of Object.entries(messages)) {
+    if (!isCustomizableCode(code)) fail(`messages: ${code} is not an error code of this plugin that a client sees`)
+    if (typeof message !== 'string' || message.length === 0) fail(`messages.${code} must be a non-empty string`)
+  }
+  return { ...messages }
 }

@@ -1,9 +1,12 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator } from './authenticate.js'
+import { messageReplacer } from './errors.js'
 import { deriveKeys } from './keys.js'
+import { bearerSecurityMarker } from './openapi.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
 import { createRouteFactories } from './routes.js'
+import { createClaimGuards } from './scopes.js'
 import { SessionPolicy, type RefreshTokenClaims } from './session.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
@@ -36,7 +39,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
 
   const sessions = new SessionPolicy({ options, store, accessTokens, refreshTokens })
   const factories = createRouteFactories(options, sessions)
-  fastify.decorate('refreshAuth', factories)
+  fastify.decorate('refreshAuth', { ...factories, ...createClaimGuards(options.realm) })
+
+  // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
+  fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
+  if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
   if (options.registerRoutes) {
     fastify.route(factories.loginRoute())
