@@ -31,7 +31,8 @@ export {
   openApiBearerSecurity,
   BEARER_SCHEME,
   REFRESH_COOKIE_SCHEME,
-  type OpenApiSecuritySchemesOptions
+  type OpenApiSecuritySchemesOptions,
+  type OpenApiSecuritySchemes
 } from './openapi.js'
 export {
   ErrorCodes,

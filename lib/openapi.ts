@@ -29,6 +29,12 @@ export interface OpenApiSecuritySchemesOptions {
   cookieName?: string
 }
 
+/** The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options. */
+export type OpenApiSecuritySchemes = {
+  bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: string, description: string }
+  refreshCookie: { type: 'apiKey', in: 'cookie', name: string, description: string }
+}
+
 /**
  * The OpenAPI 3 `components.securitySchemes` the plugin's routes refer to: `bearerAuth` (the access
  * token) and `refreshCookie` (the refresh cookie). Give them to `@fastify/swagger`, registered before this plugin.
@@ -39,15 +45,15 @@ export interface OpenApiSecuritySchemesOptions {
  * })
  * await app.register(fastifyRefreshAuth, options)
  */
-export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions = {}): Record<string, Record<string, string>> {
+export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions = {}): OpenApiSecuritySchemes {
   return {
-    [BEARER_SCHEME]: {
+    bearerAuth: {
       type: 'http',
       scheme: 'bearer',
       bearerFormat: 'JWT',
       description: 'Access token from the login or refresh route'
     },
-    [REFRESH_COOKIE_SCHEME]: {
+    refreshCookie: {
       type: 'apiKey',
       in: 'cookie',
       name: options.cookieName ?? '__Secure-refresh_token',

@@ -5,7 +5,13 @@ import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
-type RouteSchema = NonNullable<RouteOptions['schema']> & { response?: unknown, tags?: string[], summary?: string, description?: string, security?: unknown }
+type RouteSchema = NonNullable<RouteOptions['schema']> & {
+  response?: unknown
+  tags?: readonly string[]
+  summary?: string
+  description?: string
+  security?: ReadonlyArray<Record<string, readonly string[]>>
+}
 
 /** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
 export type RouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
@@ -134,7 +140,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
   }
 
   // OpenAPI: the refresh and logout routes authenticate with the cookie, the body token, or either.
-  const refreshSecurity = transport === 'cookie'
+  const refreshSecurity: Array<Record<string, string[]>> = transport === 'cookie'
     ? [{ [REFRESH_COOKIE_SCHEME]: [] }]
     : transport === 'body' ? [] : [{ [REFRESH_COOKIE_SCHEME]: [] }, {}]
   const tokenResponses = {
