@@ -45,6 +45,7 @@ t.test('messages replace what clients read, never the code, status or challenge'
     }
   }, app => {
     app.get('/admin', { preHandler: app.refreshAuth.requireRoles('admin') }, async () => 'ok')
+    app.get('/broken', async () => { throw new Error('host bug') })
   })
   const wrong = await app.inject({ method: 'POST', url: '/auth/login', payload: { ...USER, password: 'nope' } })
   t.same(wrong.json(), { statusCode: 401, code: 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', error: 'Unauthorized', message: 'Wrong e-mail or password' })
