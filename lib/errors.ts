@@ -148,6 +148,18 @@ export const InvalidOptionError = createError<[string]>(
   500
 )
 
+// Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
+/* eslint-disable @typescript-eslint/no-redeclare */
+export type MissingTokenError = InstanceType<typeof MissingTokenError>
+export type InvalidTokenError = InstanceType<typeof InvalidTokenError>
+export type InsufficientScopeError = InstanceType<typeof InsufficientScopeError>
+export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsError>
+export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
+export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
+export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
+export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
+/* eslint-enable @typescript-eslint/no-redeclare */
+
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
   Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION)
 )

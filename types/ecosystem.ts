@@ -1,4 +1,5 @@
 // Type-level tests of the ecosystem helpers, as a consumer sees them (checked by `npm run typecheck`).
+import type {} from '@fastify/swagger' // its types add `security` to route schemas
 import Fastify, { type preHandlerAsyncHookHandler } from 'fastify'
 import fastifyRefreshAuth, {
   BEARER_SCHEME,
@@ -11,7 +12,7 @@ import fastifyRefreshAuth, {
   type FastifyRefreshAuthOptions,
   type RefreshAuthErrorCode,
   type RefreshTokenTransport
-} from '../lib/index.js'
+} from 'fastify-refresh-auth'
 
 export async function ecosystemTypes (): Promise<void> {
   const app = Fastify()
