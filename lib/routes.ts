@@ -70,8 +70,15 @@ const refreshTokenBodySchema = {
   }
 } as const
 
-/** The host's login body is its own: by default any JSON object, replace it through the overrides. */
-const loginBodySchema = { type: 'object', description: 'The credentials verifyCredentials reads' } as const
+/**
+ * The host's login body is its own: by default any JSON object (replace it through the overrides).
+ * Keyed by content type: a login may carry no body at all (credentials in a header, say).
+ */
+const loginBodySchema = {
+  content: {
+    'application/json': { schema: { type: 'object', description: 'The credentials verifyCredentials reads' } }
+  }
+} as const
 
 // A client on the body transport asks for it at login with this header (`'both'` only).
 const TRANSPORT_HEADER = 'refresh-token-transport'
