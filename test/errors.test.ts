@@ -64,6 +64,9 @@ t.test('messages replace what clients read, never the code, status or challenge'
   t.equal(invalid.json().message, 'The refresh token is invalid or expired', 'codes without a custom message keep ours')
   const notFound = await app.inject({ url: '/nowhere' })
   t.equal(notFound.statusCode, 404, 'other errors are not touched')
+  const broken = await app.inject({ url: '/broken' })
+  t.equal(broken.statusCode, 500)
+  t.equal(broken.json().message, 'host bug', 'errors without a code are not touched')
   t.equal(new InvalidCredentialsError().message, 'Invalid credentials', 'the classes themselves are unchanged')
 })
 
