@@ -1,8 +1,18 @@
 import type { RouteOptions } from 'fastify'
 
-/** Name of the OpenAPI security scheme of access tokens (`Authorization: Bearer`). */
+/**
+ * Name of the OpenAPI security scheme of access tokens (`Authorization: Bearer`).
+ *
+ * @example
+ * app.get('/me', { preHandler: myOwnCheck, schema: { security: [{ [BEARER_SCHEME]: [] }] } }, handler)
+ */
 export const BEARER_SCHEME = 'bearerAuth'
-/** Name of the OpenAPI security scheme of the refresh cookie. */
+/**
+ * Name of the OpenAPI security scheme of the refresh cookie.
+ *
+ * @example
+ * app.post('/auth/sessions', { schema: { security: [{ [REFRESH_COOKIE_SCHEME]: [] }] } }, listSessions)
+ */
 export const REFRESH_COOKIE_SCHEME = 'refreshCookie'
 
 /**
@@ -23,13 +33,24 @@ export const REQUIRES_BEARER: unique symbol = Symbol.for('fastify-refresh-auth.r
  */
 export const openApiBearerSecurity: Array<Record<string, string[]>> = [{ [BEARER_SCHEME]: [] }]
 
-/** Options of {@link openApiSecuritySchemes}. */
+/**
+ * Options of {@link openApiSecuritySchemes}.
+ *
+ * @example
+ * openApiSecuritySchemes({ cookieName: 'rt' }) // when the plugin has `cookie: { name: 'rt' }`
+ */
 export interface OpenApiSecuritySchemesOptions {
   /** The plugin's `cookie.name`, if you changed it. Default `'__Secure-refresh_token'`. */
   cookieName?: string
 }
 
-/** The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options. */
+/**
+ * The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options.
+ *
+ * @example
+ * const schemes: OpenApiSecuritySchemes = openApiSecuritySchemes()
+ * schemes.bearerAuth.scheme // 'bearer'
+ */
 export type OpenApiSecuritySchemes = {
   bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: string, description: string }
   refreshCookie: { type: 'apiKey', in: 'cookie', name: string, description: string }

@@ -4,9 +4,26 @@ import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
 
-/** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
+/**
+ * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
+ *
+ * @example
+ * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
+ */
 export type Duration = number | string
 
+/**
+ * The plugin's options; only `secret` (and `verifyCredentials` while the login route is registered) is required.
+ *
+ * @example
+ * const options: FastifyRefreshAuthOptions = {
+ *   secret: process.env.AUTH_SECRET!,
+ *   verifyCredentials: async (request) => users.check(request.body),
+ *   accessToken: { expiresIn: '10m' },
+ *   claims: async (user) => ({ roles: user.roles })
+ * }
+ * await app.register(fastifyRefreshAuth, options)
+ */
 export interface FastifyRefreshAuthOptions {
   /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
   secret: string | Buffer
@@ -70,7 +87,14 @@ export interface FastifyRefreshAuthOptions {
   messages?: ErrorMessages
 }
 
-/** Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`. */
+/**
+ * Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, refreshTokenTransport: 'both' })
+ * // a mobile app: POST /auth/login with `Refresh-Token-Transport: body`, then
+ * // POST /auth/refresh with `{ "refresh_token": "…" }`
+ */
 export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */

@@ -13,10 +13,31 @@ type RouteSchema = NonNullable<RouteOptions['schema']> & {
   security?: ReadonlyArray<Record<string, readonly string[]>>
 }
 
-/** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
+/**
+ * What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's.
+ * A `schema` is merged with the route's own: its `body` replaces ours, its `response` entries are
+ * added status by status, its `tags`, `summary`, `description` and `security` win.
+ *
+ * @example
+ * const overrides: RouteOverrides = {
+ *   url: '/signin',
+ *   schema: { body: { type: 'object', required: ['email', 'password'], properties: { email: { type: 'string' }, password: { type: 'string' } } } },
+ *   config: { rateLimit: { max: 5, timeWindow: '1 minute' } }
+ * }
+ * app.route(app.refreshAuth.loginRoute(overrides))
+ */
 export type RouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
 
-/** The route factories, also behind `app.refreshAuth`. */
+/**
+ * The route factories, also behind `app.refreshAuth`: register the auth routes yourself
+ * (with `routes: false`) to move them, add hooks, rate limits or your own body schema.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, routes: false })
+ * app.route(app.refreshAuth.loginRoute({ url: '/api/session' }))
+ * app.route(app.refreshAuth.refreshRoute({ url: '/api/session/refresh' }))
+ * app.route(app.refreshAuth.logoutRoute({ url: '/api/session/logout' }))
+ */
 export interface RouteFactories {
   /** `POST {prefix}/login`: `verifyCredentials`, then tokens. */
   loginRoute (overrides?: RouteOverrides): RouteOptions

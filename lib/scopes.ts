@@ -2,7 +2,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { InsufficientScopeError } from './errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
 
-/** Options of `requireScopes` and `requireRoles`. */
+/**
+ * Options of `requireScopes` and `requireRoles`.
+ *
+ * @example
+ * // Azure-style `scp` array claim, any one of the scopes is enough
+ * app.refreshAuth.requireScopes(['mail.read', 'mail.admin'], { claim: 'scp', match: 'any' })
+ */
 export interface ClaimGuardOptions {
   /**
    * The access-token claim holding the grants: a space-separated string (OAuth `scope`) or an
@@ -16,10 +22,24 @@ export interface ClaimGuardOptions {
 /**
  * A preHandler (also usable with `@fastify/auth`) that authenticates the request if nothing did yet
  * (401 as usual), then answers 403 `insufficient_scope` when the token lacks what the route needs.
+ *
+ * @example
+ * const canWriteOrders: ClaimGuard = app.refreshAuth.requireScopes('orders:write')
+ * app.put('/orders/:id', { preHandler: canWriteOrders }, updateOrder)
  */
 export type ClaimGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
-/** The guards behind `app.refreshAuth.requireScopes` and `app.refreshAuth.requireRoles`. */
+/**
+ * The guards behind `app.refreshAuth.requireScopes` and `app.refreshAuth.requireRoles`. Put the
+ * claims in access tokens with the `claims` option.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   claims: async (user) => ({ scope: user.scopes.join(' '), roles: user.roles })
+ * })
+ * app.get('/reports', { preHandler: app.refreshAuth.requireRoles('analyst') }, listReports)
+ */
 export interface ClaimGuards {
   /**
    * Requires OAuth-style scopes, read from the space-separated `scope` claim (RFC 9068 §2.2.3)
