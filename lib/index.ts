@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 import { refreshAuth } from './plugin.js'
+import type { JwksRouteFactory } from './jwks.js'
 import type { RouteFactories } from './routes.js'
 import type { ClaimGuards } from './scopes.js'
 
@@ -26,6 +27,8 @@ export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
+export type { JwksRouteFactory } from './jwks.js'
+export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -45,6 +48,7 @@ export {
   InvalidRefreshTokenError,
   CrossSiteRequestError,
   StoreUnavailableError,
+  KeysUnavailableError,
   InvalidOptionError
 } from './errors.js'
 
@@ -78,8 +82,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
-    /** The route factories and the scope and role guards. */
-    refreshAuth: RouteFactories & ClaimGuards
+    /** The route factories, the JWKS route factory, and the scope and role guards. */
+    refreshAuth: RouteFactories & JwksRouteFactory & ClaimGuards
   }
   interface FastifyRequest {
     /** The verified access-token claims once authenticated, else null. */

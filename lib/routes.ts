@@ -104,7 +104,8 @@ const loginBodySchema = {
 // A client on the body transport asks for it at login with this header (`'both'` only).
 const TRANSPORT_HEADER = 'refresh-token-transport'
 
-export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
+/** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
+export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
   const cookieOptions = {
     httpOnly: true,
     secure: options.cookieSecure,
@@ -202,8 +203,16 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     }
   }
 
+  const sessions = sessionPolicy as SessionPolicy
+  function refuseOnResourceServer (name: string): void {
+    if (sessionPolicy === null) {
+      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
+    }
+  }
+
   return {
     loginRoute (overrides = {}) {
+      refuseOnResourceServer('login')
       const verifyCredentials = options.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return route('login', overrides, async function login (request, reply) {
@@ -223,6 +232,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     refreshRoute (overrides = {}) {
+      refuseOnResourceServer('refresh')
       return route('refresh', overrides, async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -246,6 +256,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     logoutRoute (overrides = {}) {
+      refuseOnResourceServer('logout')
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
