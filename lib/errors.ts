@@ -25,6 +25,8 @@ export const ErrorCodes = {
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
   STORE_UNAVAILABLE: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE',
+  /** 503: a resource server has not loaded its JWKS yet. */
+  KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
   /** Thrown at registration: an option was refused. */
   INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION'
 } as const
@@ -148,9 +150,15 @@ export const InvalidOptionError = createError<[string]>(
   500
 )
 
-/** A resource server has never loaded its JWKS, so it cannot check any token yet: 503, the client may retry. */
+/**
+ * A resource server has never loaded its JWKS, so it cannot check any token yet: 503, the client may retry.
+ *
+ * @example
+ * // GET /orders on a resource server whose JWKS URL has not answered yet
+ * { statusCode: 503, code: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', error: 'Service Unavailable', message: '…' }
+ */
 export const KeysUnavailableError = createError(
-  'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
+  ErrorCodes.KEYS_UNAVAILABLE,
   'Token verification keys unavailable, try again later',
   503
 )

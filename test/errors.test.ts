@@ -7,6 +7,7 @@ import {
   InvalidOptionError,
   InvalidRefreshTokenError,
   InvalidTokenError,
+  KeysUnavailableError,
   MissingTokenError,
   StoreUnavailableError
 } from '../lib/index.js'
@@ -20,7 +21,8 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidCredentialsError, 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', 401],
     [InvalidRefreshTokenError, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 401],
     [CrossSiteRequestError, 'FST_REFRESH_AUTH_CROSS_SITE', 403],
-    [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503]
+    [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503],
+    [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()
