@@ -3,7 +3,13 @@ import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './er
 import type { RefreshAuthUser } from './index.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
-/** What `request.user` holds after authentication: the verified access-token claims. */
+/**
+ * What `request.user` holds after authentication: the verified access-token claims.
+ *
+ * @example
+ * const user: AuthenticatedUser = await request.authenticate()
+ * request.log.info({ userId: user.sub }, 'profile viewed')
+ */
 export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
 
 /**

@@ -31,7 +31,15 @@ export interface SessionRecord {
   ip?: string
 }
 
-/** What `SessionStore.rotate` is asked to do, in one atomic step. */
+/**
+ * What `SessionStore.rotate` is asked to do, in one atomic step.
+ *
+ * @example
+ * async rotate ({ sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt }: RotateRequest) {
+ *   // UPDATE sessions SET token_id = $nextTokenId, previous_token_id = token_id, rotated_at = $now, expires_at = $nextExpiresAt
+ *   //   WHERE id = $sessionId AND token_id = $presentedTokenId AND expires_at > $now RETURNING *
+ * }
+ */
 export interface RotateRequest {
   sessionId: string
   /** `jti` of the refresh token the client presented. */
