@@ -65,7 +65,10 @@ function tokenResponseSchema (withRefreshToken: boolean): object {
   }
 }
 
-/** The body of every error this plugin answers with (Fastify's error shape). */
+/**
+ * The body of every error this plugin answers with (Fastify's error shape). Open to more fields:
+ * a host's error handler or another plugin (a rate limiter) may add its own, and they must not be dropped.
+ */
 const errorResponseSchema = {
   type: 'object',
   properties: {
@@ -73,7 +76,8 @@ const errorResponseSchema = {
     code: { type: 'string' },
     error: { type: 'string' },
     message: { type: 'string' }
-  }
+  },
+  additionalProperties: true
 } as const
 
 /**

@@ -1,5 +1,6 @@
+import Fastify from 'fastify'
 import t from 'tap'
-import {
+import fastifyRefreshAuth, {
   CrossSiteRequestError,
   ErrorCodes,
   InsufficientScopeError,
@@ -11,7 +12,7 @@ import {
   MissingTokenError,
   StoreUnavailableError
 } from '../lib/index.js'
-import { USER, buildApp, getPrivate, login, refresh } from './helpers/app.js'
+import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
 
 t.test('every error class has its stable code and status', async t => {
   const table: Array<[new () => Error & { code: string, statusCode?: number }, string, number]> = [
@@ -70,6 +71,18 @@ t.test('messages replace what clients read, never the code, status or challenge'
   t.equal(broken.statusCode, 500)
   t.equal(broken.json().message, 'host bug', 'errors without a code are not touched')
   t.equal(new InvalidCredentialsError().message, 'Invalid credentials', 'the classes themselves are unchanged')
+})
+
+t.test("the routes' error schema keeps the fields a host's error handler adds", async t => {
+  const app = Fastify()
+  app.setErrorHandler((error: Error & { statusCode?: number, code?: string }, request, reply) => {
+    reply.code(error.statusCode ?? 500).send({ statusCode: error.statusCode, code: error.code, message: error.message, requestId: request.id })
+  })
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials })
+  t.teardown(() => app.close())
+  const response = await app.inject({ method: 'POST', url: '/auth/login', payload: { ...USER, password: 'nope' } })
+  t.equal(response.statusCode, 401)
+  t.match(response.json(), { code: 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', requestId: /\w/ })
 })
 
 t.test('the messages option is validated', async t => {
