@@ -44,6 +44,13 @@ export const StoreUnavailableError = createError(
   503
 )
 
+/** A store operation did not finish in time (or reached Redis after its deadline and was refused there). */
+export const StoreTimeoutError = createError<[string]>(
+  'FST_REFRESH_AUTH_STORE_TIMEOUT',
+  'Session store: %s',
+  503
+)
+
 /** Plugin options refused at registration. */
 export const InvalidOptionError = createError<[string]>(
   'FST_REFRESH_AUTH_INVALID_OPTION',

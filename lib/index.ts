@@ -19,7 +19,8 @@ const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refr
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export type { SessionStore, SessionRecord, RotateRequest, RotateResult } from './stores/store.js'
+export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+export type { SessionStore, SessionRecord, SessionInfo, RotateRequest, RotateResult } from './stores/store.js'
 export type { FastifyRefreshAuthOptions, LoginUser, Duration } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook, RefreshAuthUser } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
@@ -31,6 +32,7 @@ export {
   InvalidRefreshTokenError,
   CrossSiteRequestError,
   StoreUnavailableError,
+  StoreTimeoutError,
   InvalidOptionError
 } from './errors.js'
 

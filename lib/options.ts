@@ -90,6 +90,7 @@ export interface ResolvedOptions {
 }
 
 const MIN_SECRET_BYTES = 32
+const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
@@ -139,8 +140,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   const store = options.store
   if (store !== undefined && (store === null || typeof store !== 'object' ||
-      typeof store.create !== 'function' || typeof store.rotate !== 'function' || typeof store.revoke !== 'function')) {
-    fail('store must implement create(), rotate() and revoke()')
+      STORE_METHODS.some(method => typeof store[method] !== 'function'))) {
+    fail('store must implement create(), rotate(), revoke(), revokeUser() and listUserSessions()')
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
