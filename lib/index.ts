@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
-import { refreshAuth } from './plugin.js'
-import type { RouteFactories } from './routes.js'
+import { refreshAuth, type RefreshAuthApi } from './plugin.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -25,6 +24,9 @@ export type { FastifyRefreshAuthOptions, LoginUser, Duration } from './options.j
 export type { AuthenticatedUser, AuthenticateHook, RefreshAuthUser } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
+export type { RefreshAuthApi } from './plugin.js'
+export type { SessionManagement } from './session.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export {
   MissingTokenError,
   InvalidTokenError,
@@ -40,8 +42,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
-    /** The route factories. */
-    refreshAuth: RouteFactories
+    /** The route factories and session management (`revokeSession`, `revokeUserSessions`, `listUserSessions`). */
+    refreshAuth: RefreshAuthApi
   }
   interface FastifyRequest {
     /** The verified access-token claims once authenticated, else null. */

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { AuditHook, LogoutEvent } from './audit.js'
 import { InvalidOptionError } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { SessionStore } from './stores/store.js'
@@ -63,6 +64,14 @@ export interface FastifyRefreshAuthOptions {
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
+  /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
+  onLogin?: AuditHook
+  /** Audit hook: a refresh issued tokens (a rotation, or a re-issue within the reuse interval). */
+  onRefresh?: AuditHook
+  /** Audit hook: a logout revoked a session (`all: true`: every session of the user). */
+  onLogout?: AuditHook<LogoutEvent>
+  /** Audit hook: a rotated refresh token was replayed and its session revoked; alert, force a password reset… */
+  onReuseDetected?: AuditHook
 }
 
 /** Options after defaults and validation; lifetimes in seconds. */
@@ -87,6 +96,10 @@ export interface ResolvedOptions {
   subject: (user: LoginUser) => string
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
+  onLogin: AuditHook | undefined
+  onRefresh: AuditHook | undefined
+  onLogout: AuditHook<LogoutEvent> | undefined
+  onReuseDetected: AuditHook | undefined
 }
 
 const MIN_SECRET_BYTES = 32
@@ -197,6 +210,10 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     clockTolerance,
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
-    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
+    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
+    onLogin: optionalFunction(options.onLogin, 'onLogin'),
+    onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
+    onLogout: optionalFunction(options.onLogout, 'onLogout'),
+    onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected')
   }
 }

@@ -3,14 +3,17 @@ import type { FastifyInstance } from 'fastify'
 import { createAuthenticator } from './authenticate.js'
 import { deriveKeys } from './keys.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
-import { createRouteFactories } from './routes.js'
-import { SessionPolicy, type RefreshTokenClaims } from './session.js'
+import { createRouteFactories, type RouteFactories } from './routes.js'
+import { SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
+
+/** `app.refreshAuth`: the route factories and session management. */
+export interface RefreshAuthApi extends RouteFactories, SessionManagement {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -36,7 +39,8 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
 
   const sessions = new SessionPolicy({ options, store, accessTokens, refreshTokens })
   const factories = createRouteFactories(options, sessions)
-  fastify.decorate('refreshAuth', factories)
+  const api: RefreshAuthApi = { ...factories, ...sessions.management(fastify.log) }
+  fastify.decorate('refreshAuth', api)
 
   if (options.registerRoutes) {
     fastify.route(factories.loginRoute())

@@ -1,12 +1,12 @@
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { MemoryStore, RedisStore } from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
 /** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */
-function tapTest (parent: typeof t) {
+function tapTest (parent: Test) {
   return (name: string, fn: () => Promise<void>) => parent.test(name, async (t) => {
     await fn()
     t.pass('the store keeps the contract')

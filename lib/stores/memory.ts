@@ -139,4 +139,3 @@ export class MemoryStore implements SessionStore {
 function isExpired (session: SessionRecord, now: number): boolean {
   return now >= session.expiresAt || now >= session.absoluteExpiresAt
 }
-
