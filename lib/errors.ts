@@ -45,7 +45,7 @@ export const StoreUnavailableError = createError(
 )
 
 /** A store operation did not finish in time (or reached Redis after its deadline and was refused there). */
-export const StoreTimeoutError = createError<[string]>(
+export const StoreTimeoutError = createError<'FST_REFRESH_AUTH_STORE_TIMEOUT', 503, [string]>(
   'FST_REFRESH_AUTH_STORE_TIMEOUT',
   'Session store: %s',
   503
