@@ -74,6 +74,15 @@ async function assertFailsClosed (t: Test, app: FastifyInstance, token: string):
 t.test('RedisStore behind a faulty network', async (t) => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown) => { unhandled.push(reason) }
+  process.on('unhandledRejection', onUnhandled)
+  t.teardown(() => { process.off('unhandledRejection', onUnhandled) })
+  t.afterEach(async () => {
+    // late replies and rejections of abandoned commands settle after the test's last request
+    await sleep(200)
+    t.same(unhandled, [], 'no unhandled rejection')
+  })
 
   t.test('the connection is cut: 503 in time, nothing issued, nothing applied once Redis is back', async (t) => {
     const { app, proxy, direct } = await setup(t, prefix + 'cut:')
