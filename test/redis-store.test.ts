@@ -114,6 +114,45 @@ t.test('an operation that outlives its timeout rejects, and its script is refuse
   t.match((err as Error).message, /rotate timed out after 100ms/)
 })
 
+t.test('replies are read back into sessions (without a server: canned script replies)', async (t) => {
+  const now = Date.now()
+  const live = ['u1', 't2', 't1', String(now - 1000), String(now), String(now + DAY), String(now + 2 * DAY), null, null]
+  const replies: Record<string, (args: unknown[]) => Reply> = {
+    refreshAuthIndexSessionV1: () => [now, 'ok'],
+    refreshAuthCreateSessionV1: () => [now, 'ok'],
+    refreshAuthRevokeSessionV1: () => [now, 'ok'],
+    refreshAuthRotateSessionV1: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
+    refreshAuthUserSessionIdsV1: () => [now, 'ok', 'live', 'revoked', 'idle'],
+    refreshAuthReadSessionV1: (args) => {
+      if (args[0] === 'refresh-auth:session:{revoked}') return [now, 'ok', null, null, null, null, null, null, null, null, null]
+      if (args[0] === 'refresh-auth:session:{idle}') return [now, 'ok', 'u1', 't9', null, String(now - DAY), String(now - DAY), String(now - 1), String(now + DAY), 'UA', '::1']
+      return [now, 'ok', ...live]
+    }
+  }
+  const { client, calls } = fakeClient(async (name, args) => replies[name](args))
+  const store = new RedisStore({ client })
+  await store.create(newSession(now, { sessionId: 's1', userId: 'u1' }))
+  t.same(calls.map(call => call.name), ['refreshAuthIndexSessionV1', 'refreshAuthCreateSessionV1'], 'the index entry goes first')
+  t.equal(calls[1].args[9], '', 'no User-Agent')
+  const request = { presentedTokenId: 't1', nextTokenId: 't2', now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
+  t.same(await store.rotate({ ...request, sessionId: 'gone' }), { outcome: 'not-found' })
+  t.same(await store.rotate({ ...request, sessionId: 's1' }), {
+    outcome: 'rotated',
+    session: { sessionId: 's1', userId: 'u1', tokenId: 't2', previousTokenId: 't1', createdAt: now - 1000, rotatedAt: now, expiresAt: now + DAY, absoluteExpiresAt: now + 2 * DAY }
+  })
+  t.same(await store.listUserSessions('u1', now), [
+    { sessionId: 'live', userId: 'u1', createdAt: now - 1000, lastRefreshedAt: now, expiresAt: now + DAY, absoluteExpiresAt: now + 2 * DAY }
+  ], 'revoked and idle-expired sessions are left out')
+  calls.length = 0
+  await store.revokeUser('u1')
+  t.same(calls.map(call => [call.name, call.args[0]]), [
+    ['refreshAuthUserSessionIdsV1', 'refresh-auth:user:{u1}'],
+    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{live}'],
+    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{revoked}'],
+    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{idle}']
+  ])
+})
+
 t.test('on a real Redis', async (t) => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)

@@ -10,13 +10,14 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
  */
 export async function redisUnavailable (): Promise<string | null> {
   const probe = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null, connectTimeout: 1000, maxRetriesPerRequest: 0 })
-  probe.on('error', () => {})
+  let socketError: Error | undefined
+  probe.on('error', (err: Error) => { socketError ??= err })
   try {
     await probe.connect()
     await probe.ping()
     return null
   } catch (err) {
-    const reason = `no Redis answers at ${REDIS_URL} (${(err as Error).message}); start redis-server or set REDIS_URL`
+    const reason = `no Redis answers at ${REDIS_URL} (${(socketError ?? err as Error).message}); start redis-server or set REDIS_URL`
     if (process.env.CI) throw new Error(`Redis is required in CI: ${reason}`)
     return reason
   } finally {
