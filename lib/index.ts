@@ -24,6 +24,8 @@ export type { FastifyRefreshAuthOptions, Duration } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
+export type { JwksRouteFactory } from './jwks.js'
+export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './session.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
@@ -35,6 +37,7 @@ export {
   CrossSiteRequestError,
   StoreUnavailableError,
   StoreTimeoutError,
+  KeysUnavailableError,
   InvalidOptionError
 } from './errors.js'
 

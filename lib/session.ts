@@ -123,25 +123,6 @@ export class SessionPolicy {
     notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all }, request)
   }
 
-  /** `SessionManagement` for calls outside a request, logging store failures to `log`. */
-  management (log: FastifyBaseLogger): SessionManagement {
-    const store = this.#store
-    return {
-      revokeSession: async (sessionId) => {
-        const id = requireId(sessionId, 'sessionId')
-        await callStore(log, () => store.revoke(id))
-      },
-      revokeUserSessions: async (userId) => {
-        const id = requireId(userId, 'userId')
-        await callStore(log, () => store.revokeUser(id))
-      },
-      listUserSessions: async (userId) => {
-        const id = requireId(userId, 'userId')
-        return await callStore(log, () => store.listUserSessions(id, Date.now()))
-      }
-    }
-  }
-
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
@@ -156,6 +137,27 @@ export class SessionPolicy {
       accessExpiresIn: this.#options.accessExpiresIn,
       refreshToken,
       refreshMaxAge: refreshExp - iat
+    }
+  }
+}
+
+/**
+ * Session management for calls outside a request, straight on the store (a resource server sharing the
+ * store has it too); store failures are logged to `log` and reject with a 503 `StoreUnavailableError`.
+ */
+export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
+  return {
+    async revokeSession (sessionId) {
+      const id = requireId(sessionId, 'sessionId')
+      await callStore(log, () => store.revoke(id))
+    },
+    async revokeUserSessions (userId) {
+      const id = requireId(userId, 'userId')
+      await callStore(log, () => store.revokeUser(id))
+    },
+    async listUserSessions (userId) {
+      const id = requireId(userId, 'userId')
+      return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
 }

@@ -195,3 +195,16 @@ t.test('hook options must be functions; a store must implement the whole interfa
   await t.rejects(async () => { await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: partial as unknown as SessionStore }).ready() },
     { message: /store must implement create\(\), rotate\(\), revoke\(\), revokeUser\(\) and listUserSessions\(\)/ })
 })
+
+t.test('session management works on an app without routes that shares the store', async (t) => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const auth = await buildApp(t, { store })
+  const admin = Fastify()
+  await admin.register(fastifyRefreshAuth, { secret: SECRET, routes: false, store })
+  t.teardown(() => admin.close())
+  const session = await login(auth)
+  t.equal((await admin.refreshAuth.listUserSessions('42')).length, 1)
+  await admin.refreshAuth.revokeUserSessions('42')
+  t.equal((await refresh(auth, session.refreshToken)).statusCode, 401)
+})
