@@ -27,14 +27,16 @@ export interface RedisStoreOptions {
 type ScriptReply = Array<string | number | null>
 type ScriptCall = (key: string, ...args: Array<string | number>) => Promise<ScriptReply>
 
-// Registered once per client under these names (ioredis sends EVALSHA, falling back to EVAL).
+// Registered once per client under these names (ioredis sends EVALSHA, falling back to EVAL). Only the listing
+// read may go to a replica (ioredis `scaleReads`): revokeUser reads the user index on the primary, so a
+// replica lagging behind never hides a session from it.
 const SCRIPTS = {
   refreshAuthCreateSessionV1: { lua: CREATE_SESSION, readOnly: false },
   refreshAuthRotateSessionV1: { lua: ROTATE_SESSION, readOnly: false },
   refreshAuthRevokeSessionV1: { lua: REVOKE_SESSION, readOnly: false },
   refreshAuthReadSessionV1: { lua: READ_SESSION, readOnly: true },
   refreshAuthIndexSessionV1: { lua: INDEX_SESSION, readOnly: false },
-  refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: true }
+  refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: false }
 } as const
 type ScriptName = keyof typeof SCRIPTS
 
