@@ -44,6 +44,13 @@ export const StoreUnavailableError = createError(
   503
 )
 
+/** A store operation did not finish in time (or reached Redis after its deadline and was refused there). */
+export const StoreTimeoutError = createError<'FST_REFRESH_AUTH_STORE_TIMEOUT', 503, [string]>(
+  'FST_REFRESH_AUTH_STORE_TIMEOUT',
+  'Session store: %s',
+  503
+)
+
 /** Plugin options refused at registration. */
 export const InvalidOptionError = createError<[string]>(
   'FST_REFRESH_AUTH_INVALID_OPTION',
@@ -66,5 +73,6 @@ export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsErro
 export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
 export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
+export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>

@@ -4,14 +4,18 @@ import { createAuthenticator } from './authenticate.js'
 import { createJwksRouteFactory, JwksClient } from './jwks.js'
 import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
-import { createRouteFactories } from './routes.js'
-import { SessionPolicy, type RefreshTokenClaims } from './session.js'
+import type { JwksRouteFactory } from './jwks.js'
+import { createRouteFactories, type RouteFactories } from './routes.js'
+import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
+
+/** `app.refreshAuth`: the route factories and session management. */
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -72,7 +76,8 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
   const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
   const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
-  fastify.decorate('refreshAuth', factories)
+  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log) }
+  fastify.decorate('refreshAuth', api)
 
   if (options.serveJwks) fastify.route(factories.jwksRoute())
   if (options.registerRoutes) {

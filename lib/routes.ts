@@ -12,7 +12,7 @@ export interface RouteFactories {
   loginRoute (overrides?: RouteOverrides): RouteOptions
   /** `POST {prefix}/refresh`: trades the refresh cookie for new tokens. */
   refreshRoute (overrides?: RouteOverrides): RouteOptions
-  /** `POST {prefix}/logout`: revokes the session, clears the cookie, 204. */
+  /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
 
@@ -119,7 +119,9 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        await sessions.revokeFamily(readRefreshCookie(request), request)
+        // `{ "all": true }`: logout everywhere, every session of the token's user
+        const all = (request.body as { all?: unknown } | null | undefined)?.all === true
+        await sessions.revokeFamily(readRefreshCookie(request), request, all)
         reply.clearCookie(options.cookieName, cookieOptions)
         return reply.code(204).send()
       }, logoutResponses)
