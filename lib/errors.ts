@@ -25,6 +25,8 @@ export const ErrorCodes = {
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
   STORE_UNAVAILABLE: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE',
+  /** A `RedisStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
+  STORE_TIMEOUT: 'FST_REFRESH_AUTH_STORE_TIMEOUT',
   /** 503: a resource server has not loaded its JWKS yet. */
   KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
   /** Thrown at registration: an option was refused. */
@@ -45,7 +47,7 @@ export type RefreshAuthErrorCode = typeof ErrorCodes[keyof typeof ErrorCodes]
  * @example
  * const messages: ErrorMessages = { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
  */
-export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_REFRESH_AUTH_INVALID_OPTION'>, string>>
+export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_REFRESH_AUTH_INVALID_OPTION' | 'FST_REFRESH_AUTH_STORE_TIMEOUT'>, string>>
 
 // Created once: every failure below is an expected outcome, not a bug, so 4xx errors skip the stack trace.
 
@@ -138,6 +140,18 @@ export const StoreUnavailableError = createError(
 )
 
 /**
+ * A store operation did not finish in time (or reached Redis after its deadline and was refused there).
+ *
+ * @example
+ * const store = new RedisStore({ client: redis, timeout: 500 }) // an operation past 500 ms rejects with it; the client gets 503
+ */
+export const StoreTimeoutError = createError<'FST_REFRESH_AUTH_STORE_TIMEOUT', 503, [string]>(
+  ErrorCodes.STORE_TIMEOUT,
+  'Session store: %s',
+  503
+)
+
+/**
  * Plugin options refused at registration; the message names the option.
  *
  * @example
@@ -172,12 +186,13 @@ export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsErro
 export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
 export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
+export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
-  Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION)
+  Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION && code !== ErrorCodes.STORE_TIMEOUT)
 )
 
 /** Whether `code` is one whose message the `messages` option may replace. */

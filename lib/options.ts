@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { AuditHook, LogoutEvent } from './audit.js'
 import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
@@ -95,6 +96,14 @@ export interface RefreshAuthCommonOptions {
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
+  /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
+  onLogin?: AuditHook
+  /** Audit hook: a refresh issued tokens (a rotation, or a re-issue within the reuse interval). */
+  onRefresh?: AuditHook
+  /** Audit hook: a logout revoked a session (`all: true`: every session of the user). */
+  onLogout?: AuditHook<LogoutEvent>
+  /** Audit hook: a rotated refresh token was replayed and its session revoked; alert, force a password reset… */
+  onReuseDetected?: AuditHook
   /**
    * How the refresh token travels. `'cookie'` (default): only in the HTTP-only cookie, for browsers.
    * `'body'`: only as `refresh_token` in JSON bodies, for mobile and CLI clients; no cookie is set.
@@ -152,11 +161,16 @@ export interface ResolvedOptions {
   subject: (user: LoginUser) => string
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
+  onLogin: AuditHook | undefined
+  onRefresh: AuditHook | undefined
+  onLogout: AuditHook<LogoutEvent> | undefined
+  onReuseDetected: AuditHook | undefined
   refreshTokenTransport: RefreshTokenTransport
   messages: ErrorMessages | null
 }
 
 const MIN_SECRET_BYTES = 32
+const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
@@ -212,8 +226,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   const store = options.store
   if (store !== undefined && (store === null || typeof store !== 'object' ||
-      typeof store.create !== 'function' || typeof store.rotate !== 'function' || typeof store.revoke !== 'function')) {
-    fail('store must implement create(), rotate() and revoke()')
+      STORE_METHODS.some(method => typeof store[method] !== 'function'))) {
+    fail('store must implement create(), rotate(), revoke(), revokeUser() and listUserSessions()')
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
@@ -277,6 +291,10 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
     trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
+    onLogin: optionalFunction(options.onLogin, 'onLogin'),
+    onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
+    onLogout: optionalFunction(options.onLogout, 'onLogout'),
+    onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected'),
     refreshTokenTransport,
     messages: resolveMessages(options.messages)
   }

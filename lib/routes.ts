@@ -43,7 +43,7 @@ export interface RouteFactories {
   loginRoute (overrides?: RouteOverrides): RouteOptions
   /** `POST {prefix}/refresh`: trades the refresh cookie for new tokens. */
   refreshRoute (overrides?: RouteOverrides): RouteOptions
-  /** `POST {prefix}/logout`: revokes the session, clears the cookie, 204. */
+  /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
 
@@ -265,7 +265,9 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
-        await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request)
+        // `{ "all": true }`: logout everywhere, every session of the token's user
+        const all = (request.body as { all?: unknown } | null | undefined)?.all === true
+        await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
         if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
       }, {

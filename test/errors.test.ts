@@ -10,6 +10,7 @@ import fastifyRefreshAuth, {
   InvalidTokenError,
   KeysUnavailableError,
   MissingTokenError,
+  StoreTimeoutError,
   StoreUnavailableError
 } from '../lib/index.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
@@ -31,10 +32,13 @@ t.test('every error class has its stable code and status', async t => {
     t.equal(error.statusCode, status, code)
     t.ok(error instanceof ErrorClass)
   }
+  const timeout = new StoreTimeoutError('rotate timed out after 500ms')
+  t.equal(timeout.code, 'FST_REFRESH_AUTH_STORE_TIMEOUT')
+  t.equal(timeout.statusCode, 503)
   const option = new InvalidOptionError('secret is missing')
   t.equal(option.code, 'FST_REFRESH_AUTH_INVALID_OPTION')
   t.equal(option.message, 'fastify-refresh-auth: secret is missing')
-  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_INVALID_OPTION'].sort(),
+  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_STORE_TIMEOUT', 'FST_REFRESH_AUTH_INVALID_OPTION'].sort(),
     'ErrorCodes lists every code')
 })
 
@@ -91,6 +95,7 @@ t.test('the messages option is validated', async t => {
     [null, /messages must be an object/],
     [{ FST_REFRESH_AUTH_TYPO: 'x' }, /FST_REFRESH_AUTH_TYPO is not an error code/],
     [{ FST_REFRESH_AUTH_INVALID_OPTION: 'x' }, /FST_REFRESH_AUTH_INVALID_OPTION is not an error code/],
+    [{ FST_REFRESH_AUTH_STORE_TIMEOUT: 'x' }, /FST_REFRESH_AUTH_STORE_TIMEOUT is not an error code/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: '' }, /messages.FST_REFRESH_AUTH_NO_TOKEN must be a non-empty string/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: 5 }, /must be a non-empty string/]
   ]

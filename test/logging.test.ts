@@ -13,6 +13,8 @@ class FlakyStore implements SessionStore {
   async create (session: Parameters<SessionStore['create']>[0]) { this.#check(); return this.inner.create(session) }
   async rotate (request: Parameters<SessionStore['rotate']>[0]) { this.#check(); return this.inner.rotate(request) }
   async revoke (sessionId: string) { this.#check(); return this.inner.revoke(sessionId) }
+  async revokeUser (userId: string) { this.#check(); return this.inner.revokeUser(userId) }
+  async listUserSessions (userId: string, now: number) { this.#check(); return this.inner.listUserSessions(userId, now) }
   #check () { if (this.failing) throw new Error('connection to the session store lost') }
 }
 

@@ -31,6 +31,22 @@ export interface SessionRecord {
   ip?: string
 }
 
+/** A live session as `listUserSessions` shows it: no token ids. */
+export interface SessionInfo {
+  sessionId: string
+  userId: string
+  /** Milliseconds since the epoch: login. */
+  createdAt: number
+  /** Milliseconds since the epoch: the last refresh (login if none yet). */
+  lastRefreshedAt: number
+  /** Milliseconds since the epoch: the idle limit; the session ends earlier if not refreshed by then. */
+  expiresAt: number
+  /** Milliseconds since the epoch: the end of the session, never extended. */
+  absoluteExpiresAt: number
+  userAgent?: string
+  ip?: string
+}
+
 /**
  * What `SessionStore.rotate` is asked to do, in one atomic step.
  *
@@ -94,4 +110,23 @@ export interface SessionStore {
   rotate (request: RotateRequest): Promise<RotateResult>
   /** Ends a session; ending an unknown session is not an error. */
   revoke (sessionId: string): Promise<void>
+  /** Ends every session of a user (logout everywhere); a user without sessions is not an error. */
+  revokeUser (userId: string): Promise<void>
+  /** The user's live sessions at `now` (milliseconds since the epoch), in no particular order. */
+  listUserSessions (userId: string, now: number): Promise<SessionInfo[]>
+}
+
+/** The public view of a session: everything but the token ids. */
+export function toSessionInfo (session: SessionRecord): SessionInfo {
+  const info: SessionInfo = {
+    sessionId: session.sessionId,
+    userId: session.userId,
+    createdAt: session.createdAt,
+    lastRefreshedAt: session.rotatedAt,
+    expiresAt: session.expiresAt,
+    absoluteExpiresAt: session.absoluteExpiresAt
+  }
+  if (session.userAgent !== undefined) info.userAgent = session.userAgent
+  if (session.ip !== undefined) info.ip = session.ip
+  return info
 }
