@@ -17,7 +17,13 @@ import { TokenCodec, type RegisteredClaims } from './tokens.js'
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
 
-/** `app.refreshAuth`: the route factories and session management. */
+/**
+ * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
+ *
+ * @example
+ * const api: RefreshAuthApi = app.refreshAuth
+ * app.get('/devices', { preHandler: app.authenticate }, async (request) => api.listUserSessions(request.user!.sub))
+ */
 export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {

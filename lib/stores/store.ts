@@ -31,7 +31,13 @@ export interface SessionRecord {
   ip?: string
 }
 
-/** A live session as `listUserSessions` shows it: no token ids. */
+/**
+ * A live session as `listUserSessions` shows it: no token ids.
+ *
+ * @example
+ * const sessions: SessionInfo[] = await app.refreshAuth.listUserSessions(userId)
+ * const devices = sessions.map(({ sessionId, userAgent, lastRefreshedAt }) => ({ sessionId, userAgent, lastRefreshedAt }))
+ */
 export interface SessionInfo {
   sessionId: string
   userId: string
