@@ -35,30 +35,68 @@ export function startDemo (t, env = {}) {
     await exited
   })
 
-  /** Resolves with the first match of `pattern` in the server's output (stdout and stderr). */
-  function waitForOutput (pattern, timeout = WAIT) {
+  /** Resolves with the first truthy value of `check(output)`, checked on each new output of the server. */
+  function waitFor (check, what, timeout = WAIT) {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`the demo server did not print ${pattern} within ${timeout} ms:\n${output}`)), timeout)
-      const check = () => {
-        const match = pattern.exec(output)
-        if (match !== null) done(null, match)
+      const timer = setTimeout(() => done(new Error(`the demo server did not print ${what} within ${timeout} ms:\n${output}`)), timeout)
+      const test = () => {
+        const found = check(output)
+        if (found) done(null, found)
       }
       let settled = false
-      const done = (err, match) => {
+      const done = (err, found) => {
         if (settled) return
         settled = true
         clearTimeout(timer)
-        waiters.splice(waiters.indexOf(check), 1)
-        if (err) reject(err); else resolve(match)
+        waiters.splice(waiters.indexOf(test), 1)
+        if (err) reject(err); else resolve(found)
       }
-      waiters.push(check)
+      waiters.push(test)
       exited.then(code => done(new Error(`the demo server exited (${code}):\n${output}`)))
-      check()
+      test()
     })
   }
 
+  /** Resolves with the first match of `pattern` in the server's output (stdout and stderr). */
+  function waitForOutput (pattern) {
+    return waitFor(text => pattern.exec(text), pattern)
+  }
+
+  /**
+   * With LOG_LEVEL=info: resolves with the server's own record of the `index`-th (from 0) request to
+   * `method url` once it has completed: `{ statusCode, errorCode }`. Lets a test see the status of a response
+   * that the browser hid from the page (CORS) and from Playwright.
+   */
+  function waitForCompletedRequest (method, url, index = 0) {
+    return waitFor(() => completed(method, url)[index], `request ${index} to ${method} ${url}`)
+  }
+
+  /** The completed requests to `method url` so far, from the server's log (LOG_LEVEL=info). */
+  function completed (method, url) {
+    return completedRequests(output).filter(r => r.method === method && r.url === url)
+  }
+
   return waitForOutput(/fastify-refresh-auth demo: (http:\/\/localhost:\d+)/)
-    .then(match => ({ url: match[1], waitForOutput, output: () => output }))
+    .then(match => ({ url: match[1], waitForOutput, waitForCompletedRequest, completed, output: () => output }))
+}
+
+/** Requests in a Fastify (pino) JSON log: method and url from "incoming request", status and error code when done. */
+function completedRequests (log) {
+  const requests = new Map()
+  const completed = []
+  const lines = log.split('\n')
+  lines.pop() // the last one is not complete yet (or empty)
+  for (const line of lines) {
+    if (!line.startsWith('{')) continue
+    const entry = JSON.parse(line)
+    if (entry.reqId === undefined) continue
+    if (entry.req !== undefined) requests.set(entry.reqId, { method: entry.req.method, url: entry.req.url, errorCode: undefined })
+    const request = requests.get(entry.reqId)
+    if (request === undefined) continue
+    if (entry.err?.code !== undefined) request.errorCode = entry.err.code
+    if (entry.msg === 'request completed') completed.push({ ...request, statusCode: entry.res.statusCode })
+  }
+  return completed
 }
 
 /** Debian's Chromium, headless. Playwright gives each launch a fresh temporary --user-data-dir and removes it. */
