@@ -5,6 +5,7 @@
 //   ACCESS_TOKEN_TTL     access-token lifetime, seconds or a duration such as '1m' (default 30 seconds, to watch it refresh)
 //   REUSE_INTERVAL       refreshToken.reuseInterval (default 5 seconds: two tabs refreshing together both stay signed in)
 //   AUTH_SECRET          at least 32 bytes (default: random at each start, so a restart signs everyone out)
+//   TRUSTED_ORIGINS      comma-separated origins allowed to call /auth/*, e.g. http://localhost:3000 (default unset)
 //   REDIS_URL            keep sessions in Redis (needs the package's RedisStore and the ioredis package)
 //   LOG_LEVEL            Fastify log level (default 'warn': reuse detection is logged as a warning)
 import { randomBytes } from 'node:crypto'
@@ -31,10 +32,12 @@ await app.register(fastifyRefreshAuth, {
   accessToken: { expiresIn: durationFromEnv(env.ACCESS_TOKEN_TTL, 30) },
   refreshToken: { reuseInterval: durationFromEnv(env.REUSE_INTERVAL, 5) },
   ...(store === undefined ? {} : { store }),
+  // Refuses same-site pages of other origins too (other ports, sibling subdomains), not only cross-site ones.
+  ...(env.TRUSTED_ORIGINS ? { trustedOrigins: env.TRUSTED_ORIGINS.split(',').map(origin => origin.trim()) } : {}),
   // Same answer (null) for an unknown user and a wrong password; users.verify hashes even for unknown names.
   verifyCredentials: async (request) => {
     const { username, password } = request.body ?? {}
-    if (typeof username !== 'string' || typeof password !== 'string') return null
+    if (typeof username !== 'string' || typeof password !== 'string' || username.length > 100 || password.length > 200) return null
     return users.verify(username, password)
   },
   claims: (user) => ({ name: user.name })
