@@ -30,7 +30,11 @@ export function startDemo (t, env = {}) {
   child.stdout.setEncoding('utf8').on('data', onData)
   child.stderr.setEncoding('utf8').on('data', onData)
   const exited = new Promise(resolve => child.once('exit', resolve))
+  // should this test process end without its teardown (a timeout, say), the server must not outlive it
+  const killOnExit = () => child.kill('SIGTERM')
+  process.once('exit', killOnExit)
   t.teardown(async () => {
+    process.off('exit', killOnExit)
     if (child.exitCode === null) child.kill('SIGTERM')
     await exited
   })
