@@ -1,13 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, MissingTokenError } from './errors.js'
+import type { RefreshAuthUser } from './index.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
-
-/**
- * Claims a host adds through the `claims` option. Augment it to type them on `request.user`:
- * `declare module 'fastify-refresh-auth' { interface RefreshAuthUser { roles: string[] } }`
- */
-
-export interface RefreshAuthUser {}
 
 /** What `request.user` holds after authentication: the verified access-token claims. */
 export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser

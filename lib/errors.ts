@@ -50,3 +50,13 @@ export const InvalidOptionError = createError<[string]>(
   'fastify-refresh-auth: %s',
   500
 )
+
+// Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
+/* eslint-disable @typescript-eslint/no-redeclare */
+export type MissingTokenError = InstanceType<typeof MissingTokenError>
+export type InvalidTokenError = InstanceType<typeof InvalidTokenError>
+export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsError>
+export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
+export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
+export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
+export type InvalidOptionError = InstanceType<typeof InvalidOptionError>

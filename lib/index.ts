@@ -20,8 +20,8 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export type { SessionStore, SessionRecord, RotateRequest, RotateResult } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, LoginUser, Duration } from './options.js'
-export type { AuthenticatedUser, AuthenticateHook, RefreshAuthUser } from './authenticate.js'
+export type { FastifyRefreshAuthOptions, Duration } from './options.js'
+export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
 export {
@@ -33,6 +33,32 @@ export {
   StoreUnavailableError,
   InvalidOptionError
 } from './errors.js'
+
+// The two interfaces hosts augment live here, in the entry module itself: TypeScript merges a
+// `declare module 'fastify-refresh-auth'` augmentation only into declarations made in that module.
+
+/**
+ * What `verifyCredentials` resolves to for a known user: any object. Only its `id` is read (as the
+ * tokens' `sub`) unless `subject` says otherwise. Augment it to type your user in `subject` and `claims`.
+ *
+ * @example
+ * declare module 'fastify-refresh-auth' {
+ *   interface LoginUser { id: number, email: string }
+ * }
+ */
+
+export interface LoginUser {}
+
+/**
+ * Claims a host adds through the `claims` option. Augment it to type them on `request.user`.
+ *
+ * @example
+ * declare module 'fastify-refresh-auth' {
+ *   interface RefreshAuthUser { roles: string[] }
+ * }
+ */
+
+export interface RefreshAuthUser {}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,15 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { parseDuration } from './duration.js'
+import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
-
-/**
- * What `verifyCredentials` resolves to for a known user. Only `id` is read (as the tokens' `sub`)
- * unless `subject` says otherwise; augment this interface to type your own user object.
- */
-export interface LoginUser {
-  id?: string | number | bigint
-}
 
 /** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
 export type Duration = number | string
@@ -119,18 +112,18 @@ function optionalFunction<T> (value: T | undefined, name: string): T | undefined
 }
 
 function defaultSubject (user: LoginUser): string {
-  return user.id === undefined || user.id === null ? '' : String(user.id)
+  const id = (user as { id?: unknown }).id
+  return id === undefined || id === null ? '' : String(id)
 }
 
 /** Applies defaults and refuses unusable options with a message that names the option. */
 export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') fail('options must be an object')
   const { secret } = options
   if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
   if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
 
   const routes = options.routes ?? true
-  if (typeof routes !== 'boolean' && (routes === null || typeof routes !== 'object')) fail('routes must be a boolean or an object')
+  if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
   if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
 
@@ -152,7 +145,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (reuseInterval >= refreshExpiresIn) fail('refreshToken.reuseInterval must be shorter than refreshToken.expiresIn')
 
   const cookie = options.cookie ?? {}
-  if (typeof cookie !== 'object' || cookie === null) fail('cookie must be an object')
+  if (typeof cookie !== 'object') fail('cookie must be an object')
   const cookieName = text(cookie.name, '__Secure-refresh_token', 'cookie.name')
   if (!COOKIE_NAME.test(cookieName)) fail('cookie.name must be a valid cookie name')
   const cookiePath = text(cookie.path, prefix, 'cookie.path')

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { StoreUnavailableError } from './errors.js'
-import type { LoginUser, ResolvedOptions } from './options.js'
+import type { LoginUser } from './index.js'
+import type { ResolvedOptions } from './options.js'
 import type { SessionRecord, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
 

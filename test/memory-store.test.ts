@@ -1,0 +1,95 @@
+import t from 'tap'
+import { MemoryStore, type SessionRecord } from '../lib/index.js'
+import { buildApp, login, refresh, refreshCookie } from './helpers/app.js'
+
+function session (id: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  const now = Date.now()
+  return { sessionId: id, userId: 'u', tokenId: `${id}-t0`, previousTokenId: null, createdAt: now, rotatedAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 120_000, ...overrides }
+}
+
+function rotation (id: string, presented: string, next: string, now = Date.now()) {
+  return { sessionId: id, presentedTokenId: presented, nextTokenId: next, now, nextExpiresAt: now + 60_000, reuseIntervalMs: 0 }
+}
+
+t.test('refuses bad options', async t => {
+  t.throws(() => new MemoryStore({ maxSessions: 0 }), /maxSessions must be a positive integer/)
+  t.throws(() => new MemoryStore({ maxSessions: 1.5 }), /maxSessions/)
+  t.throws(() => new MemoryStore({ pruneInterval: 0 }), /pruneInterval must be a positive number/)
+  t.throws(() => new MemoryStore({ pruneInterval: '60' as never }), /pruneInterval/)
+})
+
+t.test('rotation is a compare-and-set on the live token id', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  await store.create(session('s'))
+  const rotated = await store.rotate(rotation('s', 's-t0', 's-t1'))
+  t.equal(rotated.outcome, 'rotated')
+  t.match(rotated, { session: { tokenId: 's-t1', previousTokenId: 's-t0' } })
+  t.equal((await store.rotate(rotation('s', 's-t0', 's-t1'))).outcome, 'rotated', 'the same request retried is not reuse')
+  t.equal((await store.rotate(rotation('s', 's-t0', 's-t2'))).outcome, 'reused', 'another request with the parent is')
+  t.equal((await store.rotate(rotation('s', 's-t1', 's-t2'))).outcome, 'not-found', 'reuse revoked the session')
+  t.equal((await store.rotate(rotation('nope', 'x', 'y'))).outcome, 'not-found')
+})
+
+t.test('returned records are copies', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const record = session('s')
+  await store.create(record)
+  record.tokenId = 'changed-by-caller'
+  const rotated = await store.rotate(rotation('s', 's-t0', 's-t1'))
+  t.equal(rotated.outcome, 'rotated', 'the caller mutating its record changed nothing')
+  if (rotated.outcome === 'rotated') rotated.session.tokenId = 'changed-again'
+  t.equal((await store.rotate(rotation('s', 's-t1', 's-t2'))).outcome, 'rotated')
+})
+
+t.test('expired sessions are refused and pruned', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const now = Date.now()
+  await store.create(session('idle', { expiresAt: now + 1000 }))
+  await store.create(session('absolute', { expiresAt: now + 60_000, absoluteExpiresAt: now + 2000 }))
+  await store.create(session('live'))
+  t.equal((await store.rotate(rotation('idle', 'idle-t0', 'x', now + 1000))).outcome, 'not-found', 'at the idle limit')
+  t.equal(store.size, 2, 'dropped on sight')
+  store.prune(now + 2000)
+  t.equal(store.size, 1, 'the absolute limit prunes too')
+  t.equal((await store.rotate(rotation('live', 'live-t0', 'live-t1', now + 2000))).outcome, 'rotated')
+})
+
+t.test('the sweep timer prunes on its own', async t => {
+  const store = new MemoryStore({ pruneInterval: 0.02 })
+  t.teardown(() => store.close())
+  await store.create(session('old', { expiresAt: Date.now() - 1 }))
+  for (let i = 0; i < 200 && store.size > 0; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  t.equal(store.size, 0)
+})
+
+t.test('size is bounded: the least recently refreshed session goes first', async t => {
+  const store = new MemoryStore({ maxSessions: 2 })
+  t.teardown(() => store.close())
+  await store.create(session('a'))
+  await store.create(session('b'))
+  await store.rotate(rotation('a', 'a-t0', 'a-t1'))
+  await store.create(session('c'))
+  t.equal(store.size, 2)
+  t.equal((await store.rotate(rotation('b', 'b-t0', 'b-t1'))).outcome, 'not-found', 'b was the least recently refreshed')
+  t.equal((await store.rotate(rotation('a', 'a-t1', 'a-t2'))).outcome, 'rotated')
+  t.equal((await store.rotate(rotation('c', 'c-t0', 'c-t1'))).outcome, 'rotated')
+})
+
+t.test('revoking an unknown session is not an error', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  await t.resolves(store.revoke('nothing'))
+})
+
+t.test('a host-supplied MemoryStore is used by the plugin', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const app = await buildApp(t, { store })
+  const { refreshToken } = await login(app)
+  t.equal(store.size, 1)
+  t.equal(refreshCookie(await refresh(app, refreshToken)) === undefined, false)
+  t.equal(store.size, 1, 'rotation keeps one session')
+})
