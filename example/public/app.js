@@ -187,14 +187,18 @@ function callProtected (url, init = {}) {
   return send(url, { ...init, headers: { ...init.headers, authorization: `Bearer ${accessToken}` } })
 }
 
+/** A protected call; on a 401 one refresh and one retry. Null: the network failed; undefined: that refresh failed (and said why). */
+async function callWithRefresh (url, init) {
+  const response = await callProtected(url, init)
+  if (response?.status !== 401) return response
+  log('Protected API answered 401 (access token expired or revoked): refreshing once, then retrying')
+  return (await refresh('after a 401')) ? callProtected(url, init) : undefined
+}
+
 async function callApi () {
   clearError()
-  let response = await callProtected('/api/me')
-  if (response?.status === 401) {
-    log('Protected API answered 401 (access token expired or revoked): refreshing once, then retrying')
-    if (!(await refresh('after a 401'))) return
-    response = await callProtected('/api/me')
-  }
+  const response = await callWithRefresh('/api/me')
+  if (response === undefined) return // signed out: refresh() said why
   if (response === null) return showError('Cannot reach the server. Is the demo still running?')
   if (!response.ok) {
     $('api-result').textContent = `HTTP ${response.status}`
@@ -219,18 +223,20 @@ async function logOut (everywhere) {
 // The session list exists only when the server has the session-management API (GET /api/sessions answers).
 async function loadSessions () {
   if (!sessionsAvailable || accessToken === null) return
-  const response = await callProtected('/api/sessions')
+  const response = await callWithRefresh('/api/sessions')
   if (response?.status === 404) {
     sessionsAvailable = false
     return
   }
-  if (response === null || !response.ok) return
+  if (!response?.ok) return
   const list = $('session-list')
   list.replaceChildren()
   for (const session of await response.json()) {
     const item = document.createElement('li')
     const created = new Date(session.createdAt).toLocaleTimeString()
-    item.textContent = `${session.current ? 'This tab' : 'Another device or tab'}: signed in at ${created}` +
+    const refreshed = session.lastRefreshedAt ? `, last refreshed ${new Date(session.lastRefreshedAt).toLocaleTimeString()}` : ''
+    item.className = session.current ? 'current' : 'other'
+    item.textContent = `${session.current ? 'This browser' : 'Another browser'}: signed in at ${created}${refreshed}` +
       `${session.userAgent ? `, ${describeAgent(session.userAgent)}` : ''}`
     if (!session.current) {
       const revoke = document.createElement('button')
@@ -250,8 +256,9 @@ function describeAgent (userAgent) {
 }
 
 async function revokeSession (sessionId) {
-  const response = await callProtected(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' })
-  if (response === null || !response.ok) return showError('Revoking that session failed.')
+  const response = await callWithRefresh(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' })
+  if (response === undefined) return
+  if (!response?.ok) return showError('Revoking that session failed.')
   log('Revoked another session')
   loadSessions()
 }
@@ -261,6 +268,7 @@ $('call-api').addEventListener('click', callApi)
 $('refresh-now').addEventListener('click', () => { clearError(); refresh('on request') })
 $('logout').addEventListener('click', () => logOut(false))
 $('logout-all').addEventListener('click', () => logOut(true))
+$('reload-sessions').addEventListener('click', () => loadSessions())
 $('auto-refresh').addEventListener('change', () => {
   scheduleRefresh()
   log($('auto-refresh').checked ? 'Silent refresh before expiry: on' : 'Silent refresh before expiry: off (a call after expiry gets a 401, then refreshes)')
