@@ -1,6 +1,7 @@
 // Session management in the page: the list of a user's sessions, revoking another one, and "log out everywhere".
 // Runs when the package has the session-management API (the demo then answers GET /api/sessions), with the
 // MemoryStore and, when the package exports RedisStore, with Redis too (REDIS_URL, default redis://127.0.0.1:6379).
+import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import * as refreshAuthPackage from 'fastify-refresh-auth'
 import {
@@ -9,7 +10,9 @@ import {
 
 const stores = [{ name: 'MemoryStore', env: {} }]
 if (typeof refreshAuthPackage.RedisStore === 'function') {
-  stores.push({ name: 'RedisStore', env: { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } })
+  // a prefix of its own, so that no other session of user 1 in this Redis shows up in the list
+  const prefix = `fastify-refresh-auth-e2e-${randomUUID()}:`
+  stores.push({ name: 'RedisStore', env: { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_PREFIX: prefix } })
 }
 
 const browser = await launchChromium(t)

@@ -7,6 +7,7 @@
 //   AUTH_SECRET          at least 32 bytes (default: random at each start, so a restart signs everyone out)
 //   TRUSTED_ORIGINS      comma-separated origins allowed to call /auth/*, e.g. http://localhost:3000 (default unset)
 //   REDIS_URL            keep sessions in Redis (needs the package's RedisStore and the ioredis package)
+//   REDIS_PREFIX         prefix of the demo's Redis keys (default 'fastify-refresh-auth-demo:')
 //   LOG_LEVEL            Fastify log level (default 'warn': reuse detection is logged as a warning)
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -105,5 +106,5 @@ async function createStore () {
   const client = new Redis(env.REDIS_URL)
   // the store never closes the client it was given: the app does
   app.addHook('onClose', async () => { await client.quit() })
-  return new refreshAuthPackage.RedisStore({ client, prefix: 'fastify-refresh-auth-demo:' })
+  return new refreshAuthPackage.RedisStore({ client, prefix: env.REDIS_PREFIX ?? 'fastify-refresh-auth-demo:' })
 }
