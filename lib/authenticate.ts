@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { InvalidTokenError, MissingTokenError } from './errors.js'
+import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './errors.js'
 import type { RefreshAuthUser } from './index.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
@@ -14,11 +14,20 @@ export interface Authenticator {
   requestAuthenticate: (this: FastifyRequest) => Promise<AuthenticatedUser>
 }
 
+/** Where a resource server gets its keys (its JWKS client): a refused token may verify after a refetch. */
+export interface KeySource {
+  /** False until a key set was loaded: tokens cannot be checked yet (503). */
+  readonly ready: boolean
+  /** A refetch to wait for before trying the token again, or null when none may help. */
+  refetchFor (token: string): Promise<void> | null
+}
+
 /**
  * The hot path: runs on every protected request, so it is synchronous inside and allocates
- * nothing on success beyond what jsonwebtoken does.
+ * nothing on success beyond reading the `kid` header and what jsonwebtoken does. Only a refused token on a JWKS resource
+ * server (unknown `kid`) may wait for a refetch of the keys.
  */
-export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>, realm: string): Authenticator {
+export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>, realm: string, keySource?: KeySource): Authenticator {
   // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
   const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
   const invalidChallenge = { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token"` }
@@ -39,16 +48,45 @@ export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>,
     return Object.assign(new InvalidTokenError(), { headers: invalidChallenge })
   }
 
+  // The slow path of a resource server: wait for the keys, then try once more.
+  async function verifyAfterRefetch (request: FastifyRequest, source: KeySource, refetch: Promise<void> | null): Promise<AuthenticatedUser> {
+    await refetch
+    if (!source.ready) throw new KeysUnavailableError()
+    const user = verifyRequest(request)
+    if (user === null) throw refusal(request)
+    return user
+  }
+
+  /** The user, the refusal, or (resource server, token refused) a promise for either. */
+  function authenticateRequest (request: FastifyRequest): AuthenticatedUser | Error | Promise<AuthenticatedUser> {
+    const user = verifyRequest(request)
+    if (user !== null) return user
+    const token = keySource === undefined ? null : bearerToken(request.headers.authorization)
+    if (token !== null) {
+      const source = keySource as KeySource
+      const refetch = source.refetchFor(token)
+      if (refetch !== null || !source.ready) return verifyAfterRefetch(request, source, refetch)
+    }
+    return refusal(request)
+  }
+
   function hook (request: FastifyRequest, _reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
-    const error = verifyRequest(request) === null ? refusal(request) : undefined
+    const result = authenticateRequest(request)
+    if (result instanceof Promise) {
+      const settled = result.then(() => {})
+      if (done === undefined) return settled
+      settled.then(() => done(), done)
+      return undefined
+    }
+    const error = result instanceof Error ? result : undefined
     if (done === undefined) return error === undefined ? Promise.resolve() : Promise.reject(error)
     done(error)
     return undefined
   }
 
   function requestAuthenticate (this: FastifyRequest): Promise<AuthenticatedUser> {
-    const user = verifyRequest(this)
-    return user === null ? Promise.reject(refusal(this)) : Promise.resolve(user)
+    const result = authenticateRequest(this)
+    return result instanceof Error ? Promise.reject(result) : Promise.resolve(result)
   }
 
   return { hook, requestAuthenticate }

@@ -51,6 +51,13 @@ export const InvalidOptionError = createError<[string]>(
   500
 )
 
+/** A resource server has never loaded its JWKS, so it cannot check any token yet: 503, the client may retry. */
+export const KeysUnavailableError = createError(
+  'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
+  'Token verification keys unavailable, try again later',
+  503
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
@@ -60,3 +67,4 @@ export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenEr
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
 export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
+export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>

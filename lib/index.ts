@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 import { refreshAuth } from './plugin.js'
+import type { JwksRouteFactory } from './jwks.js'
 import type { RouteFactories } from './routes.js'
 
 /**
@@ -24,6 +25,8 @@ export type { FastifyRefreshAuthOptions, Duration } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
+export type { JwksRouteFactory } from './jwks.js'
+export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
 export {
   MissingTokenError,
   InvalidTokenError,
@@ -31,6 +34,7 @@ export {
   InvalidRefreshTokenError,
   CrossSiteRequestError,
   StoreUnavailableError,
+  KeysUnavailableError,
   InvalidOptionError
 } from './errors.js'
 
@@ -65,7 +69,7 @@ declare module 'fastify' {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
     /** The route factories. */
-    refreshAuth: RouteFactories
+    refreshAuth: RouteFactories & JwksRouteFactory
   }
   interface FastifyRequest {
     /** The verified access-token claims once authenticated, else null. */

@@ -3,13 +3,24 @@ import { InvalidOptionError } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
+import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
 
 /** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
 export type Duration = number | string
 
-export interface FastifyRefreshAuthOptions {
-  /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
-  secret: string | Buffer
+/**
+ * The plugin's options: `secret` is required, except on a resource server that only verifies
+ * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ */
+export type FastifyRefreshAuthOptions =
+  | (RefreshAuthCommonOptions & {
+    /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
+    secret: string | Buffer
+  })
+  | (RefreshAuthCommonOptions & { secret?: undefined, routes: false })
+
+/** Every option but `secret`. */
+export interface RefreshAuthCommonOptions {
   /**
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
@@ -20,7 +31,21 @@ export interface FastifyRefreshAuthOptions {
   accessToken?: {
     /** Default `'15m'`. */
     expiresIn?: Duration
+    /** Default `'HS256'` with a key derived from `secret`; `RS256`, `PS256` and `ES256` need `keys`. */
+    algorithm?: AccessTokenAlgorithm
+    /** Asymmetric keys, each with a `kid`: the first that has a private key signs, all verify. */
+    keys?: AccessTokenKey[]
+    /** Resource server: verify with the keys this JWK Set URL publishes (each key's algorithm from its `alg`). */
+    jwksUrl?: string
+    /** Give up a JWKS fetch after this long. Default `'5s'`. */
+    jwksTimeout?: Duration
+    /** An unknown `kid` refetches the JWKS at most once per this interval. Default `'30s'`. */
+    jwksCooldown?: Duration
+    /** Refetch the JWKS this often, to drop retired keys. Default `'10m'`. */
+    jwksRefreshInterval?: Duration
   }
+  /** Serve the public access-token keys as a JWK Set, at `GET /.well-known/jwks.json` unless `url` says otherwise. */
+  jwks?: boolean | { url?: string, maxAge?: Duration }
   refreshToken?: {
     /** Idle limit, renewed by each rotation. Default `'7d'`. */
     expiresIn?: Duration
@@ -60,7 +85,18 @@ export interface FastifyRefreshAuthOptions {
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
-  secret: string | Buffer
+  /** Undefined on a resource server. */
+  secret: string | Buffer | undefined
+  accessAlgorithm: AccessTokenAlgorithm
+  accessKeys: AccessTokenKey[] | null
+  jwksUrl: string | null
+  jwksTimeout: number
+  jwksCooldown: number
+  jwksRefreshInterval: number
+  /** Whether the plugin registers the JWKS route itself. */
+  serveJwks: boolean
+  /** The JWKS route's path and its `Cache-Control` max-age in seconds. */
+  jwksRoute: { url: string, maxAge: number }
   verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
   store: SessionStore | undefined
   accessExpiresIn: number
@@ -118,11 +154,17 @@ function defaultSubject (user: LoginUser): string {
 
 /** Applies defaults and refuses unusable options with a message that names the option. */
 export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
-  const { secret } = options
-  if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
-  if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
-
   const routes = options.routes ?? true
+  const access = resolveAccessKeys(options.accessToken, routes !== false)
+  const { secret } = options
+  if (secret !== undefined || (access.accessKeys === null && access.jwksUrl === null)) {
+    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+  } else if (routes !== false) {
+    fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
+  }
+  const jwks = resolveJwksRoute(options.jwks, access.accessKeys)
+
   if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
   if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
@@ -171,6 +213,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   return {
     secret,
+    ...access,
+    ...jwks,
     verifyCredentials,
     store,
     accessExpiresIn,
@@ -191,4 +235,59 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     claims: optionalFunction(options.claims, 'claims'),
     trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
   }
+}
+
+const JWKS_DEFAULT_URL = '/.well-known/jwks.json'
+
+function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean) {
+  const { algorithm = 'HS256', keys, jwksUrl } = accessToken ?? {}
+  if ((algorithm as string) === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
+  if (algorithm !== 'HS256' && !ASYMMETRIC_ALGORITHMS.includes(algorithm)) {
+    fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
+  }
+  if (keys !== undefined && jwksUrl !== undefined) fail('accessToken.keys and accessToken.jwksUrl exclude each other')
+  if (keys !== undefined) {
+    if (algorithm === 'HS256') fail('accessToken.keys needs an asymmetric accessToken.algorithm (RS256, PS256 or ES256); HS256 keys come from secret')
+    if (!Array.isArray(keys) || keys.length === 0) fail('accessToken.keys must be a non-empty array')
+    if (routes && !hasPrivateKey(keys)) {
+      fail('accessToken.keys has no privateKey to sign with; a resource server that only verifies sets routes: false')
+    }
+  } else if (jwksUrl !== undefined) {
+    if (!isHttpUrl(jwksUrl)) fail('accessToken.jwksUrl must be an http(s) URL')
+    if (routes) fail('accessToken.jwksUrl makes a resource server, which only verifies: set routes: false')
+  } else if (algorithm !== 'HS256') {
+    fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
+  }
+  return {
+    accessAlgorithm: algorithm,
+    accessKeys: keys ?? null,
+    jwksUrl: jwksUrl ?? null,
+    jwksTimeout: duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout'),
+    jwksCooldown: duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true),
+    jwksRefreshInterval: duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
+  }
+}
+
+function hasPrivateKey (keys: AccessTokenKey[]): boolean {
+  return keys.some(key => key?.privateKey !== undefined)
+}
+
+function isHttpUrl (value: unknown): boolean {
+  try {
+    return ['http:', 'https:'].includes(new URL(value as string).protocol)
+  } catch {
+    return false
+  }
+}
+
+function resolveJwksRoute (jwks: FastifyRefreshAuthOptions['jwks'] = false, keys: AccessTokenKey[] | null) {
+  if (typeof jwks !== 'boolean' && (jwks === null || typeof jwks !== 'object')) fail('jwks must be a boolean or an object')
+  const serveJwks = jwks !== false
+  if (serveJwks && (keys === null || !hasPrivateKey(keys))) {
+    fail('jwks needs asymmetric accessToken.keys with a privateKey: it is served by the auth server that signs (HS256 keys are secret)')
+  }
+  const settings = typeof jwks === 'object' ? jwks : {}
+  const url = text(settings.url, JWKS_DEFAULT_URL, 'jwks.url')
+  if (!PATH.test(url)) fail("jwks.url must be a path such as '/.well-known/jwks.json'")
+  return { serveJwks, jwksRoute: { url, maxAge: duration(settings.maxAge, '5m', 'jwks.maxAge', true) } }
 }

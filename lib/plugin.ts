@@ -1,7 +1,8 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator } from './authenticate.js'
-import { deriveKeys } from './keys.js'
+import { createJwksRouteFactory, JwksClient } from './jwks.js'
+import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
 import { createRouteFactories } from './routes.js'
 import { SessionPolicy, type RefreshTokenClaims } from './session.js'
@@ -17,10 +18,34 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
 
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
 
-  const keys = deriveKeys(options.secret)
+  // Refresh tokens stay HS256 from the secret (only this server reads them); access tokens use
+  // `accessToken.keys`, a resource server's JWKS, or HS256 from the secret.
+  const secretKeys = options.secret === undefined ? null : deriveKeys(options.secret)
+  const accessKeys = options.accessKeys !== null
+    ? createAccessKeySet(options.accessAlgorithm as AsymmetricAlgorithm, options.accessKeys)
+    : options.jwksUrl !== null ? new KeySet([]) : KeySet.fromSecretKey((secretKeys as NonNullable<typeof secretKeys>).access)
   const common = { issuer: options.issuer, audience: options.audience, clockTolerance: options.clockTolerance }
-  const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, key: keys.access, type: ACCESS_TOKEN_TYPE })
-  const refreshTokens = new TokenCodec<RefreshTokenClaims>({ ...common, key: keys.refresh, type: REFRESH_TOKEN_TYPE })
+  const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, keys: accessKeys, type: ACCESS_TOKEN_TYPE })
+
+  const jwksClient = options.jwksUrl === null
+    ? undefined
+    : new JwksClient({
+      url: options.jwksUrl,
+      keySet: accessKeys,
+      algorithm: options.accessAlgorithm === 'HS256' ? undefined : options.accessAlgorithm,
+      timeout: options.jwksTimeout,
+      cooldown: options.jwksCooldown,
+      refreshInterval: options.jwksRefreshInterval,
+      log: fastify.log
+    })
+  if (jwksClient !== undefined) {
+    // the first load is awaited so a healthy app starts with keys; a failed one only logs (503 until loaded)
+    fastify.addHook('onReady', async () => {
+      await jwksClient.refresh()
+      jwksClient.start()
+    })
+    fastify.addHook('onClose', async () => jwksClient.stop())
+  }
 
   let store = options.store
   if (store === undefined) {
@@ -29,15 +54,27 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     store = ownStore
   }
 
-  const authenticator = createAuthenticator(accessTokens, options.realm)
+  const authenticator = createAuthenticator(accessTokens, options.realm, jwksClient)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
 
-  const sessions = new SessionPolicy({ options, store, accessTokens, refreshTokens })
-  const factories = createRouteFactories(options, sessions)
+  // Only an app that can sign both token types has sessions; elsewhere the route factories refuse.
+  const sessions = secretKeys === null || !accessTokens.canSign
+    ? null
+    : new SessionPolicy({
+      options,
+      store,
+      accessTokens,
+      refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: KeySet.fromSecretKey(secretKeys.refresh), type: REFRESH_TOKEN_TYPE })
+    })
+  // only an auth server with asymmetric keys publishes them (HS256 keys are secret)
+  const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
+  const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
+  const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
   fastify.decorate('refreshAuth', factories)
 
+  if (options.serveJwks) fastify.route(factories.jwksRoute())
   if (options.registerRoutes) {
     fastify.route(factories.loginRoute())
     fastify.route(factories.refreshRoute())

@@ -32,7 +32,8 @@ const tokenResponseSchema = {
 const tokenResponses = { 200: tokenResponseSchema }
 const logoutResponses = { 204: { type: 'null' } }
 
-export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
+/** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
+export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
   const cookieOptions = {
     httpOnly: true,
     secure: options.cookieSecure,
@@ -77,8 +78,16 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     }
   }
 
+  const sessions = sessionPolicy as SessionPolicy
+  function refuseOnResourceServer (name: string): void {
+    if (sessionPolicy === null) {
+      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
+    }
+  }
+
   return {
     loginRoute (overrides = {}) {
+      refuseOnResourceServer('login')
       const verifyCredentials = options.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return route('login', overrides, async function login (request, reply) {
@@ -91,6 +100,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     refreshRoute (overrides = {}) {
+      refuseOnResourceServer('refresh')
       return route('refresh', overrides, async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -105,6 +115,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     logoutRoute (overrides = {}) {
+      refuseOnResourceServer('logout')
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)

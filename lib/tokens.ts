@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken'
-import type { TokenKey } from './keys.js'
+import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
 /** Claims of every token this plugin issues. */
 export interface RegisteredClaims {
@@ -23,7 +23,8 @@ export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
 ])
 
 export interface TokenCodecOptions {
-  key: TokenKey
+  /** The keys that verify this token type, and the one that signs it (none on a resource server). */
+  keys: KeySet
   /** The JOSE `typ` header that tells this token type apart (RFC 8725 §3.11). */
   type: string
   issuer: string
@@ -36,34 +37,55 @@ export interface TokenCodecOptions {
 const MAX_TOKEN_LENGTH = 8192
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/
 
-/** Signs and verifies one type of token with one key and one algorithm. */
+type VerifyOptions = jwt.VerifyOptions & { complete: true }
+
+/** Signs and verifies one type of token; each key has its one algorithm. */
 export class TokenCodec<Claims extends RegisteredClaims> {
-  readonly #key: TokenKey
+  readonly #keys: KeySet
+  readonly #signing: { key: SigningKey['key'], options: jwt.SignOptions } | null
   readonly #type: string
   readonly #clockTolerance: number
-  readonly #signOptions: jwt.SignOptions
-  readonly #verifyOptions: jwt.VerifyOptions & { complete: true }
+  readonly #verifyOptions: Record<AccessTokenAlgorithm, VerifyOptions>
   readonly #issuer: string
   readonly #audience: string
 
   constructor (options: TokenCodecOptions) {
-    this.#key = options.key
+    this.#keys = options.keys
     this.#type = options.type
     this.#issuer = options.issuer
     this.#audience = options.audience
     this.#clockTolerance = options.clockTolerance
     // Built once: the algorithm comes from the key, never from a token or a caller.
-    this.#signOptions = {
-      algorithm: options.key.algorithm,
-      header: { alg: options.key.algorithm, typ: options.type }
-    }
-    this.#verifyOptions = {
-      algorithms: [options.key.algorithm],
+    const signing = options.keys.signingKey
+    this.#signing = signing === null
+      ? null
+      : {
+          key: signing.key,
+          options: {
+            algorithm: signing.algorithm,
+            header: signing.kid === undefined
+              ? { alg: signing.algorithm, typ: options.type }
+              : { alg: signing.algorithm, typ: options.type, kid: signing.kid }
+          }
+        }
+    const verifyOptions = (algorithm: AccessTokenAlgorithm): VerifyOptions => ({
+      algorithms: [algorithm],
       issuer: options.issuer,
       audience: options.audience,
       clockTolerance: options.clockTolerance,
       complete: true
+    })
+    this.#verifyOptions = {
+      HS256: verifyOptions('HS256'),
+      RS256: verifyOptions('RS256'),
+      PS256: verifyOptions('PS256'),
+      ES256: verifyOptions('ES256')
     }
+  }
+
+  /** False on a resource server: it has no key to sign with. */
+  get canSign (): boolean {
+    return this.#signing !== null
   }
 
   /**
@@ -81,15 +103,19 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       iat: registered.iat,
       exp: registered.exp
     }
-    return jwt.sign(payload, this.#key.key, this.#signOptions)
+    if (this.#signing === null) throw new TypeError('fastify-refresh-auth: no key to sign with')
+    return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
 
   /** Returns the verified claims, or null for any token that is not a valid one of this type. */
   verify (token: string): Claims | null {
     if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return null
+    // `kid` picks one of the configured keys, whose own algorithm is the only one accepted
+    const key = this.#keys.select(token)
+    if (key === undefined) return null
     let decoded: jwt.Jwt
     try {
-      decoded = jwt.verify(token, this.#key.key, this.#verifyOptions)
+      decoded = jwt.verify(token, key.key, this.#verifyOptions[key.algorithm])
     } catch {
       return null
     }
