@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
+// A namespace import, so that a missing export (RedisStore in older versions) is detected rather than fatal.
 import * as refreshAuthPackage from 'fastify-refresh-auth'
 import { createUserDirectory } from './users.mjs'
 
