@@ -1,6 +1,11 @@
 import type { FastifyRequest } from 'fastify'
 
-/** What the audit hooks receive: ids only, never a token. The request gives the IP, User-Agent and logger. */
+/**
+ * What the audit hooks receive: ids only, never a token. The request gives the IP, User-Agent and logger.
+ *
+ * @example
+ * const onLogin: AuditHook = (event: SessionEvent, request) => audit.write('login', event.userId, event.sessionId, request.ip)
+ */
 export interface SessionEvent {
   /** The user's id, the tokens' `sub`. */
   userId: string
@@ -8,6 +13,12 @@ export interface SessionEvent {
   sessionId: string
 }
 
+/**
+ * What `onLogout` receives.
+ *
+ * @example
+ * const onLogout: AuditHook<LogoutEvent> = (event) => audit.write(event.all ? 'logout-everywhere' : 'logout', event.userId)
+ */
 export interface LogoutEvent extends SessionEvent {
   /** True for `{ "all": true }`: every session of the user was revoked, not only this one. */
   all: boolean
@@ -16,6 +27,12 @@ export interface LogoutEvent extends SessionEvent {
 /**
  * An audit hook. Called once the store has done its part, before the response is sent; not awaited, so a slow
  * audit sink never delays sign-in. Whatever it throws or rejects with is logged and changes nothing.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   onReuseDetected: async (event, request) => alerts.send(`refresh token reuse for ${event.userId} from ${request.ip}`)
+ * })
  */
 export type AuditHook<E extends SessionEvent = SessionEvent> = (event: E, request: FastifyRequest) => void | Promise<void>
 

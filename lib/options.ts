@@ -1,17 +1,31 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
 
-/** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
+/**
+ * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
+ *
+ * @example
+ * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
+ */
 export type Duration = number | string
 
 /**
  * The plugin's options: `secret` is required, except on a resource server that only verifies
  * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ *
+ * @example
+ * const options: FastifyRefreshAuthOptions = {
+ *   secret: process.env.AUTH_SECRET!,
+ *   verifyCredentials: async (request) => users.check(request.body),
+ *   accessToken: { expiresIn: '10m' },
+ *   claims: async (user) => ({ roles: user.roles })
+ * }
+ * await app.register(fastifyRefreshAuth, options)
  */
 export type FastifyRefreshAuthOptions =
   | (RefreshAuthCommonOptions & {
@@ -90,7 +104,29 @@ export interface RefreshAuthCommonOptions {
   onLogout?: AuditHook<LogoutEvent>
   /** Audit hook: a rotated refresh token was replayed and its session revoked; alert, force a password reset… */
   onReuseDetected?: AuditHook
+  /**
+   * How the refresh token travels. `'cookie'` (default): only in the HTTP-only cookie, for browsers.
+   * `'body'`: only as `refresh_token` in JSON bodies, for mobile and CLI clients; no cookie is set.
+   * `'both'`: the cookie for browsers, the body for clients that send `refresh_token` in the body
+   * or log in with the `Refresh-Token-Transport: body` header. A token always comes back the way it came.
+   */
+  refreshTokenTransport?: RefreshTokenTransport
+  /**
+   * Messages to answer with instead of the plugin's own, by error code; the codes stay as they are.
+   * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
+   */
+  messages?: ErrorMessages
 }
+
+/**
+ * Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, refreshTokenTransport: 'both' })
+ * // a mobile app: POST /auth/login with `Refresh-Token-Transport: body`, then
+ * // POST /auth/refresh with `{ "refresh_token": "…" }`
+ */
+export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
@@ -129,6 +165,8 @@ export interface ResolvedOptions {
   onRefresh: AuditHook | undefined
   onLogout: AuditHook<LogoutEvent> | undefined
   onReuseDetected: AuditHook | undefined
+  refreshTokenTransport: RefreshTokenTransport
+  messages: ErrorMessages | null
 }
 
 const MIN_SECRET_BYTES = 32
@@ -225,6 +263,11 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     fail('trustedOrigins must be an array of origins')
   }
 
+  const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
+  if (refreshTokenTransport !== 'cookie' && refreshTokenTransport !== 'body' && refreshTokenTransport !== 'both') {
+    fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
+  }
+
   return {
     secret,
     ...access,
@@ -251,8 +294,20 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     onLogin: optionalFunction(options.onLogin, 'onLogin'),
     onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
     onLogout: optionalFunction(options.onLogout, 'onLogout'),
-    onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected')
+    onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected'),
+    refreshTokenTransport,
+    messages: resolveMessages(options.messages)
   }
+}
+
+function resolveMessages (messages: unknown): ErrorMessages | null {
+  if (messages === undefined) return null
+  if (messages === null || typeof messages !== 'object') fail('messages must be an object of error codes to messages')
+  for (const [code, message] of Object.entries(messages)) {
+    if (!isCustomizableCode(code)) fail(`messages: ${code} is not an error code of this plugin that a client sees`)
+    if (typeof message !== 'string' || message.length === 0) fail(`messages.${code} must be a non-empty string`)
+  }
+  return { ...messages }
 }
 
 const JWKS_DEFAULT_URL = '/.well-known/jwks.json'

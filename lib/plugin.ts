@@ -1,12 +1,15 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator } from './authenticate.js'
+import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient } from './jwks.js'
 import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
+import { bearerSecurityMarker } from './openapi.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
 import type { JwksRouteFactory } from './jwks.js'
 import { createRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
+import { createClaimGuards, type ClaimGuards } from './scopes.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
@@ -14,8 +17,14 @@ import { TokenCodec, type RegisteredClaims } from './tokens.js'
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
 
-/** `app.refreshAuth`: the route factories and session management. */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement {}
+/**
+ * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
+ *
+ * @example
+ * const api: RefreshAuthApi = app.refreshAuth
+ * app.get('/devices', { preHandler: app.authenticate }, async (request) => api.listUserSessions(request.user!.sub))
+ */
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -76,8 +85,12 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
   const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
   const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
-  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log) }
+  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log), ...createClaimGuards(options.realm) }
   fastify.decorate('refreshAuth', api)
+
+  // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
+  fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
+  if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
   if (options.serveJwks) fastify.route(factories.jwksRoute())
   if (options.registerRoutes) {

@@ -22,7 +22,15 @@ export interface IssuedTokens {
   refreshMaxAge: number
 }
 
-/** Session management, behind `app.refreshAuth`. Store failures reject with a 503 `StoreUnavailableError`. */
+/**
+ * Session management, behind `app.refreshAuth`. Store failures reject with a 503 `StoreUnavailableError`.
+ *
+ * @example
+ * app.post('/account/password', { preHandler: app.authenticate }, async (request) => {
+ *   await changePassword(request.user!.sub, request.body)
+ *   await app.refreshAuth.revokeUserSessions(request.user!.sub) // sign out every device
+ * })
+ */
 export interface SessionManagement {
   /** Ends one session (check first that it belongs to the user asking). */
   revokeSession (sessionId: string): Promise<void>

@@ -1,5 +1,11 @@
 import { toSessionInfo, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
 
+/**
+ * Options of {@link MemoryStore}.
+ *
+ * @example
+ * const store = new MemoryStore({ maxSessions: 10_000, pruneInterval: 30 })
+ */
 export interface MemoryStoreOptions {
   /** Most sessions kept; past it the least recently refreshed one is dropped. Default 100,000. */
   maxSessions?: number

@@ -7,11 +7,21 @@ import { toSessionInfo, type RotateRequest, type RotateResult, type SessionInfo,
 /**
  * The part of an ioredis client (`Redis` or `Cluster`, ioredis 5 or 6) that RedisStore uses. Declared here
  * rather than imported, so that users of other stores never need ioredis, not even its types.
+ *
+ * @example
+ * import Redis from 'ioredis'
+ * const client: RedisClient = new Redis(process.env.REDIS_URL)
  */
 export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number, readOnly?: boolean }): void
 }
 
+/**
+ * Options of `RedisStore`.
+ *
+ * @example
+ * const store = new RedisStore({ client: new Redis(), prefix: 'myapp:sessions:', timeout: 1000 })
+ */
 export interface RedisStoreOptions {
   /** Your ioredis client (`new Redis()`, `new Cluster()`, or `fastify.redis` from @fastify/redis). Never closed by the store. */
   client: RedisClient
