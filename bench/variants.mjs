@@ -113,7 +113,8 @@ export const variants = {
     if (typeof library.RedisStore !== 'function') return { skip: 'RedisStore is not exported by this build' }
     let Redis
     try {
-      Redis = (await import('ioredis')).default
+      const ioredis = await import('ioredis')
+      Redis = ioredis.Redis ?? ioredis.default
     } catch {
       return { skip: 'ioredis is not installed' }
     }

@@ -7,10 +7,19 @@ import type { RegisteredClaims, TokenCodec } from './tokens.js'
 /**
  * What `request.user` holds after authentication: the verified access-token claims, in an object of
  * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
+ *
+ * @example
+ * const user: AuthenticatedUser = await request.authenticate()
+ * request.log.info({ userId: user.sub }, 'profile viewed')
  */
 export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
 
-/** `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`. */
+/**
+ * `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`.
+ *
+ * @example
+ * app.get('/me', { preHandler: app.authenticate }, async (request) => ({ id: request.user?.sub }))
+ */
 export type AuthenticateHook = (request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction) => Promise<void> | undefined
 
 export interface Authenticator {

@@ -1,8 +1,6 @@
 import fp from 'fastify-plugin'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
-import { refreshAuth } from './plugin.js'
-import type { JwksRouteFactory } from './jwks.js'
-import type { RouteFactories } from './routes.js'
+import { refreshAuth, type RefreshAuthApi } from './plugin.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -20,20 +18,38 @@ const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refr
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export type { SessionStore, SessionRecord, RotateRequest, RotateResult } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration } from './options.js'
+export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+export type { SessionStore, SessionRecord, SessionInfo, RotateRequest, RotateResult } from './stores/store.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
+export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
 export type { JwksRouteFactory } from './jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
+export type { RefreshAuthApi } from './plugin.js'
+export type { SessionManagement } from './session.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export {
+  openApiSecuritySchemes,
+  openApiBearerSecurity,
+  BEARER_SCHEME,
+  REFRESH_COOKIE_SCHEME,
+  type OpenApiSecuritySchemesOptions,
+  type OpenApiSecuritySchemes
+} from './openapi.js'
+export {
+  ErrorCodes,
+  type RefreshAuthErrorCode,
+  type ErrorMessages,
   MissingTokenError,
   InvalidTokenError,
+  InsufficientScopeError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
   CrossSiteRequestError,
   StoreUnavailableError,
+  StoreTimeoutError,
   KeysUnavailableError,
   InvalidOptionError
 } from './errors.js'
@@ -68,8 +84,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
-    /** The route factories. */
-    refreshAuth: RouteFactories & JwksRouteFactory
+    /** The route factories, session management (`revokeSession`, `revokeUserSessions`, `listUserSessions`), and the scope and role guards. */
+    refreshAuth: RefreshAuthApi
   }
   interface FastifyRequest {
     /** The verified access-token claims once authenticated, else null. */

@@ -5,6 +5,12 @@ import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from '.
 /** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
 type JwksRouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
 
+/**
+ * The JWKS route factory behind `app.refreshAuth.jwksRoute`.
+ *
+ * @example
+ * app.route(app.refreshAuth.jwksRoute({ url: '/keys.json' }))
+ */
 export interface JwksRouteFactory {
   /** `GET /.well-known/jwks.json` (or `jwks.url`): the public access-token keys as a JWK Set. */
   jwksRoute (overrides?: JwksRouteOverrides): RouteOptions

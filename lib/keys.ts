@@ -1,16 +1,35 @@
 import { createPrivateKey, createPublicKey, createSecretKey, hkdfSync, KeyObject, type JsonWebKey } from 'node:crypto'
 import { InvalidOptionError } from './errors.js'
 
-/** Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin. */
+/**
+ * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
+ *
+ * @example
+ * const algorithm: AccessTokenAlgorithm = 'ES256'
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, accessToken: { algorithm, keys } })
+ */
 export type AccessTokenAlgorithm = 'HS256' | 'RS256' | 'PS256' | 'ES256'
 export type AsymmetricAlgorithm = Exclude<AccessTokenAlgorithm, 'HS256'>
 
 export const ASYMMETRIC_ALGORITHMS: readonly AsymmetricAlgorithm[] = ['RS256', 'PS256', 'ES256']
 
-/** Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`. */
+/**
+ * Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`.
+ *
+ * @example
+ * const privateKey: KeyInput = readFileSync('keys/2026-11.pem')
+ */
 export type KeyInput = string | Buffer | JsonWebKey | KeyObject
 
-/** One entry of `accessToken.keys`: a private key signs, the public key verifies. */
+/**
+ * One entry of `accessToken.keys`: a private key signs, the public key verifies.
+ *
+ * @example
+ * const keys: AccessTokenKey[] = [
+ *   { kid: '2026-11', privateKey: readFileSync('keys/2026-11.pem') }, // signs
+ *   { kid: '2026-10', publicKey: readFileSync('keys/2026-10.pub.pem') } // still verifies older tokens
+ * ]
+ */
 export interface AccessTokenKey {
   /** Written to the `kid` header of the tokens this key signs; selects the key on verify. */
   kid: string

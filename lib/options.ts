@@ -1,16 +1,31 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError } from './errors.js'
+import type { AuditHook, LogoutEvent } from './audit.js'
+import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
 
-/** A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`. */
+/**
+ * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
+ *
+ * @example
+ * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
+ */
 export type Duration = number | string
 
 /**
  * The plugin's options: `secret` is required, except on a resource server that only verifies
  * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ *
+ * @example
+ * const options: FastifyRefreshAuthOptions = {
+ *   secret: process.env.AUTH_SECRET!,
+ *   verifyCredentials: async (request) => users.check(request.body),
+ *   accessToken: { expiresIn: '10m' },
+ *   claims: async (user) => ({ roles: user.roles })
+ * }
+ * await app.register(fastifyRefreshAuth, options)
  */
 export type FastifyRefreshAuthOptions =
   | (RefreshAuthCommonOptions & {
@@ -86,7 +101,37 @@ export interface RefreshAuthCommonOptions {
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
+  /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
+  onLogin?: AuditHook
+  /** Audit hook: a refresh issued tokens (a rotation, or a re-issue within the reuse interval). */
+  onRefresh?: AuditHook
+  /** Audit hook: a logout revoked a session (`all: true`: every session of the user). */
+  onLogout?: AuditHook<LogoutEvent>
+  /** Audit hook: a rotated refresh token was replayed and its session revoked; alert, force a password reset… */
+  onReuseDetected?: AuditHook
+  /**
+   * How the refresh token travels. `'cookie'` (default): only in the HTTP-only cookie, for browsers.
+   * `'body'`: only as `refresh_token` in JSON bodies, for mobile and CLI clients; no cookie is set.
+   * `'both'`: the cookie for browsers, the body for clients that send `refresh_token` in the body
+   * or log in with the `Refresh-Token-Transport: body` header. A token always comes back the way it came.
+   */
+  refreshTokenTransport?: RefreshTokenTransport
+  /**
+   * Messages to answer with instead of the plugin's own, by error code; the codes stay as they are.
+   * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
+   */
+  messages?: ErrorMessages
 }
+
+/**
+ * Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, refreshTokenTransport: 'both' })
+ * // a mobile app: POST /auth/login with `Refresh-Token-Transport: body`, then
+ * // POST /auth/refresh with `{ "refresh_token": "…" }`
+ */
+export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
@@ -122,9 +167,16 @@ export interface ResolvedOptions {
   subject: (user: LoginUser) => string
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
+  onLogin: AuditHook | undefined
+  onRefresh: AuditHook | undefined
+  onLogout: AuditHook<LogoutEvent> | undefined
+  onReuseDetected: AuditHook | undefined
+  refreshTokenTransport: RefreshTokenTransport
+  messages: ErrorMessages | null
 }
 
 const MIN_SECRET_BYTES = 32
+const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
@@ -180,8 +232,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   const store = options.store
   if (store !== undefined && (store === null || typeof store !== 'object' ||
-      typeof store.create !== 'function' || typeof store.rotate !== 'function' || typeof store.revoke !== 'function')) {
-    fail('store must implement create(), rotate() and revoke()')
+      STORE_METHODS.some(method => typeof store[method] !== 'function'))) {
+    fail('store must implement create(), rotate(), revoke(), revokeUser() and listUserSessions()')
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
@@ -219,6 +271,11 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     fail('trustedOrigins must be an array of origins')
   }
 
+  const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
+  if (refreshTokenTransport !== 'cookie' && refreshTokenTransport !== 'body' && refreshTokenTransport !== 'both') {
+    fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
+  }
+
   return {
     secret,
     ...access,
@@ -242,8 +299,24 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     clockTolerance,
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
-    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
+    trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
+    onLogin: optionalFunction(options.onLogin, 'onLogin'),
+    onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
+    onLogout: optionalFunction(options.onLogout, 'onLogout'),
+    onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected'),
+    refreshTokenTransport,
+    messages: resolveMessages(options.messages)
   }
+}
+
+function resolveMessages (messages: unknown): ErrorMessages | null {
+  if (messages === undefined) return null
+  if (messages === null || typeof messages !== 'object') fail('messages must be an object of error codes to messages')
+  for (const [code, message] of Object.entries(messages)) {
+    if (!isCustomizableCode(code)) fail(`messages: ${code} is not an error code of this plugin that a client sees`)
+    if (typeof message !== 'string' || message.length === 0) fail(`messages.${code} must be a non-empty string`)
+  }
+  return { ...messages }
 }
 
 const JWKS_DEFAULT_URL = '/.well-known/jwks.json'

@@ -1,11 +1,15 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
+import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient } from './jwks.js'
 import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
+import { bearerSecurityMarker } from './openapi.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
-import { createRouteFactories } from './routes.js'
-import { SessionPolicy, type RefreshTokenClaims } from './session.js'
+import type { JwksRouteFactory } from './jwks.js'
+import { createRouteFactories, type RouteFactories } from './routes.js'
+import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
+import { createClaimGuards, type ClaimGuards } from './scopes.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCache } from './token-cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
@@ -13,6 +17,15 @@ import { TokenCodec, type RegisteredClaims } from './tokens.js'
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
 const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
+
+/**
+ * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
+ *
+ * @example
+ * const api: RefreshAuthApi = app.refreshAuth
+ * app.get('/devices', { preHandler: app.authenticate }, async (request) => api.listUserSessions(request.user!.sub))
+ */
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -77,7 +90,12 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
   const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
   const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
-  fastify.decorate('refreshAuth', factories)
+  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log), ...createClaimGuards(options.realm) }
+  fastify.decorate('refreshAuth', api)
+
+  // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
+  fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
+  if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
   if (options.serveJwks) fastify.route(factories.jwksRoute())
   if (options.registerRoutes) {

@@ -1,36 +1,112 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
+import { REFRESH_COOKIE_SCHEME } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 
-/** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
+/** A route schema with the OpenAPI keys that @fastify/swagger reads. */
+type RouteSchema = NonNullable<RouteOptions['schema']> & {
+  response?: unknown
+  tags?: readonly string[]
+  summary?: string
+  description?: string
+  security?: ReadonlyArray<Record<string, readonly string[]>>
+}
+
+/**
+ * What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's.
+ * A `schema` is merged with the route's own: its `body` replaces ours, its `response` entries are
+ * added status by status, its `tags`, `summary`, `description` and `security` win.
+ *
+ * @example
+ * const overrides: RouteOverrides = {
+ *   url: '/signin',
+ *   schema: { body: { type: 'object', required: ['email', 'password'], properties: { email: { type: 'string' }, password: { type: 'string' } } } },
+ *   config: { rateLimit: { max: 5, timeWindow: '1 minute' } }
+ * }
+ * app.route(app.refreshAuth.loginRoute(overrides))
+ */
 export type RouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
 
-/** The route factories, also behind `app.refreshAuth`. */
+/**
+ * The route factories, also behind `app.refreshAuth`: register the auth routes yourself
+ * (with `routes: false`) to move them, add hooks, rate limits or your own body schema.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, routes: false })
+ * app.route(app.refreshAuth.loginRoute({ url: '/api/session' }))
+ * app.route(app.refreshAuth.refreshRoute({ url: '/api/session/refresh' }))
+ * app.route(app.refreshAuth.logoutRoute({ url: '/api/session/logout' }))
+ */
 export interface RouteFactories {
   /** `POST {prefix}/login`: `verifyCredentials`, then tokens. */
   loginRoute (overrides?: RouteOverrides): RouteOptions
   /** `POST {prefix}/refresh`: trades the refresh cookie for new tokens. */
   refreshRoute (overrides?: RouteOverrides): RouteOptions
-  /** `POST {prefix}/logout`: revokes the session, clears the cookie, 204. */
+  /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
 
-/** RFC 6749 §5.1 access token response. */
-const tokenResponseSchema = {
+// Longer than any token this plugin issues; anything past it is refused before it reaches the verifier.
+const MAX_TOKEN_LENGTH = 8192
+
+/** RFC 6749 §5.1 access token response; `refresh_token` only for clients on the body transport. */
+function tokenResponseSchema (withRefreshToken: boolean): object {
+  return {
+    type: 'object',
+    required: ['access_token', 'token_type', 'expires_in'],
+    properties: {
+      access_token: { type: 'string' },
+      token_type: { type: 'string', enum: ['Bearer'] },
+      expires_in: { type: 'integer', description: 'Seconds the access token lives' },
+      ...(withRefreshToken ? { refresh_token: { type: 'string', description: 'Only for clients on the body transport' } } : {})
+    },
+    additionalProperties: false
+  }
+}
+
+/**
+ * The body of every error this plugin answers with (Fastify's error shape). Open to more fields:
+ * a host's error handler or another plugin (a rate limiter) may add its own, and they must not be dropped.
+ */
+const errorResponseSchema = {
   type: 'object',
-  required: ['access_token', 'token_type', 'expires_in'],
   properties: {
-    access_token: { type: 'string' },
-    token_type: { type: 'string', enum: ['Bearer'] },
-    expires_in: { type: 'integer' }
+    statusCode: { type: 'integer' },
+    code: { type: 'string' },
+    error: { type: 'string' },
+    message: { type: 'string' }
   },
-  additionalProperties: false
+  additionalProperties: true
 } as const
 
-// Responses go through these schemas: fast serialisation, and nothing but these fields leaves.
-const tokenResponses = { 200: tokenResponseSchema }
-const logoutResponses = { 204: { type: 'null' } }
+/**
+ * The refresh and logout body of non-browser clients. Keyed by content type so that Fastify validates
+ * JSON bodies only: a browser's cookie request has no body at all.
+ */
+const refreshTokenBodySchema = {
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: { refresh_token: { type: 'string', minLength: 1, maxLength: MAX_TOKEN_LENGTH } }
+      }
+    }
+  }
+} as const
+
+/**
+ * The host's login body is its own: by default any JSON object (replace it through the overrides).
+ * Keyed by content type: a login may carry no body at all (credentials in a header, say).
+ */
+const loginBodySchema = {
+  content: {
+    'application/json': { schema: { type: 'object', description: 'The credentials verifyCredentials reads' } }
+  }
+} as const
+
+// A client on the body transport asks for it at login with this header (`'both'` only).
+const TRANSPORT_HEADER = 'refresh-token-transport'
 
 /** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
 export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
@@ -51,15 +127,43 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     }
   }
 
-  function sendTokens (reply: FastifyReply, tokens: IssuedTokens): FastifyReply {
+  const transport = options.refreshTokenTransport
+  const bodyAllowed = transport !== 'cookie'
+  const cookieAllowed = transport !== 'body'
+
+  // The refresh token goes back the way it came: a cookie session never gets its token in a body
+  // (where page scripts could read it), a body client never gets a cookie.
+  function sendTokens (reply: FastifyReply, tokens: IssuedTokens, inBody: boolean): FastifyReply {
+    if (inBody) {
+      return reply.send({
+        access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
+      })
+    }
     reply.setCookie(options.cookieName, tokens.refreshToken, { ...cookieOptions, maxAge: tokens.refreshMaxAge })
     return reply.send({ access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn })
   }
 
+  function bodyRefreshToken (request: FastifyRequest): string | undefined {
+    if (!bodyAllowed) return undefined
+    const body = request.body as { refresh_token?: unknown } | null | undefined
+    const token = typeof body === 'object' && body !== null ? body.refresh_token : undefined
+    return typeof token === 'string' ? token : undefined
+  }
+
   function readRefreshCookie (request: FastifyRequest): string | undefined {
+    if (!cookieAllowed) return undefined
     // `hook: false` in a host's @fastify/cookie leaves request.cookies unset: parse the header then
     const cookies = request.cookies ?? request.server.parseCookie(request.headers.cookie ?? '')
     return cookies[options.cookieName]
+  }
+
+  function clearRefreshCookie (reply: FastifyReply): void {
+    if (cookieAllowed) reply.clearCookie(options.cookieName, cookieOptions)
+  }
+
+  // Login answers in the body on the body transport, or on 'both' when the client asks for it.
+  function loginInBody (request: FastifyRequest): boolean {
+    return transport === 'body' || (transport === 'both' && request.headers[TRANSPORT_HEADER] === 'body')
   }
 
   // Token responses must not be cached (RFC 6749 §5.1): set before anything can fail.
@@ -68,12 +172,37 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     reply.header('pragma', 'no-cache')
   }
 
-  function route (name: string, overrides: RouteOverrides, handler: RouteOptions['handler'], response: object): RouteOptions {
+  // OpenAPI: the refresh and logout routes authenticate with the cookie, the body token, or either.
+  const refreshSecurity: Array<Record<string, string[]>> = transport === 'cookie'
+    ? [{ [REFRESH_COOKIE_SCHEME]: [] }]
+    : transport === 'body' ? [] : [{ [REFRESH_COOKIE_SCHEME]: [] }, {}]
+  const tokenResponses = {
+    200: tokenResponseSchema(bodyAllowed),
+    '4xx': errorResponseSchema,
+    '5xx': errorResponseSchema
+  }
+  const logoutResponses = {
+    204: { type: 'null', description: 'Signed out' },
+    '4xx': errorResponseSchema,
+    '5xx': errorResponseSchema
+  }
+  const refreshBody = bodyAllowed ? { body: refreshTokenBodySchema } : {}
+
+  /**
+   * Our schema, then the host's on top: its body replaces ours, its responses are merged status by
+   * status, and its tags, summary or security win.
+   */
+  function route (name: string, overrides: RouteOverrides, handler: RouteOptions['handler'], schema: RouteSchema): RouteOptions {
+    const hostSchema: RouteSchema = overrides.schema ?? {}
     return {
       method: 'POST',
       url: `${options.prefix}/${name}`,
       ...overrides,
-      schema: { response, ...overrides.schema },
+      schema: {
+        ...schema,
+        ...hostSchema,
+        response: { ...schema.response as object, ...hostSchema.response as object }
+      },
       handler
     }
   }
@@ -95,8 +224,15 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
         refuseCrossSite(request)
         const user = await verifyCredentials(request)
         if (user === null || user === undefined) throw new InvalidCredentialsError()
-        return sendTokens(reply, await sessions.startSession(user, request))
-      }, tokenResponses)
+        return sendTokens(reply, await sessions.startSession(user, request), loginInBody(request))
+      }, {
+        tags: ['auth'],
+        summary: 'Sign in',
+        description: 'Checks the credentials; answers an access token and starts a refresh-token session.',
+        security: [],
+        body: loginBodySchema,
+        response: tokenResponses
+      })
     },
 
     refreshRoute (overrides = {}) {
@@ -104,14 +240,23 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
       return route('refresh', overrides, async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        const tokens = await sessions.rotateRefreshToken(readRefreshCookie(request), request)
+        const bodyToken = bodyRefreshToken(request)
+        const inBody = bodyToken !== undefined
+        const tokens = await sessions.rotateRefreshToken(inBody ? bodyToken : readRefreshCookie(request), request)
         if (tokens === null) {
           // one answer whatever the reason, and the dead cookie goes
-          reply.clearCookie(options.cookieName, cookieOptions)
+          if (!inBody) clearRefreshCookie(reply)
           throw new InvalidRefreshTokenError()
         }
-        return sendTokens(reply, tokens)
-      }, tokenResponses)
+        return sendTokens(reply, tokens, inBody)
+      }, {
+        tags: ['auth'],
+        summary: 'Refresh the access token',
+        description: 'Trades the refresh token for a new access token and a new refresh token (rotation).',
+        security: refreshSecurity,
+        ...refreshBody,
+        response: tokenResponses
+      })
     },
 
     logoutRoute (overrides = {}) {
@@ -119,10 +264,20 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        await sessions.revokeFamily(readRefreshCookie(request), request)
-        reply.clearCookie(options.cookieName, cookieOptions)
+        const bodyToken = bodyRefreshToken(request)
+        // `{ "all": true }`: logout everywhere, every session of the token's user
+        const all = (request.body as { all?: unknown } | null | undefined)?.all === true
+        await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
+        if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
-      }, logoutResponses)
+      }, {
+        tags: ['auth'],
+        summary: 'Sign out',
+        description: 'Revokes the session of the refresh token and clears the refresh cookie.',
+        security: refreshSecurity,
+        ...refreshBody,
+        response: logoutResponses
+      })
     }
   }
 }

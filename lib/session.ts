@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { notify } from './audit.js'
 import { StoreUnavailableError } from './errors.js'
 import type { LoginUser } from './index.js'
 import type { ResolvedOptions } from './options.js'
-import type { SessionRecord, SessionStore } from './stores/store.js'
+import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
@@ -20,6 +21,27 @@ export interface IssuedTokens {
   /** Seconds the refresh cookie may live. */
   refreshMaxAge: number
 }
+
+/**
+ * Session management, behind `app.refreshAuth`. Store failures reject with a 503 `StoreUnavailableError`.
+ *
+ * @example
+ * app.post('/account/password', { preHandler: app.authenticate }, async (request) => {
+ *   await changePassword(request.user!.sub, request.body)
+ *   await app.refreshAuth.revokeUserSessions(request.user!.sub) // sign out every device
+ * })
+ */
+export interface SessionManagement {
+  /** Ends one session (check first that it belongs to the user asking). */
+  revokeSession (sessionId: string): Promise<void>
+  /** Ends every session of a user: logout everywhere, after a password change or a compromise. */
+  revokeUserSessions (userId: string): Promise<void>
+  /** The user's live sessions, for an "active devices" page; no token ids. */
+  listUserSessions (userId: string): Promise<SessionInfo[]>
+}
+
+// Enough to tell browsers apart; a longer header is cut rather than stored whole.
+const MAX_USER_AGENT_LENGTH = 256
 
 export interface SessionPolicyOptions {
   options: ResolvedOptions
@@ -63,10 +85,11 @@ export class SessionPolicy {
       rotatedAt: now,
       expiresAt: Math.min(now + this.#options.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
-      userAgent: request.headers['user-agent'],
+      userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     }
     await callStore(request.log, () => this.#store.create(session))
+    notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
     return this.#issueTokens(session, now, ext)
   }
 
@@ -89,17 +112,23 @@ export class SessionPolicy {
     if (result.outcome === 'reused') {
       // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store revoked the family.
       request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
+      notify('onReuseDetected', this.#options.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
       return null
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
+    notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
     return this.#issueTokens(result.session, now, claims.ext)
   }
 
-  /** Revokes the session of a refresh token; an invalid token revokes nothing. */
-  async revokeFamily (refreshToken: string | undefined, request: FastifyRequest): Promise<void> {
+  /**
+   * Revokes the session of a refresh token, or with `all` every session of its user; an invalid token
+   * revokes nothing.
+   */
+  async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, all = false): Promise<void> {
     const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
     if (claims === null) return
-    await callStore(request.log, () => this.#store.revoke(claims.sid))
+    await callStore(request.log, () => all ? this.#store.revokeUser(claims.sub) : this.#store.revoke(claims.sid))
+    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all }, request)
   }
 
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
@@ -120,6 +149,27 @@ export class SessionPolicy {
   }
 }
 
+/**
+ * Session management for calls outside a request, straight on the store (a resource server sharing the
+ * store has it too); store failures are logged to `log` and reject with a 503 `StoreUnavailableError`.
+ */
+export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
+  return {
+    async revokeSession (sessionId) {
+      const id = requireId(sessionId, 'sessionId')
+      await callStore(log, () => store.revoke(id))
+    },
+    async revokeUserSessions (userId) {
+      const id = requireId(userId, 'userId')
+      await callStore(log, () => store.revokeUser(id))
+    },
+    async listUserSessions (userId) {
+      const id = requireId(userId, 'userId')
+      return await callStore(log, () => store.listUserSessions(id, Date.now()))
+    }
+  }
+}
+
 /** Runs a store call; any failure is logged for the operator and becomes a generic 503 for the client. */
 async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>): Promise<T> {
   try {
@@ -128,6 +178,11 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
     log.error({ err }, 'fastify-refresh-auth: session store failed')
     throw new StoreUnavailableError()
   }
+}
+
+function requireId (id: unknown, name: string): string {
+  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`fastify-refresh-auth: ${name} must be a non-empty string`)
+  return id
 }
 
 function withoutReserved (claims: Record<string, unknown>): Record<string, unknown> {

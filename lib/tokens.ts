@@ -1,7 +1,15 @@
 import jwt from 'jsonwebtoken'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
-/** Claims of every token this plugin issues. */
+/**
+ * Claims of every token this plugin issues.
+ *
+ * @example
+ * app.get('/session', { preHandler: app.authenticate }, async (request) => {
+ *   const { sub, sid, exp }: RegisteredClaims = request.user!
+ *   return { userId: sub, sessionId: sid, expiresAt: exp * 1000 }
+ * })
+ */
 export interface RegisteredClaims {
   /** The user's id. */
   sub: string

@@ -11,6 +11,8 @@ class FlakyStore implements SessionStore {
   async create (...args: Parameters<SessionStore['create']>) { this.#check(); return this.inner.create(...args) }
   async rotate (...args: Parameters<SessionStore['rotate']>) { this.#check(); return this.inner.rotate(...args) }
   async revoke (...args: Parameters<SessionStore['revoke']>) { this.#check(); return this.inner.revoke(...args) }
+  async revokeUser (...args: Parameters<SessionStore['revokeUser']>) { this.#check(); return this.inner.revokeUser(...args) }
+  async listUserSessions (...args: Parameters<SessionStore['listUserSessions']>) { this.#check(); return this.inner.listUserSessions(...args) }
   #check () { if (this.down) throw new Error('ECONNREFUSED db.internal:5432 password=hunter2') }
 }
 

@@ -81,5 +81,7 @@ class SqlStore implements SessionStore {
   async create () {}
   async rotate (): Promise<RotateResult> { return { outcome: 'not-found' } }
   async revoke () {}
+  async revokeUser () {}
+  async listUserSessions () { return [] }
 }
 expectType<SessionStore>(new SqlStore())

@@ -1,5 +1,11 @@
-import type { RotateRequest, RotateResult, SessionRecord, SessionStore } from './store.js'
+import { toSessionInfo, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
 
+/**
+ * Options of {@link MemoryStore}.
+ *
+ * @example
+ * const store = new MemoryStore({ maxSessions: 10_000, pruneInterval: 30 })
+ */
 export interface MemoryStoreOptions {
   /** Most sessions kept; past it the least recently refreshed one is dropped. Default 100,000. */
   maxSessions?: number
@@ -18,6 +24,8 @@ export interface MemoryStoreOptions {
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, SessionRecord>()
+  // userId → its session ids: a bare string for the usual one session, an array past that (small per session)
+  readonly #byUser = new Map<string, string | string[]>()
   readonly #maxSessions: number
   readonly #timer: NodeJS.Timeout
 
@@ -40,15 +48,18 @@ export class MemoryStore implements SessionStore {
   }
 
   async create (session: SessionRecord): Promise<void> {
-    if (this.#sessions.size >= this.#maxSessions) this.#dropOldest()
+    const existing = this.#sessions.get(session.sessionId)
+    if (existing !== undefined) this.#delete(existing)
+    else if (this.#sessions.size >= this.#maxSessions) this.#dropOldest()
     this.#sessions.set(session.sessionId, { ...session })
+    this.#index(session.userId, session.sessionId)
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
     const session = this.#sessions.get(request.sessionId)
     if (session === undefined) return { outcome: 'not-found' }
-    if (request.now >= session.expiresAt || request.now >= session.absoluteExpiresAt) {
-      this.#sessions.delete(request.sessionId)
+    if (isExpired(session, request.now)) {
+      this.#delete(session)
       return { outcome: 'not-found' }
     }
     const presented = request.presentedTokenId
@@ -66,18 +77,33 @@ export class MemoryStore implements SessionStore {
       if (session.tokenId === request.nextTokenId) return { outcome: 'rotated', session: { ...session } }
       if (request.now - session.rotatedAt < request.reuseIntervalMs) return { outcome: 'grace', session: { ...session } }
     }
-    this.#sessions.delete(request.sessionId)
+    this.#delete(session)
     return { outcome: 'reused', session }
   }
 
   async revoke (sessionId: string): Promise<void> {
-    this.#sessions.delete(sessionId)
+    const session = this.#sessions.get(sessionId)
+    if (session !== undefined) this.#delete(session)
+  }
+
+  async revokeUser (userId: string): Promise<void> {
+    for (const sessionId of this.#sessionIdsOf(userId)) this.#sessions.delete(sessionId)
+    this.#byUser.delete(userId)
+  }
+
+  async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
+    const list: SessionInfo[] = []
+    for (const sessionId of this.#sessionIdsOf(userId)) {
+      const session = this.#sessions.get(sessionId) as SessionRecord
+      if (!isExpired(session, now)) list.push(toSessionInfo(session))
+    }
+    return list
   }
 
   /** Drops expired sessions now; the timer calls this on its own. */
   prune (now = Date.now()): void {
-    for (const [id, session] of this.#sessions) {
-      if (now >= session.expiresAt || now >= session.absoluteExpiresAt) this.#sessions.delete(id)
+    for (const session of this.#sessions.values()) {
+      if (isExpired(session, now)) this.#delete(session)
     }
   }
 
@@ -87,7 +113,35 @@ export class MemoryStore implements SessionStore {
   }
 
   #dropOldest (): void {
-    // only called when the Map is full, so there is a first key
-    this.#sessions.delete(this.#sessions.keys().next().value as string)
+    // only called when the Map is full, so there is a first entry
+    this.#delete(this.#sessions.values().next().value as SessionRecord)
   }
+
+  #delete (session: SessionRecord): void {
+    this.#sessions.delete(session.sessionId)
+    // every stored session is indexed under its user
+    const ids = this.#byUser.get(session.userId) as string | string[]
+    if (typeof ids === 'string') {
+      this.#byUser.delete(session.userId)
+    } else {
+      const kept = ids.filter(id => id !== session.sessionId)
+      this.#byUser.set(session.userId, kept.length === 1 ? kept[0] : kept)
+    }
+  }
+
+  #index (userId: string, sessionId: string): void {
+    const ids = this.#byUser.get(userId)
+    if (ids === undefined) this.#byUser.set(userId, sessionId)
+    else if (Array.isArray(ids)) ids.push(sessionId)
+    else this.#byUser.set(userId, [ids, sessionId])
+  }
+
+  #sessionIdsOf (userId: string): readonly string[] {
+    const ids = this.#byUser.get(userId)
+    return ids === undefined ? [] : Array.isArray(ids) ? ids : [ids]
+  }
+}
+
+function isExpired (session: SessionRecord, now: number): boolean {
+  return now >= session.expiresAt || now >= session.absoluteExpiresAt
 }

@@ -1,0 +1,71 @@
+// Session management in the page: the list of a user's sessions, revoking another one, and "log out everywhere".
+// Runs when the package has the session-management API (the demo then answers GET /api/sessions), with the
+// MemoryStore and, when the package exports RedisStore, with Redis too (REDIS_URL, default redis://127.0.0.1:6379).
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import * as refreshAuthPackage from 'fastify-refresh-auth'
+import {
+  isResponse, launchChromium, newPage, screenshot, signIn, startDemo, waitForStatus
+} from './helpers.mjs'
+
+const stores = [{ name: 'MemoryStore', env: {} }]
+if (typeof refreshAuthPackage.RedisStore === 'function') {
+  // a prefix of its own, so that no other session of user 1 in this Redis shows up in the list
+  const prefix = `fastify-refresh-auth-e2e-${randomUUID()}:`
+  stores.push({ name: 'RedisStore', env: { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', REDIS_PREFIX: prefix } })
+}
+
+const browser = await launchChromium(t)
+
+/** One browser (its own cookie jar: another device) signed in as alice. */
+async function device (t, demo) {
+  const page = await newPage(browser, t)
+  await page.goto(demo.url)
+  t.equal((await signIn(page)).status(), 200, 'signs in')
+  await waitForStatus(page, 'Signed in as Alice Liddell')
+  return page
+}
+
+for (const { name, env } of stores) {
+  t.test(`7. the session list, revoking another session and logging out everywhere (${name})`, async t => {
+    const demo = await startDemo(t, { ACCESS_TOKEN_TTL: '60', REUSE_INTERVAL: '0', ...env })
+    t.equal((await demo.waitForOutput(/Store: (\w+)/))[1], name, `the demo uses the ${name}`)
+    const probe = await fetch(`${demo.url}/api/sessions`)
+    if (probe.status === 404) {
+      t.skip('this build of the package has no session-management API (app.refreshAuth.listUserSessions)')
+      return
+    }
+    t.equal(probe.status, 401, 'GET /api/sessions is protected')
+
+    const laptop = await device(t, demo)
+    const phone = await device(t, demo)
+    await laptop.click('#reload-sessions')
+    await laptop.locator('#session-list li.other').waitFor()
+    t.equal(await laptop.locator('#session-list li').count(), 2, 'the laptop lists both sessions')
+    t.equal(await laptop.locator('#session-list li.current').count(), 1, 'one of them marked as this browser')
+    await screenshot(laptop, `7-sessions-${name}`)
+
+    // Revoke the phone's session from the laptop: the phone's next refresh is refused.
+    const revoked = laptop.waitForResponse(response => response.request().method() === 'DELETE')
+    await laptop.click('#session-list li.other button')
+    t.equal((await revoked).status(), 204, 'the laptop revokes the other session')
+    await laptop.locator('#session-list li.other').waitFor({ state: 'detached' })
+    const phoneRefresh = phone.waitForResponse(isResponse('/auth/refresh'))
+    await phone.click('#refresh-now')
+    t.equal((await phoneRefresh).status(), 401, 'the phone\'s session is over')
+    await waitForStatus(phone, 'Signed out.')
+
+    // Sign the phone in again, then log out everywhere from the laptop: both end signed out.
+    t.equal((await signIn(phone)).status(), 200, 'the phone signs in again')
+    await waitForStatus(phone, 'Signed in as Alice Liddell')
+    const logout = laptop.waitForResponse(isResponse('/auth/logout'))
+    await laptop.click('#logout-all')
+    t.equal((await logout).status(), 204, 'log out everywhere answers 204')
+    await waitForStatus(laptop, 'Signed out on every device.')
+    const afterwards = phone.waitForResponse(isResponse('/auth/refresh'))
+    await phone.click('#refresh-now')
+    t.equal((await afterwards).status(), 401, 'the phone is signed out too')
+    await waitForStatus(phone, 'Signed out.')
+    await screenshot(laptop, `7-logged-out-everywhere-${name}`)
+  })
+}

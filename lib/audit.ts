@@ -1,0 +1,51 @@
+import type { FastifyRequest } from 'fastify'
+
+/**
+ * What the audit hooks receive: ids only, never a token. The request gives the IP, User-Agent and logger.
+ *
+ * @example
+ * const onLogin: AuditHook = (event: SessionEvent, request) => audit.write('login', event.userId, event.sessionId, request.ip)
+ */
+export interface SessionEvent {
+  /** The user's id, the tokens' `sub`. */
+  userId: string
+  /** The session (token family) id, the tokens' `sid`. */
+  sessionId: string
+}
+
+/**
+ * What `onLogout` receives.
+ *
+ * @example
+ * const onLogout: AuditHook<LogoutEvent> = (event) => audit.write(event.all ? 'logout-everywhere' : 'logout', event.userId)
+ */
+export interface LogoutEvent extends SessionEvent {
+  /** True for `{ "all": true }`: every session of the user was revoked, not only this one. */
+  all: boolean
+}
+
+/**
+ * An audit hook. Called once the store has done its part, before the response is sent; not awaited, so a slow
+ * audit sink never delays sign-in. Whatever it throws or rejects with is logged and changes nothing.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   onReuseDetected: async (event, request) => alerts.send(`refresh token reuse for ${event.userId} from ${request.ip}`)
+ * })
+ */
+export type AuditHook<E extends SessionEvent = SessionEvent> = (event: E, request: FastifyRequest) => void | Promise<void>
+
+/** Runs an audit hook without letting it touch the response: a throw or a rejection is only logged. */
+export function notify<E extends SessionEvent> (name: string, hook: AuditHook<E> | undefined, event: E, request: FastifyRequest): void {
+  if (hook === undefined) return
+  const logFailure = (err: unknown): void => {
+    request.log.error({ err, hook: name, sessionId: event.sessionId }, 'fastify-refresh-auth: an audit hook failed')
+  }
+  try {
+    const result = hook(event, request)
+    if (result instanceof Promise) result.catch(logFailure)
+  } catch (err) {
+    logFailure(err)
+  }
+}

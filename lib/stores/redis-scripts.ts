@@ -1,0 +1,92 @@
+// Lua scripts of RedisStore. Each runs atomically on the server and touches one key (so one cluster slot).
+//
+// Every script starts with the same guard: ARGV[1] is a deadline in the server's clock (milliseconds); a
+// script that starts after it changes nothing and answers 'late'. This is what keeps a command that the
+// caller already gave up on (ioredis' offline queue resends it after a reconnect, or a stalled connection
+// delivers it late) from taking effect. Every reply starts with the server's time, which RedisStore uses
+// to estimate the offset between its clock and the server's.
+//
+// Times in ARGV other than the deadline are the caller's (Node's) clock, the same clock that signs the
+// tokens' `exp`, so expiry is judged as the MemoryStore judges it.
+//
+// Session hash fields: u userId, t tokenId, p previousTokenId, c createdAt, r rotatedAt (last refresh),
+// e expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip.
+
+const GUARD = `
+local time = redis.call('TIME')
+local serverNow = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if serverNow > tonumber(ARGV[1]) then return { serverNow, 'late' } end
+`
+
+/** KEYS[1] session. ARGV: deadline, userId, tokenId, createdAt, rotatedAt, expiresAt, absoluteExpiresAt, ttl ms, userAgent, ip ('' = none). */
+export const CREATE_SESSION = `${GUARD}
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'u', ARGV[2], 't', ARGV[3], 'c', ARGV[4], 'r', ARGV[5], 'e', ARGV[6], 'a', ARGV[7])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[9]) end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'ip', ARGV[10]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+return { serverNow, 'ok' }
+`
+
+/**
+ * KEYS[1] session. ARGV: deadline, presented token id, next token id, now, next expiresAt, reuse interval ms.
+ * Reply: serverNow, outcome, then the session (u t p c r e a ua ip) unless not-found.
+ */
+export const ROTATE_SESSION = `${GUARD}
+local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip')
+if not s[1] then return { serverNow, 'not-found' } end
+local now = tonumber(ARGV[4])
+local absolute = tonumber(s[7])
+if now >= tonumber(s[6]) or now >= absolute then
+  redis.call('DEL', KEYS[1])
+  return { serverNow, 'not-found' }
+end
+local presented = ARGV[2]
+if presented == s[2] then
+  redis.call('HSET', KEYS[1], 't', ARGV[3], 'p', presented, 'r', ARGV[4], 'e', ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[5]), absolute) - now)
+  return { serverNow, 'rotated', s[1], ARGV[3], presented, s[4], ARGV[4], ARGV[5], s[7], s[8], s[9] }
+end
+if presented == s[3] then
+  -- the same request again (its reply was lost): answer it again rather than call it reuse
+  if s[2] == ARGV[3] then return { serverNow, 'rotated', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] } end
+  if now - tonumber(s[5]) < tonumber(ARGV[6]) then
+    return { serverNow, 'grace', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
+  end
+end
+redis.call('DEL', KEYS[1])
+return { serverNow, 'reused', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
+`
+
+/** KEYS[1] session. ARGV: deadline. */
+export const REVOKE_SESSION = `${GUARD}
+redis.call('DEL', KEYS[1])
+return { serverNow, 'ok' }
+`
+
+/** KEYS[1] session. ARGV: deadline. Reply: serverNow, 'ok', then u t p c r e a ua ip (all nil when gone). */
+export const READ_SESSION = `${GUARD}
+local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip')
+return { serverNow, 'ok', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
+`
+
+/**
+ * KEYS[1] user index, a sorted set of session ids scored by their absolute expiry. ARGV: deadline, session id,
+ * its absoluteExpiresAt, now. Drops the entries past their absolute expiry, so the index never outgrows
+ * the sessions of the last absolute lifetime, and lets the key itself expire with its last entry.
+ */
+export const INDEX_SESSION = `${GUARD}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(last[2]) - tonumber(ARGV[4])))
+return { serverNow, 'ok' }
+`
+
+/** KEYS[1] user index. ARGV: deadline, now. Reply: serverNow, 'ok', then the ids of sessions not yet past their absolute expiry. */
+export const USER_SESSION_IDS = `${GUARD}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')
+table.insert(ids, 1, 'ok')
+table.insert(ids, 1, serverNow)
+return ids
+`

@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { MemoryStore, type SessionRecord } from '../lib/index.js'
+
+const DAY = 24 * 3600 * 1000
+
+function newSession (now: number, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    sessionId: randomUUID(),
+    userId: 'alice',
+    tokenId: randomUUID(),
+    previousTokenId: null,
+    createdAt: now,
+    rotatedAt: now,
+    expiresAt: now + 7 * DAY,
+    absoluteExpiresAt: now + 30 * DAY,
+    ...overrides
+  }
+}
+
+async function listedIds (store: MemoryStore, userId: string, now: number): Promise<string[]> {
+  return (await store.listUserSessions(userId, now)).map(s => s.sessionId).sort()
+}
+
+t.test('the user index follows every way a session ends', async (t) => {
+  const store = new MemoryStore({ maxSessions: 4 })
+  t.teardown(() => store.close())
+  const now = Date.now()
+  const [a, b, c] = [newSession(now), newSession(now), newSession(now, { expiresAt: now + 1000 })]
+  for (const session of [a, b, c]) await store.create(session)
+  t.same(await listedIds(store, 'alice', now), [a.sessionId, b.sessionId, c.sessionId].sort())
+
+  // revoking one of three leaves two
+  await store.revoke(b.sessionId)
+  t.same(await listedIds(store, 'alice', now), [a.sessionId, c.sessionId].sort())
+
+  // the sweep drops the expired one, leaving a single session
+  store.prune(now + 2000)
+  t.equal(store.size, 1)
+  t.same(await listedIds(store, 'alice', now), [a.sessionId])
+
+  // saving a session id again replaces it (and its index entry)
+  await store.create({ ...a, userId: 'bob' })
+  t.same(await listedIds(store, 'alice', now), [])
+  t.same(await listedIds(store, 'bob', now), [a.sessionId])
+
+  // full: the least recently refreshed session makes room
+  const more = [newSession(now, { userId: 'carol' }), newSession(now, { userId: 'carol' }), newSession(now, { userId: 'carol' })]
+  for (const session of more) await store.create(session)
+  await store.create(newSession(now, { userId: 'dave' }))
+  t.equal(store.size, 4)
+  t.same(await listedIds(store, 'bob', now), [], 'bob’s session was the oldest')
+  t.equal((await store.listUserSessions('carol', now)).length, 3)
+  await store.revokeUser('carol')
+  t.equal(store.size, 1)
+  t.same(await listedIds(store, 'carol', now), [])
+})

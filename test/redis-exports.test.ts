@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import t from 'tap'
+
+// The built package as users load it (npm test builds dist/ before running the suite).
+const root = join(__dirname, '..')
+
+function run (args: string[]): unknown {
+  return JSON.parse(execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }))
+}
+
+t.test('RedisStore is exported, and loading the package never loads ioredis', async t => {
+  const result = run(['-e', `
+    const { RedisStore, MemoryStore, StoreTimeoutError } = require('fastify-refresh-auth')
+    console.log(JSON.stringify({
+      redisStore: typeof RedisStore,
+      memoryStore: typeof MemoryStore,
+      timeoutCode: new StoreTimeoutError('x').code,
+      ioredisLoaded: Object.keys(require.cache).some(file => file.includes('ioredis'))
+    }))`])
+  t.same(result, { redisStore: 'function', memoryStore: 'function', timeoutCode: 'FST_REFRESH_AUTH_STORE_TIMEOUT', ioredisLoaded: false })
+})
+
+t.test('the store contract battery is a subpath export, for require and import', async t => {
+  t.same(run(['-e', `
+    const { storeContract } = require('fastify-refresh-auth/store-contract')
+    console.log(JSON.stringify(typeof storeContract))`]), 'function')
+  t.same(run(['--input-type=module', '-e', `
+    import { storeContract } from 'fastify-refresh-auth/store-contract'
+    import { RedisStore } from 'fastify-refresh-auth'
+    console.log(JSON.stringify([typeof storeContract, typeof RedisStore]))`]), ['function', 'function'])
+})
+
+t.test('a host runs the battery against its own store with node:test', async t => {
+  // MemoryStore stands in for the host's store; node:test reports in TAP and exits non-zero on a failure
+  const output = execFileSync(process.execPath, ['--test-reporter=tap', '--input-type=module', '-e', `
+    import { test } from 'node:test'
+    import { MemoryStore } from 'fastify-refresh-auth'
+    import { storeContract } from 'fastify-refresh-auth/store-contract'
+    storeContract({ test, createStore: () => new MemoryStore(), destroyStore: (store) => store.close(), concurrency: 20 })`],
+  { cwd: root, encoding: 'utf8' })
+  t.match(output, /# pass 17/)
+  t.match(output, /# fail 0/)
+})

@@ -1,0 +1,52 @@
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { MemoryStore, RedisStore } from '../lib/index.js'
+import { storeContract } from '../lib/testing/store-contract.js'
+import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+
+/** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */
+function tapTest (parent: Test) {
+  return (name: string, fn: () => Promise<void>) => parent.test(name, async (t) => {
+    await fn()
+    t.pass('the store keeps the contract')
+  })
+}
+
+/** A port nothing listens on. */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+t.test('MemoryStore keeps the store contract', async (t) => {
+  storeContract({
+    test: tapTest(t),
+    createStore: () => new MemoryStore(),
+    destroyStore: (store) => store.close(),
+    concurrency: 100
+  })
+})
+
+t.test('RedisStore keeps the store contract', async (t) => {
+  if (!await requireRedis(t)) return
+  const prefix = uniquePrefix(__filename)
+  const client = redisClient(t, prefix)
+  const deadClients: Redis[] = []
+  t.teardown(() => { for (const dead of deadClients) dead.disconnect() })
+  const deadPort = await closedPort()
+  storeContract({
+    test: tapTest(t),
+    createStore: () => new RedisStore({ client, prefix }),
+    // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer
+    createFailingStore: () => {
+      const dead = new Redis({ host: '127.0.0.1', port: deadPort })
+      dead.on('error', () => {})
+      deadClients.push(dead)
+      return new RedisStore({ client: dead, prefix, timeout: 200 })
+    }
+  })
+})
