@@ -184,10 +184,16 @@ console.log(`fastify-refresh-auth benchmark: ${settings.rounds} rounds × ${sett
   `warm-up ${settings.warmup}s; load average ${loadBefore.map(l => l.toFixed(2)).join(' ')}`)
 
 const servers = []
-for (const name of chosen) {
-  const server = await startServer(name)
-  if (server.skip !== undefined) console.log(`  skipping ${name}: ${server.skip}`)
-  else servers.push({ ...server, rounds: [] })
+try {
+  for (const name of chosen) {
+    const server = await startServer(name)
+    if (server.skip !== undefined) console.log(`  skipping ${name}: ${server.skip}`)
+    else servers.push({ ...server, rounds: [] })
+  }
+} catch (err) {
+  // leave no server behind
+  await Promise.all(servers.map(stopServer))
+  throw err
 }
 
 try {

@@ -31,6 +31,7 @@ async function ourApp (options = {}) {
     ...options.plugin
   })
   app.get('/', { preHandler: app.authenticate }, handler)
+  if (options.onClose !== undefined) app.addHook('onClose', options.onClose)
   await app.ready()
   return app
 }
@@ -53,8 +54,8 @@ function refreshPoolSize ({ connections, runs }) {
   return connections * (runs + 2) + 100
 }
 
-async function refreshVariant (plugin, settings) {
-  const app = await ourApp({ plugin })
+async function refreshVariant (plugin, settings, onClose) {
+  const app = await ourApp({ plugin, onClose })
   const sessions = await loginMany(app, refreshPoolSize(settings))
   return {
     app,
@@ -126,14 +127,12 @@ export const variants = {
     }
     const prefix = `bench:${process.pid}:`
     const store = new library.RedisStore({ client, prefix })
-    const variant = await refreshVariant({ store }, settings)
-    variant.app.addHook('onClose', async () => {
+    return refreshVariant({ store }, settings, async () => {
       // leave the server as we found it: drop this run's keys, then hang up
       const keys = await client.keys(`${prefix}*`)
       if (keys.length > 0) await client.del(...keys)
       await client.quit()
     })
-    return variant
   },
 
   // POST /auth/login with a verifyCredentials that accepts at once: the cost of issuing a session.
