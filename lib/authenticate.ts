@@ -1,10 +1,12 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './errors.js'
 import type { RefreshAuthUser } from './index.js'
+import { deepFreeze, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /**
- * What `request.user` holds after authentication: the verified access-token claims.
+ * What `request.user` holds after authentication: the verified access-token claims, in an object of
+ * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
  *
  * @example
  * const user: AuthenticatedUser = await request.authenticate()
@@ -35,10 +37,16 @@ export interface KeySource {
 
 /**
  * The hot path: runs on every protected request, so it is synchronous inside and allocates
- * nothing on success beyond reading the `kid` header and what jsonwebtoken does. Only a refused token on a JWKS resource
- * server (unknown `kid`) may wait for a refetch of the keys.
+ * nothing on success beyond reading the `kid` header and what jsonwebtoken does; a token found in
+ * `cache` costs a Map lookup (`cache` null verifies every request). Only a refused token on a JWKS
+ * resource server (unknown `kid`) may wait for a refetch of the keys.
  */
-export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>, realm: string, keySource?: KeySource): Authenticator {
+export function createAuthenticator (
+  accessTokens: TokenCodec<RegisteredClaims>,
+  realm: string,
+  cache: TokenCache<AuthenticatedUser> | null,
+  keySource?: KeySource
+): Authenticator {
   // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
   const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
   const invalidChallenge = { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token"` }
@@ -46,8 +54,27 @@ export function createAuthenticator (accessTokens: TokenCodec<RegisteredClaims>,
   function verifyRequest (request: FastifyRequest): AuthenticatedUser | null {
     const token = bearerToken(request.headers.authorization)
     if (token === null) return null
+    const claims = cache === null ? verifyToken(token) : verifyCachedToken(token, cache)
+    if (claims === null) return null
+    // Each request gets its own object to write on; the frozen claims may be shared through the cache.
+    const user = { ...claims }
+    request.user = user
+    return user
+  }
+
+  // Frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
+  function verifyToken (token: string): AuthenticatedUser | null {
     const claims = accessTokens.verify(token) as AuthenticatedUser | null
-    if (claims !== null) request.user = claims
+    return claims === null ? null : deepFreeze(claims)
+  }
+
+  function verifyCachedToken (token: string, cache: TokenCache<AuthenticatedUser>): AuthenticatedUser | null {
+    const now = Date.now()
+    const cached = cache.get(token, now)
+    if (cached !== undefined) return cached
+    const claims = verifyToken(token)
+    // only a success is remembered: a refused token pays the full verification every time
+    if (claims !== null) cache.set(token, claims, now)
     return claims
   }
 

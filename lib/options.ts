@@ -46,6 +46,11 @@ export interface RefreshAuthCommonOptions {
   accessToken?: {
     /** Default `'15m'`. */
     expiresIn?: Duration
+    /**
+     * How many verified access tokens to remember, so a token presented again skips verification
+     * (least recently used dropped first; an entry never outlives its token). 0 disables it. Default 10,000.
+     */
+    cacheSize?: number
     /** Default `'HS256'` with a key derived from `secret`; `RS256`, `PS256` and `ES256` need `keys`. */
     algorithm?: AccessTokenAlgorithm
     /** Asymmetric keys, each with a `kid`: the first that has a private key signs, all verify. */
@@ -145,6 +150,7 @@ export interface ResolvedOptions {
   verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
   store: SessionStore | undefined
   accessExpiresIn: number
+  accessCacheSize: number
   refreshExpiresIn: number
   reuseInterval: number
   absoluteExpiresIn: number
@@ -231,6 +237,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
+  const accessCacheSize = options.accessToken?.cacheSize ?? 10_000
+  if (!Number.isSafeInteger(accessCacheSize) || accessCacheSize < 0) fail('accessToken.cacheSize must be a non-negative integer')
   const refreshExpiresIn = duration(options.refreshToken?.expiresIn, '7d', 'refreshToken.expiresIn')
   const absoluteExpiresIn = duration(options.refreshToken?.absoluteExpiresIn, '30d', 'refreshToken.absoluteExpiresIn')
   const reuseInterval = duration(options.refreshToken?.reuseInterval, 0, 'refreshToken.reuseInterval', true)
@@ -275,6 +283,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     verifyCredentials,
     store,
     accessExpiresIn,
+    accessCacheSize,
     refreshExpiresIn,
     reuseInterval,
     absoluteExpiresIn,

@@ -1,6 +1,6 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
-import { createAuthenticator } from './authenticate.js'
+import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient } from './jwks.js'
 import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
@@ -11,6 +11,7 @@ import { createRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { createClaimGuards, type ClaimGuards } from './scopes.js'
 import { MemoryStore } from './stores/memory.js'
+import { TokenCache } from './token-cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
@@ -67,7 +68,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     store = ownStore
   }
 
-  const authenticator = createAuthenticator(accessTokens, options.realm, jwksClient)
+  // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
+  // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
+  const accessTokenCache = options.accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(options.accessCacheSize)
+  if (accessTokenCache !== null) accessKeys.onChange(() => accessTokenCache.clear())
+  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)

@@ -1,0 +1,111 @@
+import type { RegisteredClaims } from './tokens.js'
+
+interface CacheEntry<Claims> {
+  /** The whole token: an entry answers only for this exact string. */
+  token: string
+  claims: Claims
+  /** The token's `exp` in milliseconds: the entry is dead from this instant on. */
+  expiresAtMs: number
+  /** Set by each hit, cleared when eviction passes over the entry (second chance). */
+  used: boolean
+}
+
+// Entries are found by the token's last characters (its signature's) and then matched on the whole
+// string: hashing a few dozen characters instead of the whole token is most of the cost of a hit.
+const KEY_LENGTH = 32
+
+function keyOf (token: string): string {
+  return token.length > KEY_LENGTH ? token.slice(-KEY_LENGTH) : token
+}
+
+/**
+ * Access tokens that already passed verification, so a token presented again skips the HMAC, the
+ * base64 and the JSON parsing. Bounded: past `maxEntries` the least recently used entries go, by the
+ * second-chance approximation of LRU (a hit sets a flag rather than reordering anything). Only
+ * successful verifications may be stored (the caller's duty), an entry answers only for its exact
+ * token string and never at or past the token's `exp`, and `clear()` empties it whenever the
+ * access-token keys change.
+ */
+export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
+  // A Map iterates in insertion order: the first entry is the oldest.
+  readonly #entries = new Map<string, CacheEntry<Claims>>()
+  readonly #maxEntries: number
+  // Eviction walks the Map from its front with one long-lived iterator: a fresh iterator per eviction
+  // would step again over every slot deleted since V8 last compacted the table. Everything the
+  // iterator has passed was deleted (evicted or moved to the back), so its next entry is the oldest.
+  #front: MapIterator<[string, CacheEntry<Claims>]>
+
+  constructor (maxEntries: number) {
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('TokenCache: maxEntries must be a positive integer')
+    this.#maxEntries = maxEntries
+    this.#front = this.#entries.entries()
+  }
+
+  /** Number of entries held, expired ones not yet looked up included. */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  /** The claims of a cached, unexpired token, or undefined. */
+  get (token: string, nowMs: number): Claims | undefined {
+    const key = keyOf(token)
+    const entry = this.#entries.get(key)
+    if (entry === undefined || entry.token !== token) return undefined
+    if (nowMs >= entry.expiresAtMs) {
+      this.#entries.delete(key)
+      return undefined
+    }
+    entry.used = true
+    return entry.claims
+  }
+
+  /**
+   * Remembers a token that verified. `claims` must be immutable (see `deepFreeze`): every later
+   * request with this token gets the very same object.
+   */
+  set (token: string, claims: Claims, nowMs: number): void {
+    const expiresAtMs = claims.exp * 1000
+    if (nowMs >= expiresAtMs) return
+    const key = keyOf(token)
+    if (!this.#entries.delete(key) && this.#entries.size >= this.#maxEntries) this.#evictOne()
+    this.#entries.set(key, { token, claims, expiresAtMs, used: false })
+  }
+
+  /** Forgets every token: call it whenever a key that verified them may no longer be trusted. */
+  clear (): void {
+    this.#entries.clear()
+    this.#front = this.#entries.entries()
+  }
+
+  // Oldest first; an entry used since it was last passed over moves to the back instead of going.
+  // Each pass clears the flag it meets, so this ends within one trip round the Map.
+  #evictOne (): void {
+    let oldest = this.#oldest()
+    while (oldest[1].used) {
+      oldest[1].used = false
+      this.#entries.delete(oldest[0])
+      this.#entries.set(oldest[0], oldest[1])
+      oldest = this.#oldest()
+    }
+    this.#entries.delete(oldest[0])
+  }
+
+  // Only called on a full Map. Every live entry lies ahead of the iterator (it never reaches the end:
+  // each eviction is followed by an insertion), and a Map iterator also sees entries added after it.
+  #oldest (): [string, CacheEntry<Claims>] {
+    return this.#front.next().value as [string, CacheEntry<Claims>]
+  }
+}
+
+/**
+ * Freezes a JSON value and everything in it, so a handler that writes to `request.user` can change
+ * neither the cache nor the next request. Verified claims come from JSON.parse: plain objects and arrays.
+ */
+export function deepFreeze<T> (value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    // for…in rather than Object.keys: no array per object on the path of every uncached token
+    for (const key in value) deepFreeze(value[key])
+  }
+  return value
+}
