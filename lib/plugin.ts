@@ -30,7 +30,9 @@ export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, Sessio
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
 
-  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie)
+  // Registered without its onRequest parsing hook: that hook would parse the Cookie header of every
+  // request of the app, protected routes included; the auth routes parse it themselves when they need it.
+  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie, { hook: false })
 
   // Refresh tokens stay HS256 from the secret (only this server reads them); access tokens use
   // `accessToken.keys`, a resource server's JWKS, or HS256 from the secret.

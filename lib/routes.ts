@@ -120,7 +120,9 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
   // Fetch Metadata first (browsers send it on every request), then the optional Origin allow-list.
   // Runs before anything is read, so a refused request consumes no token.
   function refuseCrossSite (request: FastifyRequest): void {
-    if (request.headers['sec-fetch-site'] === 'cross-site') throw new CrossSiteRequestError()
+    // `includes`, not `===`: repeated headers arrive joined (`cross-site, cross-site`); fail closed on those too
+    const site = request.headers['sec-fetch-site']
+    if (site !== undefined && site.includes('cross-site')) throw new CrossSiteRequestError()
     const origin = request.headers.origin
     if (options.trustedOrigins !== null && origin !== undefined && !options.trustedOrigins.has(origin)) {
       throw new CrossSiteRequestError()

@@ -1,22 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { MemoryStore, type SessionRecord } from '../lib/index.js'
+import { MemoryStore } from '../lib/index.js'
+import { newSession } from './helpers/sessions.js'
 
-const DAY = 24 * 3600 * 1000
-
-function newSession (now: number, overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    sessionId: randomUUID(),
-    userId: 'alice',
-    tokenId: randomUUID(),
-    previousTokenId: null,
-    createdAt: now,
-    rotatedAt: now,
-    expiresAt: now + 7 * DAY,
-    absoluteExpiresAt: now + 30 * DAY,
-    ...overrides
-  }
-}
+// every session of this file belongs to alice
+const aliceSession = (now: number, overrides: Parameters<typeof newSession>[1] = {}) => newSession(now, { userId: 'alice', ...overrides })
 
 async function listedIds (store: MemoryStore, userId: string, now: number): Promise<string[]> {
   return (await store.listUserSessions(userId, now)).map(s => s.sessionId).sort()
@@ -26,7 +13,7 @@ t.test('the user index follows every way a session ends', async (t) => {
   const store = new MemoryStore({ maxSessions: 4 })
   t.teardown(() => store.close())
   const now = Date.now()
-  const [a, b, c] = [newSession(now), newSession(now), newSession(now, { expiresAt: now + 1000 })]
+  const [a, b, c] = [aliceSession(now), aliceSession(now), aliceSession(now, { expiresAt: now + 1000 })]
   for (const session of [a, b, c]) await store.create(session)
   t.same(await listedIds(store, 'alice', now), [a.sessionId, b.sessionId, c.sessionId].sort())
 
@@ -45,9 +32,9 @@ t.test('the user index follows every way a session ends', async (t) => {
   t.same(await listedIds(store, 'bob', now), [a.sessionId])
 
   // full: the least recently refreshed session makes room
-  const more = [newSession(now, { userId: 'carol' }), newSession(now, { userId: 'carol' }), newSession(now, { userId: 'carol' })]
+  const more = [aliceSession(now, { userId: 'carol' }), aliceSession(now, { userId: 'carol' }), aliceSession(now, { userId: 'carol' })]
   for (const session of more) await store.create(session)
-  await store.create(newSession(now, { userId: 'dave' }))
+  await store.create(aliceSession(now, { userId: 'dave' }))
   t.equal(store.size, 4)
   t.same(await listedIds(store, 'bob', now), [], 'bob’s session was the oldest')
   t.equal((await store.listUserSessions('carol', now)).length, 3)

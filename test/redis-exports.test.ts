@@ -1,13 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { join } from 'node:path'
 import t from 'tap'
-
-// The built package as users load it (npm test builds dist/ before running the suite).
-const root = join(__dirname, '..')
-
-function run (args: string[]): unknown {
-  return JSON.parse(execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }))
-}
+import { projectRoot as root, runNode as run } from './helpers/run-node.js'
 
 t.test('RedisStore is exported, and loading the package never loads ioredis', async t => {
   const result = run(['-e', `

@@ -1,24 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { RedisStore, StoreTimeoutError, type RedisClient, type SessionRecord } from '../lib/index.js'
+import { RedisStore, StoreTimeoutError, type RedisClient } from '../lib/index.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
-
-const DAY = 24 * 3600 * 1000
-
-function newSession (now: number, overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
-    sessionId: randomUUID(),
-    userId: `user-${randomUUID()}`,
-    tokenId: randomUUID(),
-    previousTokenId: null,
-    createdAt: now,
-    rotatedAt: now,
-    expiresAt: now + 7 * DAY,
-    absoluteExpiresAt: now + 30 * DAY,
-    ...overrides
-  }
-}
+import { DAY, newSession } from './helpers/sessions.js'
 
 type Reply = Array<string | number | null>
 

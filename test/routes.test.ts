@@ -70,3 +70,15 @@ t.test('the handler cannot be overridden', async t => {
   const route = app.refreshAuth.refreshRoute({ handler: async () => 'hijacked' } as never)
   t.not(route.handler.toString(), (async () => 'hijacked').toString())
 })
+
+t.test('the plugin\'s own @fastify/cookie registration parses no cookie on the app\'s other routes', async t => {
+  const app = Fastify()
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials })
+  app.get('/other', async (request) => ({ cookies: request.cookies ?? null }))
+  t.teardown(() => app.close())
+  const other = await app.inject({ url: '/other', headers: { cookie: 'theme=dark' } })
+  t.same(other.json(), { cookies: null }, 'no per-request cookie parsing outside the auth routes')
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })
+  const renewed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: `theme=dark; ${COOKIE}=${refreshCookie(login) as string}` } })
+  t.equal(renewed.statusCode, 200, 'the auth routes still read the refresh cookie')
+})
