@@ -19,7 +19,21 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
-export type { SessionStore, SessionRecord, SessionInfo, RotateRequest, RotateResult } from './stores/store.js'
+export type {
+  SessionStore,
+  SessionRecord,
+  SessionInfo,
+  RotateRequest,
+  RotateResult,
+  CreateOptions,
+  CreateResult,
+  PresentRequest,
+  PresentResult,
+  RevocationFeedStatus,
+  RevocationListener,
+  WatchOptions,
+  RevocationWatch
+} from './stores/store.js'
 export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { RegisteredClaims } from './tokens.js'

@@ -1,4 +1,4 @@
-import { toSessionInfo, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
+import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * Options of {@link MemoryStore}.
@@ -47,7 +47,8 @@ export class MemoryStore implements SessionStore {
     return this.#sessions.size
   }
 
-  async create (session: SessionRecord): Promise<void> {
+  // `options` (limits, replacement) are applied once issue 11 lands on this store
+  async create (session: SessionRecord, _options?: CreateOptions): Promise<void> {
     const existing = this.#sessions.get(session.sessionId)
     if (existing !== undefined) this.#delete(existing)
     else if (this.#sessions.size >= this.#maxSessions) this.#dropOldest()

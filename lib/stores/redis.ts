@@ -2,7 +2,7 @@ import { StoreTimeoutError } from '../errors.js'
 import {
   CREATE_SESSION, INDEX_SESSION, READ_SESSION, REVOKE_SESSION, ROTATE_SESSION, USER_SESSION_IDS
 } from './redis-scripts.js'
-import { toSessionInfo, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
+import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
 
 /**
  * The part of an ioredis client (`Redis` or `Cluster`, ioredis 5 or 6) that RedisStore uses. Declared here
@@ -108,7 +108,8 @@ export class RedisStore implements SessionStore {
     return `${this.#prefix}user:{${userId}}`
   }
 
-  async create (session: SessionRecord): Promise<void> {
+  // `options` (limits, replacement) are applied once issue 11 lands on this store
+  async create (session: SessionRecord, _options?: CreateOptions): Promise<void> {
     await this.#withTimeout('create', async (deadline) => {
       const now = Date.now()
       // The index entry goes first: a session that exists is always reachable by revokeUser.

@@ -64,6 +64,11 @@ export interface SessionInfo {
  */
 export interface RotateRequest {
   sessionId: string
+  /**
+   * The `sub` of the presented token: the session's user as the plugin sees it. A store that keeps
+   * per-user bookkeeping (least-recently-used order for `maxSessionsPerUser`) may use it; others ignore it.
+   */
+  userId?: string
   /** `jti` of the refresh token the client presented. */
   presentedTokenId: string
   /** `jti` the successor gets if the presented token is the live one. */
@@ -96,6 +101,135 @@ export type RotateResult =
   | { outcome: 'not-found' }
 
 /**
+ * What `SessionStore.create` is asked besides saving the session: the per-user limit, and a session of
+ * the same user that this login replaces. Both are decided in the same atomic step as the save.
+ *
+ * @example
+ * await store.create(session, { maxSessionsPerUser: 3, onLimit: 'revoke-oldest' })
+ */
+export interface CreateOptions {
+  /** The most live sessions the user may have, the new one included; undefined: no limit. */
+  maxSessionsPerUser?: number
+  /**
+   * At the limit: `'revoke-oldest'` (default) ends the user's least recently used sessions (oldest
+   * `rotatedAt`) to make room; `'refuse'` saves nothing and answers `limit-reached`.
+   */
+  onLimit?: 'revoke-oldest' | 'refuse'
+  /**
+   * A session this login replaces (re-authentication on the same device): ended with the save and not
+   * counted toward the limit. Ignored unless it is a live session of the same user.
+   */
+  replaceSessionId?: string
+}
+
+/**
+ * The outcome of `SessionStore.create`:
+ * - `created`: saved; `endedSessionIds` lists the sessions ended to make room, and the replaced one.
+ * - `limit-reached`: `onLimit: 'refuse'` and the user is at the limit: nothing was saved or ended.
+ *
+ * @example
+ * const result: CreateResult = await store.create(session, { maxSessionsPerUser: 1, onLimit: 'refuse' })
+ * if (result.outcome === 'limit-reached') throw new SessionLimitError()
+ */
+export type CreateResult =
+  | { outcome: 'created', endedSessionIds: string[] }
+  | { outcome: 'limit-reached' }
+
+/**
+ * What `SessionStore.present` is asked: is the presented refresh token the session's live one? Used where
+ * only the live token may speak for a session (logout, logout everywhere, sign out the others,
+ * re-authentication), with the same rules as `rotate`: the immediate parent within `reuseIntervalMs` counts
+ * as live; any other token of the session is reuse, and the store then ends the session.
+ *
+ * @example
+ * const result = await store.present({ sessionId, presentedTokenId, now: Date.now(), reuseIntervalMs: 10_000, end: true })
+ */
+export interface PresentRequest {
+  sessionId: string
+  /** `jti` of the refresh token the client presented. */
+  presentedTokenId: string
+  /** Milliseconds since the epoch, as the caller sees it. */
+  now: number
+  /** How long after a rotation the immediate parent still counts as live; 0 disables it. */
+  reuseIntervalMs: number
+  /** End the session in the same atomic step when the token is live (a logout). */
+  end: boolean
+}
+
+/**
+ * The outcome of `SessionStore.present`:
+ * - `live`: the presented token is the live one (or its parent within the reuse interval); with `end` the
+ *   session has been ended.
+ * - `reused`: any other token of the session: the store has ended the whole session, as `rotate` does.
+ * - `not-found`: no live session by that id (never existed, expired or ended).
+ *
+ * @example
+ * const result: PresentResult = await store.present(request)
+ * if (result.outcome === 'reused') audit.alert(result.session.userId)
+ */
+export type PresentResult =
+  | { outcome: 'live', session: SessionRecord }
+  | { outcome: 'reused', session: SessionRecord }
+  | { outcome: 'not-found' }
+
+/**
+ * The health of a store's revocation feed, as `RevocationListener.status` hears it:
+ * - `live`: connected and caught up: every revocation the backend holds has been delivered;
+ * - `down`: the feed's connection is lost; revocations made elsewhere are not arriving;
+ * - `gap`: caught up again after an outage that outlasted the backend's retention: revocations made
+ *   during it may never be delivered.
+ *
+ * @example
+ * const status: RevocationFeedStatus = 'live'
+ */
+export type RevocationFeedStatus = 'live' | 'down' | 'gap'
+
+/**
+ * Hears every session that ends, through any store instance that shares the backend.
+ *
+ * @example
+ * store.watchRevocations?.({
+ *   revoked: (sessionIds, revokedAt) => revokedSet.add(sessionIds, revokedAt),
+ *   status: (status) => log.info({ status }, 'revocation feed')
+ * }, { retentionMs: 16 * 60_000 })
+ */
+export interface RevocationListener {
+  /**
+   * Sessions that ended at `revokedAt` (milliseconds since the epoch). Called synchronously, before the
+   * store's method resolves, for sessions that this very store object ends; as soon as the backend
+   * delivers them for sessions ended elsewhere. A session may be announced more than once.
+   */
+  revoked (sessionIds: readonly string[], revokedAt: number): void
+  /** The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded. */
+  status (status: RevocationFeedStatus): void
+}
+
+/**
+ * What the plugin asks of a revocation feed.
+ *
+ * @example
+ * const watch = store.watchRevocations?.(listener, { retentionMs: accessTokenLifetimeMs + 60_000 })
+ */
+export interface WatchOptions {
+  /**
+   * How long (ms) each revocation must stay readable in the backend, so an instance that reconnects can
+   * catch up: the access-token lifetime plus the clock tolerance and a margin.
+   */
+  retentionMs: number
+}
+
+/**
+ * A running subscription to a store's revocation feed.
+ *
+ * @example
+ * app.addHook('onClose', async () => watch.close())
+ */
+export interface RevocationWatch {
+  /** Stops delivering and releases what the feed holds (its own connection); resolves once released. */
+  close (): Promise<void>
+}
+
+/**
  * Persistence of refresh-token sessions. Every method must be atomic on its own:
  * `rotate` is a compare-and-set on the live token id (a Lua script on Redis,
  * `UPDATE … WHERE token_id = $presented` in SQL), never a read followed by a write.
@@ -110,16 +244,37 @@ export type RotateResult =
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store: new SqlStore(pool) })
  */
 export interface SessionStore {
-  /** Saves a new session. */
-  create (session: SessionRecord): Promise<void>
+  /**
+   * Saves a new session, applying `options` in the same atomic step: see `CreateOptions` and `CreateResult`.
+   * (Transitional: `void` is accepted until every shipped store returns a result.)
+   */
+  create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult | void>
   /** Consumes a refresh token: see `RotateResult`. */
   rotate (request: RotateRequest): Promise<RotateResult>
+  /**
+   * Checks that a presented refresh token is the session's live one, and with `end` ends the session in
+   * the same atomic step: see `PresentResult`. (Optional until every shipped store implements it.)
+   */
+  present? (request: PresentRequest): Promise<PresentResult>
   /** Ends a session; ending an unknown session is not an error. */
   revoke (sessionId: string): Promise<void>
   /** Ends every session of a user (logout everywhere); a user without sessions is not an error. */
   revokeUser (userId: string): Promise<void>
+  /**
+   * Ends every session of a user but `keepSessionId` ("sign out the other devices").
+   * (Optional until every shipped store implements it.)
+   */
+  revokeOtherSessions? (userId: string, keepSessionId: string): Promise<void>
   /** The user's live sessions at `now` (milliseconds since the epoch), in no particular order. */
   listUserSessions (userId: string, now: number): Promise<SessionInfo[]>
+  /**
+   * The revocation feed: tells `listener` of every session that ends, through this store object or any
+   * other sharing the backend. Every way a store ends a session (`revoke`, `revokeUser`,
+   * `revokeOtherSessions`, reuse found by `rotate` or `present`, `present` with `end`, sessions ended by
+   * `create`, capacity eviction) must be announced; expiry need not be. A store without a feed still
+   * works: revocation is then local to each instance.
+   */
+  watchRevocations? (listener: RevocationListener, options: WatchOptions): RevocationWatch
 }
 
 /** The public view of a session: everything but the token ids. */
