@@ -191,6 +191,11 @@ export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
+/** Refuses an option at registration: the message names the option and what it must be. */
+export function refuseOption (message: string): never {
+  throw new InvalidOptionError(message)
+}
+
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
   Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION && code !== ErrorCodes.STORE_TIMEOUT)
 )

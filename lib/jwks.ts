@@ -1,9 +1,7 @@
 import type { FastifyBaseLogger, RouteOptions } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from './keys.js'
-
-/** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
-type JwksRouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
+import type { RouteOverrides } from './routes.js'
 
 /**
  * The JWKS route factory behind `app.refreshAuth.jwksRoute`.
@@ -13,7 +11,7 @@ type JwksRouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
  */
 export interface JwksRouteFactory {
   /** `GET /.well-known/jwks.json` (or `jwks.url`): the public access-token keys as a JWK Set. */
-  jwksRoute (overrides?: JwksRouteOverrides): RouteOptions
+  jwksRoute (overrides?: RouteOverrides): RouteOptions
 }
 
 /**

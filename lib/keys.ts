@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, createSecretKey, hkdfSync, KeyObject, type JsonWebKey } from 'node:crypto'
-import { InvalidOptionError } from './errors.js'
+import { refuseOption as fail } from './errors.js'
 
 /**
  * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
@@ -149,10 +149,6 @@ export function deriveKeys (secret: string | Buffer): { access: KeyObject, refre
 
 function deriveKey (secret: string | Buffer, info: string): KeyObject {
   return createSecretKey(Buffer.from(hkdfSync('sha256', secret, SALT, info, 32)))
-}
-
-function fail (message: string): never {
-  throw new InvalidOptionError(message)
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { RouteOptions } from 'fastify'
+import { DEFAULT_COOKIE_NAME } from './options.js'
 
 /**
  * Name of the OpenAPI security scheme of access tokens (`Authorization: Bearer`).
@@ -77,7 +78,7 @@ export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions =
     refreshCookie: {
       type: 'apiKey',
       in: 'cookie',
-      name: options.cookieName ?? '__Secure-refresh_token',
+      name: options.cookieName ?? DEFAULT_COOKIE_NAME,
       description: 'HTTP-only refresh cookie set by the login and refresh routes'
     }
   }

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
-import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
+import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
 import type { SessionStore } from './stores/store.js'
@@ -175,16 +175,15 @@ export interface ResolvedOptions {
   messages: ErrorMessages | null
 }
 
+/** The refresh cookie's name unless `cookie.name` says otherwise. */
+export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
+
 const MIN_SECRET_BYTES = 32
 const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
 const REALM = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/
-
-function fail (message: string): never {
-  throw new InvalidOptionError(message)
-}
 
 function duration (value: unknown, fallback: Duration, name: string, allowZero = false): number {
   const seconds = parseDuration(value ?? fallback)
@@ -248,7 +247,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   const cookie = options.cookie ?? {}
   if (typeof cookie !== 'object') fail('cookie must be an object')
-  const cookieName = text(cookie.name, '__Secure-refresh_token', 'cookie.name')
+  const cookieName = text(cookie.name, DEFAULT_COOKIE_NAME, 'cookie.name')
   if (!COOKIE_NAME.test(cookieName)) fail('cookie.name must be a valid cookie name')
   const cookiePath = text(cookie.path, prefix, 'cookie.path')
   if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")

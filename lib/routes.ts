@@ -3,6 +3,7 @@ import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, Inv
 import { REFRESH_COOKIE_SCHEME } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
+import { MAX_TOKEN_LENGTH } from './tokens.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
 type RouteSchema = NonNullable<RouteOptions['schema']> & {
@@ -46,9 +47,6 @@ export interface RouteFactories {
   /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
-
-// Longer than any token this plugin issues; anything past it is refused before it reaches the verifier.
-const MAX_TOKEN_LENGTH = 8192
 
 /** RFC 6749 §5.1 access token response; `refresh_token` only for clients on the body transport. */
 function tokenResponseSchema (withRefreshToken: boolean): object {

@@ -42,7 +42,7 @@ export interface TokenCodecOptions {
 }
 
 // Tokens are short: anything longer is refused before it is parsed (RFC 8725 §3 resource limits).
-const MAX_TOKEN_LENGTH = 8192
+export const MAX_TOKEN_LENGTH = 8192
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/
 
 type VerifyOptions = jwt.VerifyOptions & { complete: true }
