@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './errors.js'
-import type { RefreshAuthUser } from './index.js'
+import type { RefreshAuthUser } from './user.js'
 import { deepFreeze, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
