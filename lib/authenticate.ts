@@ -100,10 +100,9 @@ export function createAuthenticator (
     const user = verifyRequest(request)
     if (user !== null) return user
     const token = keySource === undefined ? null : bearerToken(request.headers.authorization)
-    if (token !== null) {
-      const source = keySource as KeySource
-      const refetch = source.refetchFor(token)
-      if (refetch !== null || !source.ready) return verifyAfterRefetch(request, source, refetch)
+    if (keySource !== undefined && token !== null) {
+      const refetch = keySource.refetchFor(token)
+      if (refetch !== null || !keySource.ready) return verifyAfterRefetch(request, keySource, refetch)
     }
     return refusal(request)
   }

@@ -138,12 +138,18 @@ export function tokenKid (token: string): string | undefined {
   return typeof kid === 'string' ? kid : undefined
 }
 
+/** The two keys derived from the secret: one per token type. */
+export interface SecretKeys {
+  access: KeyObject
+  refresh: KeyObject
+}
+
 /**
  * Derives one key per token type from the host's secret (HKDF-SHA256, RFC 5869), so an access token
  * can never verify as a refresh token or the reverse, and the secret itself never signs anything.
  * Keys are KeyObjects made once: jsonwebtoken would otherwise re-parse a string key at every call.
  */
-export function deriveKeys (secret: string | Buffer): { access: KeyObject, refresh: KeyObject } {
+export function deriveKeys (secret: string | Buffer): SecretKeys {
   return { access: deriveKey(secret, ACCESS_INFO), refresh: deriveKey(secret, REFRESH_INFO) }
 }
 

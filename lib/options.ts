@@ -4,7 +4,8 @@ import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
-import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
+import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
+import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type ServerRole } from './server-role.js'
 
 /**
  * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
@@ -135,14 +136,8 @@ export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
-  /** Undefined on a resource server. */
-  secret: string | Buffer | undefined
-  accessAlgorithm: AccessTokenAlgorithm
-  accessKeys: AccessTokenKey[] | null
-  jwksUrl: string | null
-  jwksTimeout: number
-  jwksCooldown: number
-  jwksRefreshInterval: number
+  /** What this app is (auth server with HS256 or asymmetric keys, or resource server), with its keys built. */
+  role: ServerRole
   /** Whether the plugin registers the JWKS route itself. */
   serveJwks: boolean
   /** The JWKS route's path and its `Cache-Control` max-age in seconds. */
@@ -212,15 +207,8 @@ function defaultSubject (user: LoginUser): string {
 /** Applies defaults and refuses unusable options with a message that names the option. */
 export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
   const routes = options.routes ?? true
-  const access = resolveAccessKeys(options.accessToken, routes !== false)
-  const { secret } = options
-  if (secret !== undefined || (access.accessKeys === null && access.jwksUrl === null)) {
-    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
-  } else if (routes !== false) {
-    fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
-  }
-  const jwks = resolveJwksRoute(options.jwks, access.accessKeys)
+  const role = resolveServerRole(options.secret, resolveAccessKeys(options.accessToken, routes !== false), routes !== false)
+  const jwks = resolveJwksRoute(options.jwks, role.publicKeys)
 
   if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
@@ -276,8 +264,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
 
   return {
-    secret,
-    ...access,
+    role,
     ...jwks,
     verifyCredentials,
     store,
@@ -320,12 +307,38 @@ function resolveMessages (messages: unknown): ErrorMessages | null {
 
 const JWKS_DEFAULT_URL = '/.well-known/jwks.json'
 
-function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean) {
+/** Where access-token keys come from: the secret (HS256), `accessToken.keys`, or a JWKS URL. */
+type AccessKeySource =
+  | { source: 'secret' }
+  | { source: 'keys', algorithm: AsymmetricAlgorithm, keys: AccessTokenKey[] }
+  | { source: 'jwks', remoteJwks: RemoteJwks }
+
+/**
+ * Decides once what this app is. A secret, when given, is checked even where it signs nothing; without
+ * one the app can only verify access tokens, so it registers no route.
+ */
+function resolveServerRole (secret: unknown, access: AccessKeySource, routes: boolean): ServerRole {
+  if (secret === undefined && access.source !== 'secret') {
+    if (routes) fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
+  } else {
+    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
+    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+    if (access.source === 'secret') return hs256AuthServer(deriveKeys(secret))
+    if (access.source === 'keys') return keyedServer(access.algorithm, access.keys, deriveKeys(secret))
+  }
+  return access.source === 'keys' ? keyedServer(access.algorithm, access.keys, null) : jwksResourceServer(access.remoteJwks)
+}
+
+function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean): AccessKeySource {
   const { algorithm = 'HS256', keys, jwksUrl } = accessToken ?? {}
   if ((algorithm as string) === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
   if (algorithm !== 'HS256' && !ASYMMETRIC_ALGORITHMS.includes(algorithm)) {
     fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
   }
+  // checked whether or not a JWKS URL is set: a wrong value is refused, never silently unused
+  const timeout = duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout')
+  const cooldown = duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true)
+  const refreshInterval = duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
   if (keys !== undefined && jwksUrl !== undefined) fail('accessToken.keys and accessToken.jwksUrl exclude each other')
   if (keys !== undefined) {
     if (algorithm === 'HS256') fail('accessToken.keys needs an asymmetric accessToken.algorithm (RS256, PS256 or ES256); HS256 keys come from secret')
@@ -333,20 +346,16 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
     if (routes && !hasPrivateKey(keys)) {
       fail('accessToken.keys has no privateKey to sign with; a resource server that only verifies sets routes: false')
     }
-  } else if (jwksUrl !== undefined) {
+    return { source: 'keys', algorithm, keys }
+  }
+  if (jwksUrl !== undefined) {
     if (!isHttpUrl(jwksUrl)) fail('accessToken.jwksUrl must be an http(s) URL')
     if (routes) fail('accessToken.jwksUrl makes a resource server, which only verifies: set routes: false')
-  } else if (algorithm !== 'HS256') {
-    fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
+    const only = algorithm === 'HS256' ? undefined : algorithm
+    return { source: 'jwks', remoteJwks: { url: jwksUrl, algorithm: only, timeout, cooldown, refreshInterval } }
   }
-  return {
-    accessAlgorithm: algorithm,
-    accessKeys: keys ?? null,
-    jwksUrl: jwksUrl ?? null,
-    jwksTimeout: duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout'),
-    jwksCooldown: duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true),
-    jwksRefreshInterval: duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
-  }
+  if (algorithm !== 'HS256') fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
+  return { source: 'secret' }
 }
 
 function hasPrivateKey (keys: AccessTokenKey[]): boolean {
@@ -361,10 +370,10 @@ function isHttpUrl (value: unknown): boolean {
   }
 }
 
-function resolveJwksRoute (jwks: FastifyRefreshAuthOptions['jwks'] = false, keys: AccessTokenKey[] | null) {
+function resolveJwksRoute (jwks: FastifyRefreshAuthOptions['jwks'] = false, publicKeys: KeySet | null) {
   if (typeof jwks !== 'boolean' && (jwks === null || typeof jwks !== 'object')) fail('jwks must be a boolean or an object')
   const serveJwks = jwks !== false
-  if (serveJwks && (keys === null || !hasPrivateKey(keys))) {
+  if (serveJwks && publicKeys === null) {
     fail('jwks needs asymmetric accessToken.keys with a privateKey: it is served by the auth server that signs (HS256 keys are secret)')
   }
   const settings = typeof jwks === 'object' ? jwks : {}

@@ -106,8 +106,8 @@ const loginBodySchema = {
 // A client on the body transport asks for it at login with this header (`'both'` only).
 const TRANSPORT_HEADER = 'refresh-token-transport'
 
-/** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
-export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
+/** The route factories of an auth server: its session policy serves them. */
+export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
   const cookieOptions = {
     httpOnly: true,
     secure: options.cookieSecure,
@@ -207,16 +207,8 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     }
   }
 
-  const sessions = sessionPolicy as SessionPolicy
-  function refuseOnResourceServer (name: string): void {
-    if (sessionPolicy === null) {
-      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
-    }
-  }
-
   return {
     loginRoute (overrides = {}) {
-      refuseOnResourceServer('login')
       const verifyCredentials = options.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return route('login', overrides, async function login (request, reply) {
@@ -236,7 +228,6 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     },
 
     refreshRoute (overrides = {}) {
-      refuseOnResourceServer('refresh')
       return route('refresh', overrides, async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -260,7 +251,6 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     },
 
     logoutRoute (overrides = {}) {
-      refuseOnResourceServer('logout')
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -280,4 +270,14 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
       })
     }
   }
+}
+
+/** A resource server signs nothing, so it has no sessions: its factories exist, and refuse. */
+export function resourceServerRouteFactories (): RouteFactories {
+  function refuse (name: string): () => never {
+    return () => {
+      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
+    }
+  }
+  return { loginRoute: refuse('login'), refreshRoute: refuse('refresh'), logoutRoute: refuse('logout') }
 }
