@@ -8,7 +8,9 @@ import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type Acce
 import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type ServerRole } from './server-role.js'
 
 /**
- * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
+ * A lifetime in whole seconds: a number, or a string with a unit as the `ms` package reads it
+ * (`'15m'`, `'7d'`, `'30 days'`, `'1.5h'`). A string without a unit is seconds too (`'600'`), unlike in
+ * `ms` and jsonwebtoken, where it means milliseconds. Negative values are refused.
  *
  * @example
  * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
