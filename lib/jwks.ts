@@ -57,6 +57,11 @@ export interface JwksClientOptions {
 // A JWK Set is a few kilobytes: a huge answer is an error, not something to parse.
 const MAX_JWKS_BYTES = 256 * 1024
 
+// Ours rather than get-jwks (the fetcher @fastify/jwt uses): get-jwks builds the URL from the token's
+// `iss` unless issuers are allow-listed, follows redirects, reads bodies whole (error bodies too) with no
+// byte cap, fetches again for every unknown `kid` with no cooldown, and answers each lookup with a
+// promise of a PEM; this client fetches one configured URL under those bounds and keeps KeyObjects
+// built once, so a known `kid` is verified synchronously.
 /**
  * Keeps a resource server's key set in step with the auth server's JWKS. A token whose `kid` is known
  * never waits on the network; an unknown `kid` may trigger one refetch per cooldown. A failed fetch
