@@ -121,7 +121,10 @@ export function createAuthenticator (
     return undefined
   }
 
+  // Behind `app.authenticate` the user is already verified: hand it back, so handlers get a non-null
+  // user without paying the verification twice.
   function requestAuthenticate (this: FastifyRequest): Promise<AuthenticatedUser> {
+    if (this.user !== null) return Promise.resolve(this.user)
     const result = authenticateRequest(this)
     return result instanceof Error ? Promise.reject(result) : Promise.resolve(result)
   }

@@ -10,9 +10,15 @@ declare module 'fastify' {
     refreshAuth: RefreshAuthApi
   }
   interface FastifyRequest {
-    /** The verified access-token claims once authenticated, else null. */
+    /**
+     * The verified access-token claims once authenticated, else null. Under strict TypeScript,
+     * `await request.authenticate()` reads it without the null check.
+     */
     user: AuthenticatedUser | null
-    /** Verifies the Bearer token; resolves to its claims (also set on `request.user`) or rejects with a 401 error. */
+    /**
+     * The authenticated user: on a route behind `app.authenticate`, the user it verified (nothing is
+     * verified again); elsewhere it verifies the Bearer token and sets `request.user`, or rejects with a 401 error.
+     */
     authenticate (): Promise<AuthenticatedUser>
   }
 }

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
 import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
-import type { LoginUser } from './user.js'
+import type { LoginUser, RefreshAuthUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
 import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type ServerRole } from './server-role.js'
@@ -18,27 +18,32 @@ import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type
 export type Duration = number | string
 
 /**
- * The plugin's options: `secret` is required, except on a resource server that only verifies
- * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ * A value of a literal union, or any string: options kept in a variable widen to `string`, and must
+ * still compile. Editors still offer the literals; any other string is refused at registration.
+ */
+type OneOf<T extends string> = T | (string & Record<never, never>)
+
+/**
+ * The plugin's options, checked at registration (an `InvalidOptionError` names the one refused).
+ * `secret` is required, except on a resource server that only verifies access tokens (`routes: false`
+ * with public `accessToken.keys` or `accessToken.jwksUrl`).
  *
  * @example
  * const options: FastifyRefreshAuthOptions = {
- *   secret: process.env.AUTH_SECRET!,
+ *   secret: process.env.AUTH_SECRET, // refused at registration when unset or shorter than 32 bytes
  *   verifyCredentials: async (request) => users.check(request.body),
  *   accessToken: { expiresIn: '10m' },
  *   claims: async (user) => ({ roles: user.roles })
  * }
  * await app.register(fastifyRefreshAuth, options)
  */
-export type FastifyRefreshAuthOptions =
-  | (RefreshAuthCommonOptions & {
-    /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
-    secret: string | Buffer
-  })
-  | (RefreshAuthCommonOptions & { secret?: undefined, routes: false })
-
-/** Every option but `secret`. */
-export interface RefreshAuthCommonOptions {
+export interface FastifyRefreshAuthOptions {
+  /**
+   * At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF).
+   * Required but on a resource server; `string | undefined` is accepted so that `process.env.X` can be
+   * passed as it is, and a missing secret is refused at registration.
+   */
+  secret?: string | Buffer
   /**
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
@@ -55,7 +60,7 @@ export interface RefreshAuthCommonOptions {
      */
     cacheSize?: number
     /** Default `'HS256'` with a key derived from `secret`; `RS256`, `PS256` and `ES256` need `keys`. */
-    algorithm?: AccessTokenAlgorithm
+    algorithm?: OneOf<AccessTokenAlgorithm>
     /** Asymmetric keys, each with a `kid`: the first that has a private key signs, all verify. */
     keys?: AccessTokenKey[]
     /** Resource server: verify with the keys this JWK Set URL publishes (each key's algorithm from its `alg`). */
@@ -89,19 +94,20 @@ export interface RefreshAuthCommonOptions {
     path?: string
     /** Only for plain-HTTP development on a host other than localhost; never turn it off in production. */
     secure?: boolean
-    sameSite?: 'strict' | 'lax'
+    sameSite?: OneOf<'strict' | 'lax'>
   }
   /** The realm of `WWW-Authenticate` challenges. Default `'fastify-refresh-auth'`. */
   realm?: string
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** The user's id for `sub`. Default `String(user.id)`. */
-  subject?: (user: LoginUser) => string
+  /** The user's id for `sub`: a non-empty string, or a finite number (made a string). Default `user.id`. */
+  subject?: (user: LoginUser) => string | number
   /**
    * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
-   * Reserved names (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   * Typed against `RefreshAuthUser`: what you declare there, it must return. Reserved names (`iss`,
+   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
    */
-  claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
+  claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
   /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
@@ -118,7 +124,7 @@ export interface RefreshAuthCommonOptions {
    * `'both'`: the cookie for browsers, the body for clients that send `refresh_token` in the body
    * or log in with the `Refresh-Token-Transport: body` header. A token always comes back the way it came.
    */
-  refreshTokenTransport?: RefreshTokenTransport
+  refreshTokenTransport?: OneOf<RefreshTokenTransport>
   /**
    * Messages to answer with instead of the plugin's own, by error code; the codes stay as they are.
    * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
@@ -161,7 +167,8 @@ export interface ResolvedOptions {
   cookieSameSite: 'strict' | 'lax'
   realm: string
   clockTolerance: number
-  subject: (user: LoginUser) => string
+  /** What names the user: checked at login, where it becomes `sub`. */
+  subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
@@ -176,6 +183,9 @@ export interface ResolvedOptions {
 export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
 
 const MIN_SECRET_BYTES = 32
+const SAME_SITE = ['strict', 'lax'] as const
+const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = ['HS256', ...ASYMMETRIC_ALGORITHMS]
+const TRANSPORTS: readonly RefreshTokenTransport[] = ['cookie', 'body', 'both']
 const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
@@ -190,6 +200,10 @@ function duration (value: unknown, fallback: Duration, name: string, allowZero =
   return seconds
 }
 
+function isOneOf<T extends string> (value: unknown, allowed: readonly T[]): value is T {
+  return (allowed as readonly unknown[]).includes(value)
+}
+
 function text (value: unknown, fallback: string, name: string): string {
   if (value === undefined) return fallback
   if (typeof value !== 'string' || value.length === 0) fail(`${name} must be a non-empty string`)
@@ -201,9 +215,8 @@ function optionalFunction<T> (value: T | undefined, name: string): T | undefined
   return value
 }
 
-function defaultSubject (user: LoginUser): string {
-  const id = (user as { id?: unknown }).id
-  return id === undefined || id === null ? '' : String(id)
+function defaultSubject (user: LoginUser): unknown {
+  return (user as { id?: unknown }).id
 }
 
 /** Applies defaults and refuses unusable options with a message that names the option. */
@@ -245,7 +258,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
   if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
   const cookieSameSite = cookie.sameSite ?? 'strict'
-  if (cookieSameSite !== 'strict' && cookieSameSite !== 'lax') fail("cookie.sameSite must be 'strict' or 'lax'")
+  if (!isOneOf(cookieSameSite, SAME_SITE)) fail("cookie.sameSite must be 'strict' or 'lax'")
 
   const realm = text(options.realm, 'fastify-refresh-auth', 'realm')
   if (!REALM.test(realm)) fail('realm must be printable ASCII without quotes or backslashes')
@@ -261,7 +274,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
 
   const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
-  if (refreshTokenTransport !== 'cookie' && refreshTokenTransport !== 'body' && refreshTokenTransport !== 'both') {
+  if (!isOneOf(refreshTokenTransport, TRANSPORTS)) {
     fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
   }
 
@@ -320,23 +333,27 @@ type AccessKeySource =
  * one the app can only verify access tokens, so it registers no route.
  */
 function resolveServerRole (secret: unknown, access: AccessKeySource, routes: boolean): ServerRole {
-  if (secret === undefined && access.source !== 'secret') {
-    if (routes) fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
-  } else {
-    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
-    if (access.source === 'secret') return hs256AuthServer(deriveKeys(secret))
-    if (access.source === 'keys') return keyedServer(access.algorithm, access.keys, deriveKeys(secret))
+  if (access.source === 'secret') {
+    if (secret === undefined) fail('secret is required: it signs the tokens (a resource server sets routes: false with accessToken.keys or accessToken.jwksUrl)')
+    return hs256AuthServer(deriveKeys(checkSecret(secret)))
   }
-  return access.source === 'keys' ? keyedServer(access.algorithm, access.keys, null) : jwksResourceServer(access.remoteJwks)
+  if (secret === undefined && routes) {
+    fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
+  }
+  const secretKeys = secret === undefined ? null : deriveKeys(checkSecret(secret))
+  return access.source === 'keys' ? keyedServer(access.algorithm, access.keys, secretKeys) : jwksResourceServer(access.remoteJwks)
+}
+
+function checkSecret (secret: unknown): string | Buffer {
+  if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
+  if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+  return secret
 }
 
 function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean): AccessKeySource {
   const { algorithm = 'HS256', keys, jwksUrl } = accessToken ?? {}
-  if ((algorithm as string) === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
-  if (algorithm !== 'HS256' && !ASYMMETRIC_ALGORITHMS.includes(algorithm)) {
-    fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
-  }
+  if (algorithm === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
+  if (!isOneOf(algorithm, ACCESS_TOKEN_ALGORITHMS)) fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
   // checked whether or not a JWKS URL is set: a wrong value is refused, never silently unused
   const timeout = duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout')
   const cooldown = duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true)

@@ -16,7 +16,8 @@ async function register (options: unknown) {
 const valid = { secret: SECRET, verifyCredentials }
 
 const refused: Array<[string, unknown, RegExp]> = [
-  ['a missing secret', { verifyCredentials }, /secret must be a string or a Buffer/],
+  ['a missing secret', { verifyCredentials }, /secret is required: it signs the tokens/],
+  ['an undefined secret (an unset environment variable)', { secret: undefined, verifyCredentials }, /secret is required/],
   ['a secret of the wrong type', { ...valid, secret: 12345 }, /secret must be a string or a Buffer/],
   ['a short string secret', { ...valid, secret: 'x'.repeat(31) }, /secret must be at least 32 bytes/],
   ['a short Buffer secret', { ...valid, secret: Buffer.alloc(16, 1) }, /secret must be at least 32 bytes/],

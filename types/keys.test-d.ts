@@ -39,10 +39,6 @@ const jwksResourceServer: FastifyRefreshAuthOptions = {
 }
 expectType<FastifyRefreshAuthOptions[]>([staticResourceServer, jwksResourceServer])
 
-// @ts-expect-error no secret while the routes are registered
-const noSecret: FastifyRefreshAuthOptions = { accessToken: { jwksUrl: 'https://auth.example/jwks' } }
-expectType<FastifyRefreshAuthOptions>(noSecret)
-
 // @ts-expect-error EdDSA is not offered (jsonwebtoken 9 has none)
 const eddsa: AccessTokenAlgorithm = 'EdDSA'
 expectType<AccessTokenAlgorithm>(eddsa)
