@@ -7,10 +7,7 @@ import type { RegisteredClaims, TokenCodec } from './tokens.js'
 /**
  * What `request.user` holds after authentication: the verified access-token claims, in an object of
  * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
- *
- * @example
- * const user: AuthenticatedUser = await request.authenticate()
- * request.log.info({ userId: user.sub }, 'profile viewed')
+ * Behind `app.authenticate`, `await request.authenticate()` gives it without the null check.
  */
 export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
 
@@ -18,7 +15,10 @@ export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
  * `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`.
  *
  * @example
- * app.get('/me', { preHandler: app.authenticate }, async (request) => ({ id: request.user?.sub }))
+ * app.get('/me', { preHandler: app.authenticate }, async (request) => {
+ *   const user = await request.authenticate() // already verified by the hook: not verified again
+ *   return { id: user.sub }
+ * })
  */
 export type AuthenticateHook = (request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction) => Promise<void> | undefined
 

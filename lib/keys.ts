@@ -5,20 +5,14 @@ import { refuseOption as fail } from './errors.js'
  * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
  *
  * @example
- * const algorithm: AccessTokenAlgorithm = 'ES256'
- * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, accessToken: { algorithm, keys } })
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, accessToken: { algorithm: 'ES256', keys } })
  */
 export type AccessTokenAlgorithm = 'HS256' | 'RS256' | 'PS256' | 'ES256'
 export type AsymmetricAlgorithm = Exclude<AccessTokenAlgorithm, 'HS256'>
 
 export const ASYMMETRIC_ALGORITHMS: readonly AsymmetricAlgorithm[] = ['RS256', 'PS256', 'ES256']
 
-/**
- * Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`.
- *
- * @example
- * const privateKey: KeyInput = readFileSync('keys/2026-11.pem')
- */
+/** Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`. */
 export type KeyInput = string | Buffer | JsonWebKey | KeyObject
 
 /**

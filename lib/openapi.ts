@@ -45,13 +45,7 @@ export interface OpenApiSecuritySchemesOptions {
   cookieName?: string
 }
 
-/**
- * The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options.
- *
- * @example
- * const schemes: OpenApiSecuritySchemes = openApiSecuritySchemes()
- * schemes.bearerAuth.scheme // 'bearer'
- */
+/** The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options. */
 export type OpenApiSecuritySchemes = {
   bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: string, description: string }
   refreshCookie: { type: 'apiKey', in: 'cookie', name: string, description: string }

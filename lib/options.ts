@@ -13,7 +13,11 @@ import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type
  * `ms` and jsonwebtoken, where it means milliseconds. Negative values are refused.
  *
  * @example
- * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   accessToken: { expiresIn: '10m' },
+ *   refreshToken: { expiresIn: 14 * 86400, absoluteExpiresIn: '90 days' }
+ * })
  */
 export type Duration = number | string
 

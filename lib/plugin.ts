@@ -20,8 +20,10 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
  *
  * @example
- * const api: RefreshAuthApi = app.refreshAuth
- * app.get('/devices', { preHandler: app.authenticate }, async (request) => api.listUserSessions(request.user!.sub))
+ * app.get('/devices', { preHandler: app.authenticate }, async (request) => {
+ *   const user = await request.authenticate() // the user app.authenticate verified, never null
+ *   return app.refreshAuth.listUserSessions(user.sub)
+ * })
  */
 export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
 

@@ -27,8 +27,9 @@ export interface IssuedTokens {
  *
  * @example
  * app.post('/account/password', { preHandler: app.authenticate }, async (request) => {
- *   await changePassword(request.user!.sub, request.body)
- *   await app.refreshAuth.revokeUserSessions(request.user!.sub) // sign out every device
+ *   const user = await request.authenticate()
+ *   await changePassword(user.sub, request.body)
+ *   await app.refreshAuth.revokeUserSessions(user.sub) // sign out every device
  * })
  */
 export interface SessionManagement {
