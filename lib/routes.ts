@@ -188,6 +188,11 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
   }
   const refreshBody = bodyAllowed ? { body: refreshTokenBodySchema } : {}
 
+  /** OpenAPI of the two routes a refresh token authenticates. */
+  function refreshTokenRouteSchema (summary: string, description: string, response: RouteSchema['response']): RouteSchema {
+    return { tags: ['auth'], summary, description, security: refreshSecurity, ...refreshBody, response }
+  }
+
   /**
    * Our schema, then the host's on top: its body replaces ours, its responses are merged status by
    * status, and its tags, summary or security win.
@@ -240,14 +245,11 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
           throw new InvalidRefreshTokenError()
         }
         return sendTokens(reply, tokens, inBody)
-      }, {
-        tags: ['auth'],
-        summary: 'Refresh the access token',
-        description: 'Trades the refresh token for a new access token and a new refresh token (rotation).',
-        security: refreshSecurity,
-        ...refreshBody,
-        response: tokenResponses
-      })
+      }, refreshTokenRouteSchema(
+        'Refresh the access token',
+        'Trades the refresh token for a new access token and a new refresh token (rotation).',
+        tokenResponses
+      ))
     },
 
     logoutRoute (overrides = {}) {
@@ -260,14 +262,11 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
         if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
-      }, {
-        tags: ['auth'],
-        summary: 'Sign out',
-        description: 'Revokes the session of the refresh token and clears the refresh cookie.',
-        security: refreshSecurity,
-        ...refreshBody,
-        response: logoutResponses
-      })
+      }, refreshTokenRouteSchema(
+        'Sign out',
+        'Revokes the session of the refresh token and clears the refresh cookie.',
+        logoutResponses
+      ))
     }
   }
 }
