@@ -12,6 +12,11 @@ export interface SessionEvent {
 export interface LogoutEvent extends SessionEvent {
   /** True for `{ "all": true }`: every session of the user was revoked, not only this one. */
   all: boolean
+  /**
+   * Why the session ended: `'logout'`, the client signed out (`POST /auth/logout`); `'user-refused'`,
+   * `loadUser` resolved to null or undefined at a refresh (the account is disabled or gone).
+   */
+  reason: 'logout' | 'user-refused'
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './errors.js'
+import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from './errors.js'
+import type { SessionRevocations } from './revocation.js'
 import type { RefreshAuthUser } from './user.js'
 import { deepFreeze, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
@@ -35,27 +36,38 @@ export interface KeySource {
   refetchFor (token: string): Promise<void> | null
 }
 
+// What verifyRequest answers for a valid token whose session this instance cannot confirm (fail closed).
+const UNCONFIRMED: unique symbol = Symbol('unconfirmed')
+
 /**
  * The hot path: runs on every protected request, so it is synchronous inside and allocates
  * nothing on success beyond reading the `kid` header and what jsonwebtoken does; a token found in
- * `cache` costs a Map lookup (`cache` null verifies every request). Only a refused token on a JWKS
- * resource server (unknown `kid`) may wait for a refetch of the keys.
+ * `cache` costs a Map lookup (`cache` null verifies every request). A verified token (cached or not)
+ * whose session ended is refused: one more Map lookup in `revocations`, none while it is empty, and
+ * one boolean for the fail-closed state. Only a refused token on a JWKS resource server (unknown `kid`)
+ * may wait for a refetch of the keys.
  */
 export function createAuthenticator (
   accessTokens: TokenCodec<RegisteredClaims>,
   realm: string,
   cache: TokenCache<AuthenticatedUser> | null,
-  keySource?: KeySource
+  keySource?: KeySource,
+  revocations: SessionRevocations | null = null
 ): Authenticator {
   // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
   const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
   const invalidChallenge = { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token"` }
 
-  function verifyRequest (request: FastifyRequest): AuthenticatedUser | null {
+  function verifyRequest (request: FastifyRequest): AuthenticatedUser | null | typeof UNCONFIRMED {
     const token = bearerToken(request.headers.authorization)
     if (token === null) return null
     const claims = cache === null ? verifyToken(token) : verifyCachedToken(token, cache)
     if (claims === null) return null
+    if (revocations !== null) {
+      // the session ended (logout, revocation, reuse): its tokens die with it, cached ones included
+      if (revocations.has(claims.sid)) return null
+      if (revocations.failing && claims.iat < revocations.unconfirmedBefore) return UNCONFIRMED
+    }
     // Each request gets its own object to write on; the frozen claims may be shared through the cache.
     const user = { ...claims }
     request.user = user
@@ -91,6 +103,7 @@ export function createAuthenticator (
     await refetch
     if (!source.ready) throw new KeysUnavailableError()
     const user = verifyRequest(request)
+    if (user === UNCONFIRMED) throw new RevocationUnconfirmedError()
     if (user === null) throw refusal(request)
     return user
   }
@@ -98,6 +111,7 @@ export function createAuthenticator (
   /** The user, the refusal, or (resource server, token refused) a promise for either. */
   function authenticateRequest (request: FastifyRequest): AuthenticatedUser | Error | Promise<AuthenticatedUser> {
     const user = verifyRequest(request)
+    if (user === UNCONFIRMED) return new RevocationUnconfirmedError()
     if (user !== null) return user
     const token = keySource === undefined ? null : bearerToken(request.headers.authorization)
     if (keySource !== undefined && token !== null) {

@@ -29,6 +29,11 @@ export const ErrorCodes = {
   STORE_TIMEOUT: 'FST_REFRESH_AUTH_STORE_TIMEOUT',
   /** 503: a resource server has not loaded its JWKS yet. */
   KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
+  /**
+   * 503: with `accessToken.revocation.failClosed`, this instance cannot confirm that the token's session is
+   * still live (its revocation feed is down, or lost revocations while it was).
+   */
+  REVOCATION_UNCONFIRMED: 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED',
   /** Thrown at registration: an option was refused. */
   INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION'
 } as const
@@ -175,6 +180,21 @@ export const KeysUnavailableError = createError(
   503
 )
 
+/**
+ * `accessToken.revocation.failClosed` is set and this instance cannot confirm that sessions ended elsewhere
+ * reached it (the store's revocation feed is down, or came back after losing some): protected requests answer
+ * 503 until it can; the client may retry.
+ *
+ * @example
+ * // GET /orders while the Redis revocation feed has been down for longer than accessToken.revocation.feedTolerance
+ * { statusCode: 503, code: 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', error: 'Service Unavailable', message: '…' }
+ */
+export const RevocationUnconfirmedError = createError(
+  ErrorCodes.REVOCATION_UNCONFIRMED,
+  'Session revocations cannot be confirmed, try again later',
+  503
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
@@ -187,6 +207,7 @@ export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
 export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
+export type RevocationUnconfirmedError = InstanceType<typeof RevocationUnconfirmedError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */

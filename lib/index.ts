@@ -66,6 +66,7 @@ export {
   StoreUnavailableError,
   StoreTimeoutError,
   KeysUnavailableError,
+  RevocationUnconfirmedError,
   InvalidOptionError
 } from './errors.js'
 

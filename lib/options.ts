@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
 import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
+import type { RevocationSettings } from './revocation.js'
 import type { LoginUser, RefreshAuthUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
@@ -75,13 +76,26 @@ export interface FastifyRefreshAuthOptions {
     jwksCooldown?: Duration
     /** Refetch the JWKS this often, to drop retired keys. Default `'10m'`. */
     jwksRefreshInterval?: Duration
+    /**
+     * Access tokens die with their session: once a session ends (logout, `revokeSession`,
+     * `revokeUserSessions`, reuse detection, `loadUser` refusing), every instance sharing the store refuses
+     * its access tokens, cached ones included, without a store round trip per request. Default on; `false`
+     * turns it off (tokens then live until their `exp`); an object tunes what happens when the store's
+     * revocation feed is down. See docs/sessions-end.md.
+     */
+    revocation?: boolean | RevocationOptions
   }
   /** Serve the public access-token keys as a JWK Set, at `GET /.well-known/jwks.json` unless `url` says otherwise. */
   jwks?: boolean | { url?: string, maxAge?: Duration }
   refreshToken?: {
     /** Idle limit, renewed by each rotation. Default `'7d'`. */
     expiresIn?: Duration
-    /** Seconds during which the immediate parent of the live token may be presented again. Default 0. */
+    /**
+     * How long after a rotation the immediate parent of the live token may be presented again, and gets the
+     * live token back rather than counting as reuse: a client retrying a refresh whose answer it lost, or two
+     * tabs refreshing at once. Once the live token has been used, the parent is reuse. Default `'10s'`;
+     * 0 is strict (any replay is reuse; of concurrent refreshes of one token exactly one succeeds).
+     */
     reuseInterval?: Duration
     /** Absolute session limit from login, never extended. Default `'30d'`. */
     absoluteExpiresIn?: Duration
@@ -112,6 +126,14 @@ export interface FastifyRefreshAuthOptions {
    * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
    */
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
+  /**
+   * Called at every refresh, after the refresh token checked out and before anything is issued, with the
+   * token's `sub`: resolve to the user, whose `claims` are then computed again (a role change shows at the
+   * next refresh), or to null/undefined to end the session (401, revoked everywhere, `onLogout` with
+   * `reason: 'user-refused'`): a disabled or deleted account. If it throws, the refresh answers 503 and the
+   * session stays as it was. Without it, a refresh copies the claims of the login.
+   */
+  loadUser?: (userId: string, request: FastifyRequest) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
   /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
@@ -137,6 +159,27 @@ export interface FastifyRefreshAuthOptions {
 }
 
 /**
+ * `accessToken.revocation` as an object: what this instance does while it cannot confirm that it heard of
+ * every session ended elsewhere (the store's revocation feed down longer than `feedTolerance`, or back after
+ * losing revocations): by default it logs it once and keeps serving, each token's own expiry being the limit.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials, store,
+ *   accessToken: { revocation: { failClosed: true, feedTolerance: '5s' } }
+ * })
+ */
+export interface RevocationOptions {
+  /**
+   * Answer protected requests with 503 `FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED` instead of serving them
+   * while revocations cannot be confirmed (after a loss, only tokens issued before it). Default false.
+   */
+  failClosed?: boolean
+  /** How long the feed may be down before revocations count as unconfirmed (logged once). Default `'10s'`. */
+  feedTolerance?: Duration
+}
+
+/**
  * Where refresh tokens travel: see `FastifyRefreshAuthOptions.refreshTokenTransport`.
  *
  * @example
@@ -158,6 +201,9 @@ export interface ResolvedOptions {
   store: SessionStore | undefined
   accessExpiresIn: number
   accessCacheSize: number
+  /** `accessToken.revocation`, or null when turned off. */
+  revocation: RevocationSettings | null
+  loadUser: FastifyRefreshAuthOptions['loadUser']
   refreshExpiresIn: number
   reuseInterval: number
   absoluteExpiresIn: number
@@ -183,6 +229,9 @@ export interface ResolvedOptions {
   messages: ErrorMessages | null
 }
 
+// Seconds: a client retrying a refresh whose answer it lost, or two tabs refreshing together, get the live token.
+const DEFAULT_REUSE_INTERVAL = 10
+
 /** The refresh cookie's name unless `cookie.name` says otherwise. */
 export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
 
@@ -190,7 +239,7 @@ const MIN_SECRET_BYTES = 32
 const SAME_SITE = ['strict', 'lax'] as const
 const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = ['HS256', ...ASYMMETRIC_ALGORITHMS]
 const TRANSPORTS: readonly RefreshTokenTransport[] = ['cookie', 'body', 'both']
-const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
+const STORE_METHODS = ['create', 'rotate', 'present', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
@@ -237,9 +286,13 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (routes !== false && verifyCredentials === undefined) fail('verifyCredentials is required while the login route is registered')
 
   const store = options.store
-  if (store !== undefined && (store === null || typeof store !== 'object' ||
-      STORE_METHODS.some(method => typeof store[method] !== 'function'))) {
-    fail('store must implement create(), rotate(), revoke(), revokeUser() and listUserSessions()')
+  if (store !== undefined) {
+    if (store === null || typeof store !== 'object') fail('store must be a SessionStore object')
+    const missing = STORE_METHODS.filter(method => typeof store[method] !== 'function')
+    if (missing.length > 0) {
+      fail(`store must implement ${STORE_METHODS.map(m => `${m}()`).join(', ')}; missing: ${missing.map(m => `${m}()`).join(', ')}`)
+    }
+    if (store.watchRevocations !== undefined && typeof store.watchRevocations !== 'function') fail('store.watchRevocations must be a function')
   }
 
   const accessExpiresIn = duration(options.accessToken?.expiresIn, '15m', 'accessToken.expiresIn')
@@ -247,10 +300,13 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (!Number.isSafeInteger(accessCacheSize) || accessCacheSize < 0) fail('accessToken.cacheSize must be a non-negative integer')
   const refreshExpiresIn = duration(options.refreshToken?.expiresIn, '7d', 'refreshToken.expiresIn')
   const absoluteExpiresIn = duration(options.refreshToken?.absoluteExpiresIn, '30d', 'refreshToken.absoluteExpiresIn')
-  const reuseInterval = duration(options.refreshToken?.reuseInterval, 0, 'refreshToken.reuseInterval', true)
   if (refreshExpiresIn <= accessExpiresIn) fail('refreshToken.expiresIn must be longer than accessToken.expiresIn')
   if (absoluteExpiresIn < refreshExpiresIn) fail('refreshToken.absoluteExpiresIn must not be shorter than refreshToken.expiresIn')
+  const reuseInterval = options.refreshToken?.reuseInterval === undefined
+    ? Math.min(DEFAULT_REUSE_INTERVAL, refreshExpiresIn - 1)
+    : duration(options.refreshToken.reuseInterval, 0, 'refreshToken.reuseInterval', true)
   if (reuseInterval >= refreshExpiresIn) fail('refreshToken.reuseInterval must be shorter than refreshToken.expiresIn')
+  const revocation = resolveRevocation(options.accessToken?.revocation)
 
   const cookie = options.cookie ?? {}
   if (typeof cookie !== 'object') fail('cookie must be an object')
@@ -289,6 +345,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     store,
     accessExpiresIn,
     accessCacheSize,
+    revocation,
+    loadUser: optionalFunction(options.loadUser, 'loadUser'),
     refreshExpiresIn,
     reuseInterval,
     absoluteExpiresIn,
@@ -312,6 +370,17 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     refreshTokenTransport,
     messages: resolveMessages(options.messages)
   }
+}
+
+function resolveRevocation (revocation: boolean | RevocationOptions | undefined): RevocationSettings | null {
+  if (revocation === false) return null
+  if (revocation !== undefined && revocation !== true && (revocation === null || typeof revocation !== 'object')) {
+    fail('accessToken.revocation must be a boolean or an object')
+  }
+  const settings = typeof revocation === 'object' ? revocation : {}
+  const failClosed = settings.failClosed ?? false
+  if (typeof failClosed !== 'boolean') fail('accessToken.revocation.failClosed must be a boolean')
+  return { failClosed, feedTolerance: duration(settings.feedTolerance, '10s', 'accessToken.revocation.feedTolerance') }
 }
 
 function resolveMessages (messages: unknown): ErrorMessages | null {

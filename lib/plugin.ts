@@ -4,11 +4,13 @@ import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './jwks.js'
 import { bearerSecurityMarker } from './openapi.js'
-import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
+import { resolveOptions, type FastifyRefreshAuthOptions, type ResolvedOptions } from './options.js'
+import { SessionRevocations } from './revocation.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { createClaimGuards, type ClaimGuards } from './scopes.js'
 import { MemoryStore } from './stores/memory.js'
+import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './token-cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
 
@@ -56,12 +58,13 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.addHook('onClose', async () => ownStore.close())
     store = ownStore
   }
+  const revocations = watchRevocations(fastify, options, store)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = options.accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(options.accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
-  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient)
+  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
@@ -73,10 +76,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       options,
       store,
       accessTokens,
-      refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE })
+      refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE }),
+      revocations
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwksRoute) }
-  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log), ...createClaimGuards(options.realm) }
+  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log, revocations), ...createClaimGuards(options.realm) }
   fastify.decorate('refreshAuth', api)
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
@@ -89,4 +93,34 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
   }
+}
+
+/**
+ * The sessions this instance refuses the access tokens of (`accessToken.revocation`), fed by the store's
+ * revocation feed, or null when turned off. A resource server given no store has nothing to watch.
+ */
+function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore): SessionRevocations | null {
+  const settings = options.revocation
+  if (settings === null) return null
+  if (options.role.kind === 'resource-server' && options.store === undefined) {
+    fastify.log.warn('fastify-refresh-auth: this resource server has no session store, so it cannot refuse the access tokens of ' +
+      'sessions that ended: give it the auth server\'s store (accessToken.revocation: false silences this)')
+    return null
+  }
+  const watchFeed = store.watchRevocations
+  const fed = typeof watchFeed === 'function'
+  const tokenLifetime = options.accessExpiresIn + options.clockTolerance
+  const revocations = new SessionRevocations({ ...settings, tokenLifetime, fed, log: fastify.log })
+  revocations.start()
+  fastify.addHook('onClose', async () => revocations.stop())
+  if (typeof watchFeed !== 'function') {
+    fastify.log.warn('fastify-refresh-auth: the session store has no revocation feed (watchRevocations): an ended session\'s ' +
+      'access tokens are refused only by the instance that ended it')
+    return revocations
+  }
+  const watch = watchFeed.call(store, revocations, { retentionMs: revocations.keepMs })
+  // like the JWKS: a healthy app starts with what the feed holds loaded
+  fastify.addHook('onReady', async () => revocations.firstCatchUp())
+  fastify.addHook('onClose', async () => watch.close())
+  return revocations
 }

@@ -4,6 +4,7 @@ import { notify } from './audit.js'
 import { StoreUnavailableError } from './errors.js'
 import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
+import type { SessionRevocations } from './revocation.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
 
@@ -52,6 +53,8 @@ export interface SessionPolicyOptions {
   store: SessionStore
   accessTokens: TokenCodec<RegisteredClaims>
   refreshTokens: TokenCodec<RefreshTokenClaims>
+  /** The sessions this instance knows ended, or null with `accessToken.revocation: false`. */
+  revocations: SessionRevocations | null
 }
 
 /**
@@ -63,12 +66,14 @@ export class SessionPolicy {
   readonly #store: SessionStore
   readonly #accessTokens: TokenCodec<RegisteredClaims>
   readonly #refreshTokens: TokenCodec<RefreshTokenClaims>
+  readonly #revocations: SessionRevocations | null
 
-  constructor ({ options, store, accessTokens, refreshTokens }: SessionPolicyOptions) {
+  constructor ({ options, store, accessTokens, refreshTokens, revocations }: SessionPolicyOptions) {
     this.#options = options
     this.#store = store
     this.#accessTokens = accessTokens
     this.#refreshTokens = refreshTokens
+    this.#revocations = revocations
   }
 
   /** Starts a session for a user that `verifyCredentials` accepted. */
@@ -98,15 +103,30 @@ export class SessionPolicy {
   }
 
   /**
-   * Trades a refresh token for new tokens, or returns null when it must be refused
-   * (invalid, expired, unknown, revoked, or reused: then the whole session is revoked).
+   * Trades a refresh token for new tokens, or returns null when it must be refused (invalid, expired,
+   * unknown, revoked, reused: then the whole session is revoked; or its user refused by `loadUser`). Its
+   * immediate parent within the reuse interval gets the live token again (a retry, another tab).
    */
   async rotateRefreshToken (refreshToken: string | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
     const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
     if (claims === null) return null
+    // heard of as ended (here or on another instance), even if the store has yet to delete it
+    if (this.#revocations?.has(claims.sid) === true) return null
+    let ext = claims.ext
+    const loadUser = this.#options.loadUser
+    if (loadUser !== undefined) {
+      // before the rotation: a failure here leaves the session as it was
+      const user = await loadHostUser(loadUser, claims.sub, request)
+      if (user === null || user === undefined) {
+        await this.#endRefusedSession(claims, request)
+        return null
+      }
+      ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
+    }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
       sessionId: claims.sid,
+      userId: claims.sub,
       presentedTokenId: claims.jti,
       nextTokenId: randomUUID(),
       now,
@@ -114,39 +134,71 @@ export class SessionPolicy {
       reuseIntervalMs: this.#options.reuseInterval * 1000
     }))
     if (result.outcome === 'reused') {
-      // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store revoked the family.
-      request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
-      notify('onReuseDetected', this.#options.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
+      this.#reuseDetected(claims, request)
       return null
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
     notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    return this.#issueTokens(result.session, now, claims.ext)
+    return this.#issueTokens(result.session, now, ext)
   }
 
   /**
-   * Revokes the session of a refresh token, or with `all` every session of its user; an invalid token
-   * revokes nothing.
+   * Logout: ends the session of a refresh token, or with `all` every session of its user, but only for the
+   * session's live token (or its parent within the reuse interval). A rotated token is reuse: its session
+   * ends, `onReuseDetected` fires, and nothing else happens. An invalid or unknown token ends nothing.
    */
   async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, all = false): Promise<void> {
     const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
     if (claims === null) return
-    await callStore(request.log, () => all ? this.#store.revokeUser(claims.sub) : this.#store.revoke(claims.sid))
-    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all }, request)
+    // `all` checks the token first and ends the sessions next, so a failure in between leaves the session for a retry
+    const result = await callStore(request.log, () => this.#store.present({
+      sessionId: claims.sid,
+      presentedTokenId: claims.jti,
+      now: Date.now(),
+      reuseIntervalMs: this.#options.reuseInterval * 1000,
+      end: !all
+    }))
+    if (result.outcome === 'not-found') return
+    if (result.outcome === 'reused') {
+      this.#reuseDetected(claims, request)
+      return
+    }
+    const { userId } = result.session
+    if (userId !== claims.sub) return
+    if (all) await endUserSessions(this.#store, this.#revocations, userId, request.log)
+    else this.#revocations?.ended([claims.sid])
+    notify('onLogout', this.#options.onLogout, { userId, sessionId: claims.sid, all, reason: 'logout' }, request)
+  }
+
+  // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
+  #reuseDetected (claims: RefreshTokenClaims, request: FastifyRequest): void {
+    this.#revocations?.ended([claims.sid])
+    request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
+    notify('onReuseDetected', this.#options.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
+  }
+
+  // `loadUser` said the user may no longer refresh: the session ends everywhere, as at a logout.
+  async #endRefusedSession (claims: RefreshTokenClaims, request: FastifyRequest): Promise<void> {
+    await callStore(request.log, () => this.#store.revoke(claims.sid))
+    this.#revocations?.ended([claims.sid])
+    request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
+    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, reason: 'user-refused' }, request)
   }
 
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
+    // an access token never outlives its session: expiry is not announced on the revocation feed
+    const accessExp = Math.min(iat + this.#options.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
     const accessToken = this.#accessTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: iat + this.#options.accessExpiresIn
+      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: accessExp
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
     }, ext === undefined ? undefined : { ext })
     return {
       accessToken,
-      accessExpiresIn: this.#options.accessExpiresIn,
+      accessExpiresIn: accessExp - iat,
       refreshToken,
       refreshMaxAge: refreshExp - iat
     }
@@ -157,20 +209,46 @@ export class SessionPolicy {
  * Session management for calls outside a request, straight on the store (a resource server sharing the
  * store has it too); store failures are logged to `log` and reject with a 503 `StoreUnavailableError`.
  */
-export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
+export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger, revocations: SessionRevocations | null): SessionManagement {
   return {
     async revokeSession (sessionId) {
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('fastify-refresh-auth: sessionId must be a non-empty string')
       await callStore(log, () => store.revoke(sessionId))
+      revocations?.ended([sessionId])
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId)
-      await callStore(log, () => store.revokeUser(id))
+      await endUserSessions(store, revocations, id, log)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId)
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
+  }
+}
+
+/**
+ * Ends every session of a user. A store without a revocation feed cannot say which sessions it ended: they
+ * are listed first, so this instance at least refuses their access tokens.
+ */
+async function endUserSessions (store: SessionStore, revocations: SessionRevocations | null, userId: string, log: FastifyBaseLogger): Promise<void> {
+  const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
+  await callStore(log, () => store.revokeUser(userId))
+  revocations?.ended(listed.map(session => session.sessionId))
+}
+
+/**
+ * Calls `loadUser`. Whatever it throws is logged and answered 503, like a store failure: the session is
+ * left as it was, for a retry.
+ */
+async function loadHostUser (
+  loadUser: NonNullable<ResolvedOptions['loadUser']>, userId: string, request: FastifyRequest
+): Promise<LoginUser | null | undefined> {
+  try {
+    return await loadUser(userId, request)
+  } catch (err) {
+    request.log.error({ err, callback: 'loadUser' }, 'fastify-refresh-auth: the loadUser callback failed; the refresh answered 503 and the session is kept')
+    throw new StoreUnavailableError()
   }
 }
 

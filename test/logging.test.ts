@@ -12,6 +12,7 @@ class FlakyStore implements SessionStore {
   failing = false
   async create (session: Parameters<SessionStore['create']>[0]) { this.#check(); return this.inner.create(session) }
   async rotate (request: Parameters<SessionStore['rotate']>[0]) { this.#check(); return this.inner.rotate(request) }
+  async present (request: Parameters<SessionStore['present']>[0]) { this.#check(); return this.inner.present(request) }
   async revoke (sessionId: string) { this.#check(); return this.inner.revoke(sessionId) }
   async revokeUser (userId: string) { this.#check(); return this.inner.revokeUser(userId) }
   async listUserSessions (userId: string, now: number) { this.#check(); return this.inner.listUserSessions(userId, now) }
@@ -28,7 +29,8 @@ async function loggedApp (t: Test, logger: Exclude<FastifyServerOptions['logger'
   })
   const store = new FlakyStore()
   const app = Fastify({ logger: { level: 'trace', stream, ...logger } })
-  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store })
+  // strict, so that presenting the first token again is reuse
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store, refreshToken: { reuseInterval: 0 } })
   app.get('/private', { preHandler: app.authenticate }, async request => ({ sub: request.user?.sub }))
   await app.ready()
   t.teardown(() => { store.inner.close(); return app.close() })
@@ -63,9 +65,12 @@ async function exerciseEveryPath (app: Awaited<ReturnType<typeof loggedApp>>['ap
   await app.inject({ method: 'POST', url: '/auth/logout', headers: cookie(refreshCookie(again) as string) })
   await app.inject({ method: 'POST', url: '/auth/refresh', headers: cookie('forged.token.value') })
 
+  const live = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })
+  remember(refreshCookie(live))
+  remember(live.json().access_token)
   store.failing = true
   const outage = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })
-  const outageRefresh = await app.inject({ method: 'POST', url: '/auth/refresh', headers: cookie(refreshCookie(again) as string) })
+  const outageRefresh = await app.inject({ method: 'POST', url: '/auth/refresh', headers: cookie(refreshCookie(live) as string) })
   store.failing = false
   return { secrets, statuses: [reuse.statusCode, outage.statusCode, outageRefresh.statusCode] }
 }

@@ -19,8 +19,18 @@ t.test('logout revokes the session and clears the cookie', async t => {
   const { accessToken, refreshToken } = await login(app)
   assertCleared(t, await logout(app, refreshToken))
   t.equal((await refresh(app, refreshToken)).statusCode, 401, 'replay after logout is refused')
-  // access tokens are stateless: they live until their short expiry (documented)
-  t.equal((await getPrivate(app, accessToken)).statusCode, 200)
+  const refused = await getPrivate(app, accessToken)
+  t.equal(refused.statusCode, 401, 'the access token died with its session')
+  t.equal(refused.headers['www-authenticate'], 'Bearer realm="fastify-refresh-auth", error="invalid_token"')
+  t.equal(refused.json().code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
+})
+
+t.test('with accessToken.revocation false, an access token outlives its session until it expires', async t => {
+  const app = await buildApp(t, { accessToken: { revocation: false } })
+  const { accessToken, refreshToken } = await login(app)
+  assertCleared(t, await logout(app, refreshToken))
+  t.equal((await refresh(app, refreshToken)).statusCode, 401)
+  t.equal((await getPrivate(app, accessToken)).statusCode, 200, 'stateless tokens, as asked')
 })
 
 t.test('logout revokes the whole family, rotated tokens included', async t => {

@@ -1,18 +1,34 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
+import type { FastifyRefreshAuthOptions } from '../lib/index.js'
 import { COOKIE, USER } from './helpers/app.js'
 import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
+
+// real servers and child processes, on a machine shared with other test runs
+t.setTimeout(120_000)
+
+interface Answer { status: number, refreshToken: string | undefined, accessToken: string | undefined }
 
 interface Instance {
   name: string
-  post (path: string, refreshToken?: string, body?: unknown): Promise<{ status: number, refreshToken: string | undefined }>
+  post (path: string, refreshToken?: string, body?: unknown): Promise<Answer>
+  /** The status of GET /private with this access token. */
+  private (accessToken: string): Promise<number>
+}
+
+interface InstanceConfig {
+  prefix: string
+  redisUrl?: string
+  options?: Partial<FastifyRefreshAuthOptions>
 }
 
 /** Starts one app instance in its own Node process; stopped when the test ends. */
-async function startInstance (t: Test, name: string, prefix: string): Promise<Instance> {
-  const child: ChildProcess = fork(join(__dirname, 'helpers', 'redis-instance.ts'), [JSON.stringify({ prefix, redisUrl: REDIS_URL })], {
+async function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options }: InstanceConfig): Promise<Instance> {
+  const child: ChildProcess = fork(join(__dirname, 'helpers', 'redis-instance.ts'), [JSON.stringify({ prefix, redisUrl, options })], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc']
   })
   t.teardown(async () => {
@@ -35,11 +51,27 @@ async function startInstance (t: Test, name: string, prefix: string): Promise<In
       if (refreshToken !== undefined) headers.cookie = `${COOKIE}=${refreshToken}`
       if (body !== undefined) headers['content-type'] = 'application/json'
       const response = await fetch(base + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) })
-      await response.arrayBuffer()
+      const text = await response.text()
       const cookie = response.headers.getSetCookie().find(line => line.startsWith(`${COOKIE}=`))
       const value = cookie === undefined ? '' : decodeURIComponent(cookie.slice(COOKIE.length + 1).split(';')[0])
-      return { status: response.status, refreshToken: value === '' ? undefined : value }
+      const accessToken = response.status === 200 ? JSON.parse(text).access_token as string : undefined
+      return { status: response.status, refreshToken: value === '' ? undefined : value, accessToken }
+    },
+    async private (accessToken) {
+      const response = await fetch(`${base}/private`, { headers: { authorization: `Bearer ${accessToken}` } })
+      await response.arrayBuffer()
+      return response.status
     }
+  }
+}
+
+/** Polls `check` until it answers true; false if it never did within a couple of seconds (no timing asserted). */
+async function eventually (check: () => Promise<boolean>, withinMs = 3000): Promise<boolean> {
+  const end = Date.now() + withinMs
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > end) return false
+    await sleep(20)
   }
 }
 
@@ -48,7 +80,9 @@ t.test('two instances in separate processes share sessions through Redis', async
   const prefix = uniquePrefix(__filename)
   const client = redisClient(t, null)
   t.teardown(() => deleteKeys(client, prefix))
-  const [a, b] = await Promise.all([startInstance(t, 'A', prefix), startInstance(t, 'B', prefix)])
+  // strict: these tests are about reuse
+  const options = { refreshToken: { reuseInterval: 0 } }
+  const [a, b] = await Promise.all([startInstance(t, 'A', { prefix, options }), startInstance(t, 'B', { prefix, options })])
 
   t.test('login on A, refresh on B, replay on A is detected', async (t) => {
     const login = await a.post('/auth/login', undefined, USER)
@@ -59,6 +93,7 @@ t.test('two instances in separate processes share sessions through Redis', async
     const replay = await a.post('/auth/refresh', login.refreshToken)
     t.equal(replay.status, 401, 'the rotated token is refused on A')
     t.equal((await b.post('/auth/refresh', refreshed.refreshToken)).status, 401, 'and its family is revoked everywhere')
+    t.equal(await b.private(refreshed.accessToken as string), 401, 'with its access tokens')
   })
 
   t.test('50 concurrent refreshes of one token over A and B: exactly one succeeds', async (t) => {
@@ -79,4 +114,60 @@ t.test('two instances in separate processes share sessions through Redis', async
     t.equal((await b.post('/auth/logout', second.refreshToken, { all: true })).status, 204)
     t.equal((await a.post('/auth/refresh', third.refreshToken)).status, 401)
   })
+})
+
+t.test('an ended session\'s access tokens are refused by the other instance too', async (t) => {
+  if (!await requireRedis(t)) return
+  const prefix = uniquePrefix(__filename) + 'propagation:'
+  const client = redisClient(t, null)
+  t.teardown(() => deleteKeys(client, prefix))
+  const [a, b] = await Promise.all([startInstance(t, 'A', { prefix }), startInstance(t, 'B', { prefix })])
+
+  const endings: Array<[string, (session: Answer) => Promise<unknown>]> = [
+    ['logout on A', (session) => a.post('/auth/logout', session.refreshToken)],
+    ['logout everywhere on A', (session) => a.post('/auth/logout', session.refreshToken, { all: true })],
+    ['revokeUserSessions on A', () => a.post('/admin/revoke-user', undefined, { userId: '42' })],
+    ['reuse found on A', async (session) => {
+      const rotated = await a.post('/auth/refresh', session.refreshToken)
+      // the parent again after its successor was used: reuse, whatever the reuse interval
+      await a.post('/auth/refresh', rotated.refreshToken)
+      return a.post('/auth/refresh', session.refreshToken)
+    }]
+  ]
+  for (const [how, end] of endings) {
+    const session = await a.post('/auth/login', undefined, USER)
+    const token = session.accessToken as string
+    t.equal(await b.private(token), 200, `${how}: B accepts the token first (and caches it)`)
+    await end(session)
+    t.ok(await eventually(async () => await b.private(token) === 401), `${how}: B refuses the token within a couple of seconds`)
+    t.equal(await a.private(token), 401, `${how}: A refuses it at once`)
+  }
+})
+
+t.test('an instance whose feed connection was cut catches up from where it was once it reconnects', async (t) => {
+  if (!await requireRedis(t)) return
+  const prefix = uniquePrefix(__filename) + 'resume:'
+  const client = redisClient(t, null)
+  t.teardown(() => deleteKeys(client, prefix))
+  const url = new URL(REDIS_URL)
+  const proxy = await new TcpProxy(url.hostname, Number(url.port || 6379)).listen()
+  t.teardown(() => proxy.close())
+  const behindProxy = `redis://${url.username ? `${url.username}:${url.password}@` : ''}127.0.0.1:${proxy.port}${url.pathname}`
+  const [a, b] = await Promise.all([startInstance(t, 'A', { prefix }), startInstance(t, 'B', { prefix, redisUrl: behindProxy })])
+
+  const early = await a.post('/auth/login', undefined, USER)
+  const session = await a.post('/auth/login', undefined, USER)
+  for (const s of [early, session]) t.equal(await b.private(s.accessToken as string), 200, 'B accepts the tokens')
+  // a revocation B hears before the cut: the feed moves past it
+  await a.post('/auth/logout', early.refreshToken)
+  t.ok(await eventually(async () => await b.private(early.accessToken as string) === 401), 'B heard the first logout')
+
+  proxy.cut()
+  await a.post('/auth/logout', session.refreshToken)
+  await sleep(300)
+  t.equal(await b.private(session.accessToken as string), 200, 'cut off, B cannot know yet (and serves: the default)')
+  proxy.restore()
+  t.ok(await eventually(async () => await b.private(session.accessToken as string) === 401, 10_000),
+    'reconnected, B read the revocation it missed')
+  t.equal(await b.private(early.accessToken as string), 401, 'and still refuses the first')
 })

@@ -16,7 +16,8 @@ function fakeClient (answer: (name: string, args: unknown[]) => Promise<Reply>) 
         calls.push({ name, args })
         return answer(name, args)
       }
-    }
+    },
+    duplicate () { throw new Error('no feed without a server') }
   }
   return { client, calls }
 }
@@ -40,8 +41,8 @@ t.test('scripts are registered once per client', async (t) => {
   client.defineCommand = (name, definition) => { defined.push(name); define(name, definition) }
   const first = new RedisStore({ client })
   const second = new RedisStore({ client, prefix: 'other:' })
-  t.equal(defined.length, 6)
-  t.equal(new Set(defined).size, 6)
+  t.equal(defined.length, 8)
+  t.equal(new Set(defined).size, 8)
   t.equal(first.sessionKey('s1'), 'refresh-auth:session:{s1}')
   t.equal(second.userKey('u1'), 'other:user:{u1}')
 })
@@ -106,9 +107,10 @@ t.test('replies are read back into sessions (without a server: canned script rep
     refreshAuthIndexSessionV1: () => [now, 'ok'],
     refreshAuthCreateSessionV1: () => [now, 'ok'],
     refreshAuthRevokeSessionV1: () => [now, 'ok'],
-    refreshAuthRotateSessionV1: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
+    refreshAuthAnnounceRevocationV1: () => [now, 'ok'],
+    refreshAuthRotateSessionV2: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
     refreshAuthUserSessionIdsV1: () => [now, 'ok', 'live', 'revoked', 'idle'],
-    refreshAuthReadSessionV1: (args) => {
+    refreshAuthReadSessionV2: (args) => {
       if (args[0] === 'refresh-auth:session:{revoked}') return [now, 'ok', null, null, null, null, null, null, null, null, null]
       if (args[0] === 'refresh-auth:session:{idle}') return [now, 'ok', 'u1', 't9', null, String(now - DAY), String(now - DAY), String(now - 1), String(now + DAY), 'UA', '::1']
       return [now, 'ok', ...live]
@@ -132,6 +134,7 @@ t.test('replies are read back into sessions (without a server: canned script rep
   await store.revokeUser('u1')
   t.same(calls.map(call => [call.name, call.args[0]]), [
     ['refreshAuthUserSessionIdsV1', 'refresh-auth:user:{u1}'],
+    ['refreshAuthAnnounceRevocationV1', 'refresh-auth:{revocations}'],
     ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{live}'],
     ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{revoked}'],
     ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{idle}']
@@ -216,7 +219,7 @@ t.test('on a real Redis', async (t) => {
     const heldBack = new Proxy(client, {
       get (target, name, receiver) {
         const value = Reflect.get(target, name, receiver)
-        if (name !== 'refreshAuthRotateSessionV1') return typeof value === 'function' ? value.bind(target) : value
+        if (name !== 'refreshAuthRotateSessionV2') return typeof value === 'function' ? value.bind(target) : value
         return async (...args: unknown[]) => {
           await sleep(250)
           return value.apply(target, args)

@@ -145,7 +145,8 @@ t.test('audit hooks receive ids and the request, never a token', async (t) => {
     events.push([name, { ...event }, request.headers['user-agent'] as string | undefined])
   }
   const app = await buildApp(t, {
-    onLogin: hook('login'), onRefresh: hook('refresh'), onLogout: hook('logout'), onReuseDetected: hook('reuse')
+    onLogin: hook('login'), onRefresh: hook('refresh'), onLogout: hook('logout'), onReuseDetected: hook('reuse'),
+    refreshToken: { reuseInterval: 0 }
   })
   const first = await loginAs(app, 'UA-1')
   const sid = sessionIdOf(first.refreshToken)
@@ -162,9 +163,9 @@ t.test('audit hooks receive ids and the request, never a token', async (t) => {
     ['refresh', { userId: '42', sessionId: sid }, 'UA-2'],
     ['reuse', { userId: '42', sessionId: sid }, 'lightMyRequest'],
     ['login', { userId: '42', sessionId: sessionIdOf(second.refreshToken) }, 'lightMyRequest'],
-    ['logout', { userId: '42', sessionId: sessionIdOf(second.refreshToken), all: false }, 'lightMyRequest'],
+    ['logout', { userId: '42', sessionId: sessionIdOf(second.refreshToken), all: false, reason: 'logout' }, 'lightMyRequest'],
     ['login', { userId: '42', sessionId: sessionIdOf(third.refreshToken) }, 'lightMyRequest'],
-    ['logout', { userId: '42', sessionId: sessionIdOf(third.refreshToken), all: true }, 'lightMyRequest']
+    ['logout', { userId: '42', sessionId: sessionIdOf(third.refreshToken), all: true, reason: 'logout' }, 'lightMyRequest']
   ])
   const seen = JSON.stringify(events)
   for (const token of [first.refreshToken, first.accessToken, second.refreshToken, refreshCookie(rotated) as string]) {
@@ -177,7 +178,8 @@ t.test('a hook that throws or rejects changes no response and is logged without 
     onLogin: () => { throw new Error('audit sink down') },
     onRefresh: async () => { throw new Error('audit sink rejected') },
     onLogout: async () => {},
-    onReuseDetected: () => {}
+    onReuseDetected: () => {},
+    refreshToken: { reuseInterval: 0 }
   })
   const session = await login(app)
   const rotated = await refresh(app, session.refreshToken)
@@ -205,7 +207,7 @@ t.test('hook options must be functions; a store must implement the whole interfa
   const app = Fastify()
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: partial as unknown as SessionStore }).ready() },
-    { message: /store must implement create\(\), rotate\(\), revoke\(\), revokeUser\(\) and listUserSessions\(\)/ })
+    { message: /store must implement create\(\), rotate\(\), present\(\), revoke\(\), revokeUser\(\), listUserSessions\(\); missing: present\(\), revokeUser\(\), listUserSessions\(\)/ })
 })
 
 t.test('session management works on an app without routes that shares the store', async (t) => {

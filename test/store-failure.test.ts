@@ -10,6 +10,7 @@ class FlakyStore implements SessionStore {
   down = false
   async create (...args: Parameters<SessionStore['create']>) { this.#check(); return this.inner.create(...args) }
   async rotate (...args: Parameters<SessionStore['rotate']>) { this.#check(); return this.inner.rotate(...args) }
+  async present (...args: Parameters<SessionStore['present']>) { this.#check(); return this.inner.present(...args) }
   async revoke (...args: Parameters<SessionStore['revoke']>) { this.#check(); return this.inner.revoke(...args) }
   async revokeUser (...args: Parameters<SessionStore['revokeUser']>) { this.#check(); return this.inner.revokeUser(...args) }
   async listUserSessions (...args: Parameters<SessionStore['listUserSessions']>) { this.#check(); return this.inner.listUserSessions(...args) }

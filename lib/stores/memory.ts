@@ -1,4 +1,8 @@
-import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
+import { deliver, LocalListeners, report } from './listeners.js'
+import {
+  toSessionInfo, type CreateOptions, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
+} from './store.js'
 
 /**
  * Options of {@link MemoryStore}.
@@ -13,10 +17,18 @@ export interface MemoryStoreOptions {
   pruneInterval?: number
 }
 
+/** Sessions ended at one time, kept for watchers that start later. */
+interface Revocation {
+  sessionIds: readonly string[]
+  revokedAt: number
+}
+
 /**
  * The embedded default store: sessions in a Map of this process. Safe for one process only
  * (use a shared store such as Redis behind a load balancer). Each method does its work
- * synchronously, so every operation is atomic.
+ * synchronously, so every operation is atomic. Its revocation feed is in-process: every session it
+ * ends is told to its watchers before the method resolves, and a watcher that starts later first hears
+ * what was ended within its retention (kept only while someone watches).
  *
  * @example
  * const store = new MemoryStore({ maxSessions: 10_000 })
@@ -28,6 +40,9 @@ export class MemoryStore implements SessionStore {
   readonly #byUser = new Map<string, string | string[]>()
   readonly #maxSessions: number
   readonly #timer: NodeJS.Timeout
+  readonly #listeners = new LocalListeners()
+  // oldest first; trimmed to the longest retention a watcher asked for
+  readonly #revocations: Revocation[] = []
 
   constructor (options: MemoryStoreOptions = {}) {
     const { maxSessions = 100_000, pruneInterval = 60 } = options
@@ -51,18 +66,15 @@ export class MemoryStore implements SessionStore {
   async create (session: SessionRecord, _options?: CreateOptions): Promise<void> {
     const existing = this.#sessions.get(session.sessionId)
     if (existing !== undefined) this.#delete(existing)
-    else if (this.#sessions.size >= this.#maxSessions) this.#dropOldest()
+    // at capacity the least recently refreshed session goes, and its access tokens with it
+    else if (this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#sessions.values().next().value as SessionRecord])
     this.#sessions.set(session.sessionId, { ...session })
     this.#index(session.userId, session.sessionId)
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    const session = this.#sessions.get(request.sessionId)
+    const session = this.#liveSession(request.sessionId, request.now)
     if (session === undefined) return { outcome: 'not-found' }
-    if (isExpired(session, request.now)) {
-      this.#delete(session)
-      return { outcome: 'not-found' }
-    }
     const presented = request.presentedTokenId
     if (presented === session.tokenId) {
       session.previousTokenId = presented
@@ -78,18 +90,28 @@ export class MemoryStore implements SessionStore {
       if (session.tokenId === request.nextTokenId) return { outcome: 'rotated', session: { ...session } }
       if (request.now - session.rotatedAt < request.reuseIntervalMs) return { outcome: 'grace', session: { ...session } }
     }
-    this.#delete(session)
+    this.#endSessions([session])
     return { outcome: 'reused', session }
+  }
+
+  async present (request: PresentRequest): Promise<PresentResult> {
+    const session = this.#liveSession(request.sessionId, request.now)
+    if (session === undefined) return { outcome: 'not-found' }
+    const presented = request.presentedTokenId
+    const live = presented === session.tokenId ||
+      (presented === session.previousTokenId && request.now - session.rotatedAt < request.reuseIntervalMs)
+    if (!live || request.end) this.#endSessions([session])
+    return { outcome: live ? 'live' : 'reused', session: { ...session } }
   }
 
   async revoke (sessionId: string): Promise<void> {
     const session = this.#sessions.get(sessionId)
-    if (session !== undefined) this.#delete(session)
+    if (session !== undefined) this.#endSessions([session])
   }
 
   async revokeUser (userId: string): Promise<void> {
-    for (const sessionId of this.#sessionIdsOf(userId)) this.#sessions.delete(sessionId)
-    this.#byUser.delete(userId)
+    const sessions = this.#sessionIdsOf(userId).map(id => this.#sessions.get(id) as SessionRecord)
+    if (sessions.length > 0) this.#endSessions(sessions)
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
@@ -108,14 +130,55 @@ export class MemoryStore implements SessionStore {
     }
   }
 
+  /**
+   * The in-process revocation feed: `listener` hears first what was ended within `retentionMs` while
+   * someone watched, then `live`, then every session this store ends, synchronously.
+   */
+  watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
+    const watcher = this.#listeners.add(listener, options)
+    this.#trimRevocations(Date.now())
+    const since = Date.now() - watcher.retentionMs
+    for (const { sessionIds, revokedAt } of this.#revocations) {
+      if (revokedAt >= since) deliver(watcher, sessionIds, revokedAt)
+    }
+    report(watcher, 'live')
+    return {
+      close: async () => {
+        this.#listeners.remove(watcher)
+        if (this.#listeners.size === 0) this.#revocations.length = 0
+      }
+    }
+  }
+
   /** Stops the sweep timer. */
   close (): void {
     clearInterval(this.#timer)
   }
 
-  #dropOldest (): void {
-    // only called when the Map is full, so there is a first entry
-    this.#delete(this.#sessions.values().next().value as SessionRecord)
+  /** Deletes sessions and tells the watchers, in one synchronous step: every way this store ends a session. */
+  #endSessions (sessions: readonly SessionRecord[]): void {
+    for (const session of sessions) this.#delete(session)
+    if (this.#listeners.size === 0) return
+    const revokedAt = Date.now()
+    const sessionIds = sessions.map(session => session.sessionId)
+    this.#revocations.push({ sessionIds, revokedAt })
+    this.#trimRevocations(revokedAt)
+    this.#listeners.announce(sessionIds, revokedAt)
+  }
+
+  #trimRevocations (now: number): void {
+    const since = now - this.#listeners.retentionMs(0)
+    let stale = 0
+    while (stale < this.#revocations.length && this.#revocations[stale].revokedAt < since) stale++
+    if (stale > 0) this.#revocations.splice(0, stale)
+  }
+
+  /** The session if it is live at `now`; an expired one is dropped (expiry is not announced). */
+  #liveSession (sessionId: string, now: number): SessionRecord | undefined {
+    const session = this.#sessions.get(sessionId)
+    if (session === undefined || !isExpired(session, now)) return session
+    this.#delete(session)
+    return undefined
   }
 
   #delete (session: SessionRecord): void {

@@ -10,7 +10,14 @@
 // tokens' `exp`, so expiry is judged as the MemoryStore judges it.
 //
 // Session hash fields: u userId, t tokenId, p previousTokenId, c createdAt, r rotatedAt (last refresh),
-// e expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip.
+// e expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, and x when the session has ended but its
+// announcement on the revocation feed is not yet confirmed.
+//
+// Ending a session that a script decides to end (reuse, a logout) takes three steps, as the revocation
+// stream lives in another cluster slot than the session: the script marks the session ended (x = 'reused'
+// or 'ended'), which every script treats as dead from then on; the store appends the announcement to the
+// stream; then it deletes the session. If the announcement fails, the mark stays: the next script that meets
+// the session answers its end again, and the store announces it again. No session ends unannounced.
 
 const GUARD = `
 local time = redis.call('TIME')
@@ -28,13 +35,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[8])
 return { serverNow, 'ok' }
 `
 
+// The session's fields; one that has ended already (its announcement unconfirmed) answers its end again.
+const READ_LIVE = `
+local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip', 'x')
+if not s[1] then return { serverNow, 'not-found' } end
+if s[10] then return { serverNow, s[10], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] } end
+`
+
 /**
  * KEYS[1] session. ARGV: deadline, presented token id, next token id, now, next expiresAt, reuse interval ms.
- * Reply: serverNow, outcome, then the session (u t p c r e a ua ip) unless not-found.
+ * Reply: serverNow, outcome (rotated, grace, reused; ended: ended earlier, its announcement unconfirmed;
+ * not-found), then the session (u t p c r e a ua ip) unless not-found. Reuse marks the session ended.
  */
-export const ROTATE_SESSION = `${GUARD}
-local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip')
-if not s[1] then return { serverNow, 'not-found' } end
+export const ROTATE_SESSION = `${GUARD}${READ_LIVE}
 local now = tonumber(ARGV[4])
 local absolute = tonumber(s[7])
 if now >= tonumber(s[6]) or now >= absolute then
@@ -54,8 +67,27 @@ if presented == s[3] then
     return { serverNow, 'grace', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
   end
 end
-redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'x', 'reused')
 return { serverNow, 'reused', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
+`
+
+/**
+ * KEYS[1] session. ARGV: deadline, presented token id, now, reuse interval ms, end ('1' or '0').
+ * Reply as ROTATE_SESSION's, with 'live' for the live token (or its parent within the interval). Reuse marks
+ * the session ended, and so does end on a live token.
+ */
+export const PRESENT_SESSION = `${GUARD}${READ_LIVE}
+local now = tonumber(ARGV[3])
+if now >= tonumber(s[6]) or now >= tonumber(s[7]) then
+  redis.call('DEL', KEYS[1])
+  return { serverNow, 'not-found' }
+end
+local presented = ARGV[2]
+local outcome = 'reused'
+if presented == s[2] or (presented == s[3] and now - tonumber(s[5]) < tonumber(ARGV[4])) then outcome = 'live' end
+if outcome == 'reused' then redis.call('HSET', KEYS[1], 'x', 'reused')
+elseif ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'x', 'ended') end
+return { serverNow, outcome, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
 `
 
 /** KEYS[1] session. ARGV: deadline. */
@@ -64,9 +96,10 @@ redis.call('DEL', KEYS[1])
 return { serverNow, 'ok' }
 `
 
-/** KEYS[1] session. ARGV: deadline. Reply: serverNow, 'ok', then u t p c r e a ua ip (all nil when gone). */
+/** KEYS[1] session. ARGV: deadline. Reply: serverNow, 'ok', then u t p c r e a ua ip (all nil when gone or ended). */
 export const READ_SESSION = `${GUARD}
-local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip')
+local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'c', 'r', 'e', 'a', 'ua', 'ip', 'x')
+if s[10] then return { serverNow, 'ok', false } end
 return { serverNow, 'ok', s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
 `
 
@@ -89,4 +122,14 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[2], '+inf')
 table.insert(ids, 1, 'ok')
 table.insert(ids, 1, serverNow)
 return ids
+`
+
+/**
+ * KEYS[1] the revocation stream. ARGV: deadline, retention ms, session ids (a JSON array), revokedAt. Appends
+ * one entry and trims, approximately, the entries older than the retention (by their ids: the server's time).
+ */
+export const ANNOUNCE_REVOCATION = `${GUARD}
+local since = string.format('%d', serverNow - tonumber(ARGV[2]))
+redis.call('XADD', KEYS[1], 'MINID', '~', since, '*', 'ids', ARGV[3], 'at', ARGV[4])
+return { serverNow, 'ok' }
 `

@@ -1,8 +1,13 @@
 import { StoreTimeoutError } from '../errors.js'
+import { LocalListeners } from './listeners.js'
+import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
-  CREATE_SESSION, INDEX_SESSION, READ_SESSION, REVOKE_SESSION, ROTATE_SESSION, USER_SESSION_IDS
+  ANNOUNCE_REVOCATION, CREATE_SESSION, INDEX_SESSION, PRESENT_SESSION, READ_SESSION, REVOKE_SESSION, ROTATE_SESSION, USER_SESSION_IDS
 } from './redis-scripts.js'
-import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
+import {
+  toSessionInfo, type CreateOptions, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
+} from './store.js'
 
 /**
  * The part of an ioredis client (`Redis` or `Cluster`, ioredis 5 or 6) that RedisStore uses. Declared here
@@ -14,6 +19,8 @@ import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResul
  */
 export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number, readOnly?: boolean }): void
+  /** A new connection with the same settings: the revocation feed reads on one of its own. */
+  duplicate (): RedisFeedConnection
 }
 
 /**
@@ -42,13 +49,18 @@ type ScriptCall = (key: string, ...args: Array<string | number>) => Promise<Scri
 // replica lagging behind never hides a session from it.
 const SCRIPTS = {
   refreshAuthCreateSessionV1: { lua: CREATE_SESSION, readOnly: false },
-  refreshAuthRotateSessionV1: { lua: ROTATE_SESSION, readOnly: false },
+  refreshAuthRotateSessionV2: { lua: ROTATE_SESSION, readOnly: false },
+  refreshAuthPresentSessionV1: { lua: PRESENT_SESSION, readOnly: false },
   refreshAuthRevokeSessionV1: { lua: REVOKE_SESSION, readOnly: false },
-  refreshAuthReadSessionV1: { lua: READ_SESSION, readOnly: true },
+  refreshAuthAnnounceRevocationV1: { lua: ANNOUNCE_REVOCATION, readOnly: false },
+  refreshAuthReadSessionV2: { lua: READ_SESSION, readOnly: true },
   refreshAuthIndexSessionV1: { lua: INDEX_SESSION, readOnly: false },
   refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: false }
 } as const
 type ScriptName = keyof typeof SCRIPTS
+
+// How long the stream keeps revocations while no watch on this store object said how long it needs them.
+const DEFAULT_RETENTION_MS = 60 * 60 * 1000
 
 /**
  * Sessions in Redis, shared by every instance of the app. One Lua script per operation, so each
@@ -57,8 +69,12 @@ type ScriptName = keyof typeof SCRIPTS
  * Keys (`prefix` default `refresh-auth:`):
  * - `{prefix}session:{<sessionId>}`: a hash per session, expiring at its idle limit capped by its absolute limit;
  * - `{prefix}user:{<userId>}`: a sorted set of the user's session ids scored by absolute expiry, for
- *   `revokeUser` and `listUserSessions`; pruned on every login and expiring with its last entry.
+ *   `revokeUser` and `listUserSessions`; pruned on every login and expiring with its last entry;
+ * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids and time), trimmed by
+ *   age to the longest retention a watch asked for (an hour while none did).
  * The braces are Redis Cluster hash tags: each key lives in one slot and every script touches one key.
+ * Every session the store ends is announced on the stream; each watch reads it on a connection of its own
+ * (`client.duplicate()`, closed by `close()` of the watch).
  *
  * @example
  * import Redis from 'ioredis'
@@ -67,6 +83,8 @@ type ScriptName = keyof typeof SCRIPTS
  */
 export class RedisStore implements SessionStore {
   readonly #client: Record<ScriptName, ScriptCall>
+  readonly #redis: RedisClient
+  readonly #listeners = new LocalListeners()
   readonly #prefix: string
   readonly #timeout: number
   // How long a script may wait before it starts; the rest of the timeout is left for its reply to travel.
@@ -92,6 +110,7 @@ export class RedisStore implements SessionStore {
       if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: 1, readOnly })
     }
     this.#client = client as unknown as Record<ScriptName, ScriptCall>
+    this.#redis = client
     this.#prefix = prefix
     this.#timeout = timeout
     this.#startWindow = Math.floor(timeout * 0.75)
@@ -106,6 +125,11 @@ export class RedisStore implements SessionStore {
   /** The key of a user's index of sessions. */
   userKey (userId: string): string {
     return `${this.#prefix}user:{${userId}}`
+  }
+
+  /** The key of the revocation stream. */
+  revocationsKey (): string {
+    return `${this.#prefix}{revocations}`
   }
 
   // `options` (limits, replacement) are applied once issue 11 lands on this store
@@ -124,17 +148,32 @@ export class RedisStore implements SessionStore {
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
     return await this.#withTimeout('rotate', async (deadline) => {
-      const reply = await this.#run('refreshAuthRotateSessionV1', this.sessionKey(request.sessionId), deadline,
+      const reply = await this.#run('refreshAuthRotateSessionV2', this.sessionKey(request.sessionId), deadline,
         request.presentedTokenId, request.nextTokenId, request.now, request.nextExpiresAt, request.reuseIntervalMs)
-      const outcome = reply[1] as RotateResult['outcome']
+      const outcome = reply[1] as RotateResult['outcome'] | 'ended'
       if (outcome === 'not-found') return { outcome }
+      if (outcome === 'reused' || outcome === 'ended') await this.#endSessions([request.sessionId], deadline)
+      if (outcome === 'ended') return { outcome: 'not-found' }
+      return { outcome, session: toRecord(request.sessionId, reply) }
+    })
+  }
+
+  async present (request: PresentRequest): Promise<PresentResult> {
+    return await this.#withTimeout('present', async (deadline) => {
+      const reply = await this.#run('refreshAuthPresentSessionV1', this.sessionKey(request.sessionId), deadline,
+        request.presentedTokenId, request.now, request.reuseIntervalMs, request.end ? '1' : '0')
+      const outcome = reply[1] as PresentResult['outcome'] | 'ended'
+      if (outcome === 'not-found') return { outcome }
+      // the script marked the session ended (reuse, or a logout): announce it, then delete it
+      if (outcome !== 'live' || request.end) await this.#endSessions([request.sessionId], deadline)
+      if (outcome === 'ended') return { outcome: 'not-found' }
       return { outcome, session: toRecord(request.sessionId, reply) }
     })
   }
 
   async revoke (sessionId: string): Promise<void> {
     await this.#withTimeout('revoke', async (deadline) => {
-      await this.#run('refreshAuthRevokeSessionV1', this.sessionKey(sessionId), deadline)
+      await this.#endSessions([sessionId], deadline)
     })
   }
 
@@ -145,17 +184,48 @@ export class RedisStore implements SessionStore {
   async revokeUser (userId: string): Promise<void> {
     await this.#withTimeout('revokeUser', async (deadline) => {
       const ids = await this.#userSessionIds(userId, deadline)
-      await Promise.all(ids.map(id => this.#run('refreshAuthRevokeSessionV1', this.sessionKey(id), deadline)))
+      if (ids.length > 0) await this.#endSessions(ids, deadline)
     })
+  }
+
+  /**
+   * The revocation feed: a watch reads the stream on its own connection (`client.duplicate()`), from what
+   * it holds, and hears at once (before the method resolves) of every session this store object ends.
+   */
+  watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
+    if (typeof this.#redis.duplicate !== 'function') throw new TypeError('RedisStore: the client has no duplicate(); the revocation feed needs its own connection')
+    const watcher = this.#listeners.add(listener, options)
+    const feed = new RedisRevocationFeed({
+      connect: () => this.#redis.duplicate(),
+      key: this.revocationsKey(),
+      watcher,
+      timeout: this.#timeout,
+      onClose: () => this.#listeners.remove(watcher)
+    })
+    feed.start()
+    return feed
+  }
+
+  /**
+   * Ends sessions: every way this store ends one comes here. Announced first (to this store object's watches at
+   * once, then on the stream), then deleted: a failure after the announcement leaves a session announced but
+   * not yet deleted (the plugin refuses it anyway), never one deleted unannounced.
+   */
+  async #endSessions (sessionIds: readonly string[], deadline: number): Promise<void> {
+    const revokedAt = Date.now()
+    this.#listeners.announce(sessionIds, revokedAt)
+    await this.#run('refreshAuthAnnounceRevocationV1', this.revocationsKey(), deadline,
+      this.#listeners.retentionMs(DEFAULT_RETENTION_MS), JSON.stringify(sessionIds), revokedAt)
+    await Promise.all(sessionIds.map(id => this.#run('refreshAuthRevokeSessionV1', this.sessionKey(id), deadline)))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
     return await this.#withTimeout('listUserSessions', async (deadline) => {
       const ids = await this.#userSessionIds(userId, deadline, now)
-      const replies = await Promise.all(ids.map(id => this.#run('refreshAuthReadSessionV1', this.sessionKey(id), deadline)))
+      const replies = await Promise.all(ids.map(id => this.#run('refreshAuthReadSessionV2', this.sessionKey(id), deadline)))
       const list: SessionInfo[] = []
       for (let i = 0; i < ids.length; i++) {
-        // revoked or expired sessions stay in the index until their absolute expiry: skip them
+        // revoked, ended or expired sessions stay in the index until their absolute expiry: skip them
         if (replies[i][2] === null) continue
         const session = toRecord(ids[i], replies[i])
         if (now < session.expiresAt && now < session.absoluteExpiresAt) list.push(toSessionInfo(session))

@@ -253,9 +253,9 @@ export interface SessionStore {
   rotate (request: RotateRequest): Promise<RotateResult>
   /**
    * Checks that a presented refresh token is the session's live one, and with `end` ends the session in
-   * the same atomic step: see `PresentResult`. (Optional until every shipped store implements it.)
+   * the same atomic step: see `PresentResult`.
    */
-  present? (request: PresentRequest): Promise<PresentResult>
+  present (request: PresentRequest): Promise<PresentResult>
   /** Ends a session; ending an unknown session is not an error. */
   revoke (sessionId: string): Promise<void>
   /** Ends every session of a user (logout everywhere); a user without sessions is not an error. */

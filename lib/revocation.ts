@@ -1,0 +1,192 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RevocationFeedStatus, RevocationListener } from './stores/store.js'
+
+/** `accessToken.revocation` once resolved: null when turned off. Seconds. */
+export interface RevocationSettings {
+  /** Answer 503 to tokens whose session cannot be confirmed live, rather than serve them. */
+  failClosed: boolean
+  /** How long the feed may be down before revocations count as unconfirmed. */
+  feedTolerance: number
+}
+
+export interface SessionRevocationsOptions extends RevocationSettings {
+  /** The longest an access token can be valid (its lifetime plus the clock tolerance), in seconds. */
+  tokenLifetime: number
+  /** Whether a store feed tells this instance of sessions ended anywhere; without one it records its own. */
+  fed: boolean
+  log: FastifyBaseLogger
+}
+
+// Beyond an access token's lifetime, an entry is kept this much longer: clocks of other instances may be
+// ahead, and a session announced before its store deletes it may issue a token in between (the store's timeout).
+const MARGIN_SECONDS = 60
+const SWEEP_INTERVAL_MS = 30_000
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * The sessions that ended, as this instance knows them, for as long as one of their access tokens could
+ * still be valid: a Map of session id to the second until which it is kept, in the order heard (so expired
+ * entries are at the front). Fed by the store's revocation feed, or by this instance alone without one.
+ *
+ * It also follows the feed's health: while revocations made elsewhere cannot be confirmed (the feed down
+ * longer than `feedTolerance`, or back after losing some), it logs it once, and with `failClosed`
+ * `failing` is true for the tokens issued before `unconfirmedBefore`.
+ */
+export class SessionRevocations implements RevocationListener {
+  readonly #entries = new Map<string, number>()
+  readonly #keepSeconds: number
+  readonly #options: SessionRevocationsOptions
+  /** True while some tokens cannot be confirmed and the settings say to refuse them: the hot path's one boolean. */
+  failing = false
+  /** While `failing`, tokens issued (`iat`, seconds) before this are answered 503. */
+  unconfirmedBefore = 0
+  // the feed down longer than the tolerance, with no catch-up since
+  #down = false
+  // after a gap: tokens issued before `#gapBefore` stay unconfirmed until `#gapUntil` (seconds)
+  #gapBefore = 0
+  #gapUntil = 0
+  #caughtUp: (() => void) | null = null
+  readonly #firstCatchUp = new Promise<void>(resolve => { this.#caughtUp = resolve })
+  #downTimer: NodeJS.Timeout | null = null
+  #gapTimer: NodeJS.Timeout | null = null
+  #sweepTimer: NodeJS.Timeout | null = null
+
+  constructor (options: SessionRevocationsOptions) {
+    this.#options = options
+    this.#keepSeconds = Math.ceil(options.tokenLifetime) + MARGIN_SECONDS
+  }
+
+  /** How long (ms) an ended session is kept: what the feed must retain. */
+  get keepMs (): number {
+    return this.#keepSeconds * 1000
+  }
+
+  /** Number of sessions held. */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  /** Whether a session ended: one Map lookup, none while nothing ended. */
+  has (sessionId: string): boolean {
+    return this.#entries.size !== 0 && this.#entries.has(sessionId)
+  }
+
+  /** Starts the sweep, and with a feed the wait for its first catch-up. */
+  start (): void {
+    this.#sweepTimer = setInterval(() => this.#sweep(Date.now() / 1000), SWEEP_INTERVAL_MS).unref()
+    // until the feed first catches up it counts as down
+    if (this.#options.fed) this.#startDownTimer()
+  }
+
+  /**
+   * Resolves once the feed first caught up (what the store holds is loaded), or once it has been down for
+   * `feedTolerance`: the app then starts anyway, and the outage is logged.
+   */
+  async firstCatchUp (): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#options.feedTolerance * 1000).unref() })
+    await Promise.race([this.#firstCatchUp, waited])
+    clearTimeout(timer)
+  }
+
+  stop (): void {
+    for (const timer of [this.#sweepTimer, this.#downTimer, this.#gapTimer]) if (timer !== null) clearTimeout(timer)
+    this.#sweepTimer = this.#downTimer = this.#gapTimer = null
+  }
+
+  /** True when the store has no feed: this instance records the sessions it ends itself. */
+  get recordsLocally (): boolean {
+    return !this.#options.fed
+  }
+
+  /** Sessions this instance ended itself: recorded here only when no feed will tell of them. */
+  ended (sessionIds: readonly string[]): void {
+    if (!this.#options.fed) this.revoked(sessionIds, Date.now())
+  }
+
+  revoked (sessionIds: readonly string[], revokedAt: number): void {
+    const now = Date.now() / 1000
+    const keepUntil = Math.ceil((Number.isFinite(revokedAt) ? revokedAt : Date.now()) / 1000) + this.#keepSeconds
+    if (keepUntil <= now) return
+    for (const sessionId of sessionIds) {
+      const kept = this.#entries.get(sessionId)
+      if (kept !== undefined) {
+        if (kept >= keepUntil) continue
+        // heard again, later: moved to the back, so the front stays the first to expire
+        this.#entries.delete(sessionId)
+      }
+      this.#entries.set(sessionId, keepUntil)
+    }
+    this.#sweep(now)
+  }
+
+  status (status: RevocationFeedStatus): void {
+    if (status === 'down') {
+      this.#startDownTimer()
+      return
+    }
+    this.#clearDownTimer()
+    this.#caughtUp?.()
+    if (this.#down) {
+      this.#down = false
+      this.#options.log.info('fastify-refresh-auth: the revocation feed caught up again; revocations are confirmed')
+    }
+    if (status === 'gap') this.#openGap()
+    this.#update()
+  }
+
+  #startDownTimer (): void {
+    if (this.#downTimer !== null || this.#down) return
+    this.#downTimer = setTimeout(() => {
+      this.#downTimer = null
+      this.#down = true
+      this.#options.log.warn(`fastify-refresh-auth: the revocation feed has been down for ${this.#options.feedTolerance}s: ` +
+        'sessions ended on other instances cannot be confirmed; ' + (this.#options.failClosed
+          ? 'protected requests answer 503 until it is back (accessToken.revocation.failClosed)'
+          : 'their access tokens are served until they expire'))
+      this.#update()
+    }, this.#options.feedTolerance * 1000).unref()
+  }
+
+  #clearDownTimer (): void {
+    if (this.#downTimer !== null) clearTimeout(this.#downTimer)
+    this.#downTimer = null
+  }
+
+  // Revocations made while the feed was away may be lost: tokens issued before now cannot be confirmed
+  // until the last of them expires.
+  #openGap (): void {
+    const now = Date.now() / 1000
+    this.#gapBefore = Math.ceil(now)
+    this.#gapUntil = Math.ceil(now + this.#options.tokenLifetime)
+    this.#options.log.warn('fastify-refresh-auth: the revocation feed was away longer than it keeps revocations; ' +
+      'some made meanwhile may be missed: ' + (this.#options.failClosed
+      ? `access tokens issued before now answer 503 until ${new Date(this.#gapUntil * 1000).toISOString()} (accessToken.revocation.failClosed)`
+      : 'access tokens issued before now are served until they expire'))
+    this.#armGapTimer()
+  }
+
+  // setTimeout holds at most 2^31 - 1 ms: a longer token lifetime takes more than one wait
+  #armGapTimer (): void {
+    if (this.#gapTimer !== null) clearTimeout(this.#gapTimer)
+    const wait = Math.min(this.#gapUntil * 1000 - Date.now(), MAX_TIMER_MS)
+    this.#gapTimer = setTimeout(() => {
+      this.#gapTimer = null
+      if (Date.now() < this.#gapUntil * 1000) this.#armGapTimer()
+      else this.#update()
+    }, wait).unref()
+  }
+
+  #update (): void {
+    const gapOpen = Date.now() / 1000 < this.#gapUntil
+    this.failing = this.#options.failClosed && (this.#down || gapOpen)
+    this.unconfirmedBefore = this.#down ? Number.POSITIVE_INFINITY : this.#gapBefore
+  }
+
+  #sweep (now: number): void {
+    for (const [sessionId, keepUntil] of this.#entries) {
+      if (keepUntil > now) return
+      this.#entries.delete(sessionId)
+    }
+  }
+}

@@ -1,0 +1,206 @@
+import { deliver, report, type Watcher } from './listeners.js'
+import type { RevocationFeedStatus, RevocationWatch } from './store.js'
+
+/**
+ * The part of an ioredis connection (`Redis` or `Cluster`) that the revocation feed uses: the feed's own
+ * connection, made with the store client's `duplicate()`.
+ *
+ * @example
+ * const connection: RedisFeedConnection = new Redis().duplicate()
+ */
+export interface RedisFeedConnection {
+  call (command: string, ...args: Array<string | number>): Promise<unknown>
+  on (event: string, listener: (...args: any[]) => void): unknown
+  disconnect (): void
+}
+
+export interface RedisFeedOptions {
+  /** Makes the feed's own connection: the store client's `duplicate()`. */
+  connect: () => RedisFeedConnection
+  /** The stream's key. */
+  key: string
+  watcher: Watcher
+  /** Milliseconds a read may take beyond its blocking time before the connection is taken as lost. */
+  timeout: number
+  /** Called once, when the watch is closed. */
+  onClose: () => void
+}
+
+// How long one read waits on the server for new entries, and how many it takes at once.
+const BLOCK_MS = 2000
+const COUNT = 500
+const MAX_RETRY_DELAY_MS = 2000
+
+type StreamEntry = [id: string, fields: string[]]
+
+/**
+ * One watch of a RedisStore's revocation stream, on a connection of its own: a loop of `XREAD BLOCK` from
+ * the last id seen. Each (re)connection first catches up without blocking (from `0` the first time: what
+ * the stream holds), then reports `live`, or `gap` when revocations may have been trimmed before this
+ * watch read them. A lost or silent connection is dropped and a new one made, with a growing delay.
+ */
+export class RedisRevocationFeed implements RevocationWatch {
+  readonly #options: RedisFeedOptions
+  #connection: RedisFeedConnection | null = null
+  #loop: Promise<void> = Promise.resolve()
+  #timer: NodeJS.Timeout | null = null
+  #closed = false
+  #closing: Promise<void> | null = null
+  #failures = 0
+  #reported: RevocationFeedStatus | null = null
+  /** The id of the last entry read: reads resume after it. */
+  #lastId = '0'
+  /** When the last read that found nothing more to read was sent (ms, our clock); null before the first catch-up. */
+  #confirmedAt: number | null = null
+
+  constructor (options: RedisFeedOptions) {
+    this.#options = options
+  }
+
+  start (): void {
+    this.#connect()
+  }
+
+  close (): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close (): Promise<void> {
+    this.#closed = true
+    this.#options.onClose()
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    const connection = this.#connection
+    this.#connection = null
+    connection?.disconnect()
+    // a read in flight is rejected by the disconnect
+    await this.#loop
+  }
+
+  #connect (): void {
+    this.#timer = null
+    const connection = this.#options.connect()
+    // failures are seen by the loop; without a listener ioredis would print each error event
+    connection.on('error', () => {})
+    connection.on('close', () => this.#lost(connection))
+    this.#connection = connection
+    this.#loop = this.#read(connection)
+  }
+
+  async #read (connection: RedisFeedConnection): Promise<void> {
+    const { key, timeout, watcher } = this.#options
+    // A first catch-up cut short starts again from the beginning: only a caught-up read tells what was seen.
+    if (this.#confirmedAt === null) this.#lastId = '0'
+    const resumed = this.#confirmedAt !== null
+    let caughtUp = false
+    let trimmed = false
+    while (this.#connection === connection) {
+      const sent = Date.now()
+      let entries: StreamEntry[]
+      try {
+        // resuming: were entries after the last one seen trimmed before this watch read them? (Redis 7 tells)
+        if (resumed && !caughtUp && !trimmed) trimmed = await bounded(trimmedAfter(connection, key, this.#lastId), timeout)
+        const blocking = caughtUp ? ['BLOCK', BLOCK_MS] : []
+        const reply = await bounded(connection.call('XREAD', 'COUNT', COUNT, ...blocking, 'STREAMS', key, this.#lastId), (caughtUp ? BLOCK_MS : 0) + timeout)
+        entries = streamEntries(reply)
+      } catch {
+        this.#lost(connection)
+        return
+      }
+      if (this.#connection !== connection) return
+      for (const [id, fields] of entries) {
+        this.#lastId = id
+        const revocation = parseEntry(fields)
+        if (revocation !== null) deliver(watcher, revocation.sessionIds, revocation.revokedAt)
+      }
+      if (!caughtUp && entries.length < COUNT) {
+        caughtUp = true
+        this.#failures = 0
+        // Entries added after a caught-up read stay retentionMs at least: an absence longer than that may have lost some.
+        const outlasted = resumed && (this.#confirmedAt as number) < sent - watcher.retentionMs
+        this.#report(outlasted || trimmed ? 'gap' : 'live')
+      }
+      if (caughtUp) this.#confirmedAt = sent
+    }
+  }
+
+  #lost (connection: RedisFeedConnection): void {
+    if (this.#connection !== connection) return
+    this.#connection = null
+    connection.disconnect()
+    if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
+    if (this.#closed) return
+    const delay = Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** this.#failures)
+    this.#failures++
+    this.#timer = setTimeout(() => this.#connect(), delay).unref()
+  }
+
+  #report (status: RevocationFeedStatus): void {
+    this.#reported = status
+    report(this.#options.watcher, status)
+  }
+}
+
+/**
+ * The entries of an XREAD reply on one stream: `[[key, entries]]` in RESP2 (ioredis 5), `[key, entries]`
+ * (a map made flat) in RESP3 (ioredis 6); null when nothing came.
+ */
+function streamEntries (reply: unknown): StreamEntry[] {
+  if (!Array.isArray(reply) || reply.length === 0) return []
+  const stream = Array.isArray(reply[0]) ? reply[0] : reply
+  return Array.isArray(stream[1]) ? stream[1] as StreamEntry[] : []
+}
+
+/** Settles as `promise`, or rejects once `ms` have passed; a late rejection of `promise` is ignored. */
+function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms}ms`)), ms)
+    promise.then(
+      value => { clearTimeout(timer); resolve(value) },
+      (err: unknown) => { clearTimeout(timer); reject(err) }
+    )
+  })
+}
+
+/**
+ * Whether the stream lost entries after `lastId` that were never read: `max-deleted-entry-id` (Redis 7) is
+ * past it, or the stream is gone (the server lost its data). Older servers report nothing: false.
+ */
+async function trimmedAfter (connection: RedisFeedConnection, key: string, lastId: string): Promise<boolean> {
+  let info: unknown[]
+  try {
+    info = await connection.call('XINFO', 'STREAM', key) as unknown[]
+  } catch (err) {
+    if (/no such key/i.test((err as Error).message)) return lastId !== '0'
+    throw err
+  }
+  const at = info.indexOf('max-deleted-entry-id')
+  return at !== -1 && compareIds(String(info[at + 1]), lastId) > 0
+}
+
+/** Orders two stream ids (`<ms>-<seq>`). */
+export function compareIds (a: string, b: string): number {
+  const [aMs, aSeq = '0'] = a.split('-')
+  const [bMs, bSeq = '0'] = b.split('-')
+  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq)
+}
+
+/** An entry's fields (`ids` a JSON array of session ids, `at` the time), or null when it is not one of ours. */
+function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number } | null {
+  let ids: unknown
+  let at = Number.NaN
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'ids') ids = parseJson(fields[i + 1])
+    else if (fields[i] === 'at') at = Number(fields[i + 1])
+  }
+  if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string') || !Number.isFinite(at)) return null
+  return { sessionIds: ids, revokedAt: at }
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
