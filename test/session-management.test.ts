@@ -145,7 +145,10 @@ t.test('audit hooks receive ids and the request, never a token', async (t) => {
     events.push([name, { ...event }, request.headers['user-agent'] as string | undefined])
   }
   const app = await buildApp(t, {
-    onLogin: hook('login'), onRefresh: hook('refresh'), onLogout: hook('logout'), onReuseDetected: hook('reuse'),
+    onLogin: hook('login'),
+    onRefresh: hook('refresh'),
+    onLogout: hook('logout'),
+    onReuseDetected: hook('reuse'),
     refreshToken: { reuseInterval: 0 }
   })
   const first = await loginAs(app, 'UA-1')

@@ -41,6 +41,8 @@ t.test('RedisStore keeps the store contract', async (t) => {
   storeContract({
     test: tapTest(t),
     createStore: () => new RedisStore({ client, prefix }),
+    // another instance of the app: its own client and store object on the same Redis
+    createPeer: () => new RedisStore({ client: redisClient(t, null), prefix }),
     // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer
     createFailingStore: () => {
       const dead = new Redis({ host: '127.0.0.1', port: deadPort })

@@ -1,7 +1,10 @@
 import { strict as assert } from 'node:assert'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RotateRequest, RotateResult, SessionRecord, SessionStore } from '../stores/store.js'
+import type {
+  PresentRequest, PresentResult, RevocationFeedStatus, RevocationListener, RotateRequest, RotateResult, SessionRecord, SessionStore
+} from '../stores/store.js'
+import { runSessionModel } from './session-model.js'
 
 export interface StoreContractOptions<S extends SessionStore = SessionStore> {
   /**
@@ -18,8 +21,16 @@ export interface StoreContractOptions<S extends SessionStore = SessionStore> {
    * Omit it only for a store that cannot fail, such as the in-process MemoryStore. Clean it up yourself.
    */
   createFailingStore?: () => S | Promise<S>
+  /**
+   * Another store object on the same backend, as another instance of the app would make: the feed tests then
+   * check that it hears what `createStore`'s store ends. Omit it for an in-process store. Released with
+   * `destroyStore`.
+   */
+  createPeer?: () => S | Promise<S>
   /** How many rotations of one token run at once in the concurrency tests. Default 100. */
   concurrency?: number
+  /** How many operations each seeded run of the model-based test makes (five runs). Default 150. */
+  modelSteps?: number
 }
 
 const MINUTE = 60_000
@@ -61,6 +72,42 @@ function rotation (session: SessionRecord, presentedTokenId: string, now: number
   }
 }
 
+function presenting (session: SessionRecord, presentedTokenId: string, now: number, overrides: Partial<PresentRequest> = {}): PresentRequest {
+  return { sessionId: session.sessionId, presentedTokenId, now, reuseIntervalMs: 0, end: false, ...overrides }
+}
+
+/** Asserts the outcome of a `present`, and answers the result narrowed to it. */
+function assertPresent<O extends PresentResult['outcome']> (result: PresentResult, outcome: O): Extract<PresentResult, { outcome: O }> {
+  assert.equal(result.outcome, outcome, `expected present to answer ${outcome}, got ${result.outcome}`)
+  return result as Extract<PresentResult, { outcome: O }>
+}
+
+/** Waits until `condition` holds, polling; fails after `ms` (a bound, not a measure). */
+async function until (condition: () => boolean, what: string, ms = 3000): Promise<void> {
+  const end = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > end) assert.fail(`not within ${ms}ms: ${what}`)
+    await sleep(10)
+  }
+}
+
+/** A revocation listener that records what it hears. */
+function recorder () {
+  const revoked = new Set<string>()
+  const statuses: RevocationFeedStatus[] = []
+  const calls: Array<{ sessionIds: readonly string[], revokedAt: number }> = []
+  const listener: RevocationListener = {
+    revoked (sessionIds, revokedAt) {
+      calls.push({ sessionIds, revokedAt })
+      for (const id of sessionIds) revoked.add(id)
+    },
+    status (status) { statuses.push(status) }
+  }
+  return { listener, revoked, statuses, calls }
+}
+
+const RETENTION = { retentionMs: 16 * MINUTE }
+
 /** Asserts the outcome of a rotation, and answers the result narrowed to it. */
 function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult, outcome: O): Extract<RotateResult, { outcome: O }> {
   assert.equal(result.outcome, outcome, `expected the rotation to be ${outcome}, got ${result.outcome}`)
@@ -69,8 +116,11 @@ function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult,
 
 /**
  * The contract every `SessionStore` must keep, as one battery of tests: save and rotate, replay detection, the
- * reuse interval, concurrent rotation of one token, revocation of one session and of all a user's sessions,
- * expiry and the absolute lifetime, and failures that reject. Run it against your own store:
+ * reuse interval, concurrent rotation of one token, `present` (logout only with the live token), revocation of
+ * one session and of all a user's sessions, expiry and the absolute lifetime, failures that reject, and a
+ * seeded model-based test of random operation sequences. With `watchRevocations`, the revocation feed too:
+ * every way the store ends a session is announced, before the method resolves, to every watch, and (with
+ * `createPeer`) to other store objects on the same backend. Run it against your own store:
  *
  * @example
  * import { test } from 'node:test'
@@ -78,7 +128,7 @@ function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult,
  * storeContract({ test, createStore: () => new SqlStore(pool), createFailingStore: () => new SqlStore(deadPool) })
  */
 export function storeContract<S extends SessionStore> (options: StoreContractOptions<S>): void {
-  const { test, createStore, destroyStore, createFailingStore, concurrency = 100 } = options
+  const { test, createStore, destroyStore, createFailingStore, createPeer, concurrency = 100, modelSteps = 150 } = options
 
   function withStore (name: string, body: (store: S) => Promise<void>): void {
     test(name, async () => {
@@ -159,6 +209,11 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     const session = await saveSession(store, now)
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })), 'rotated')
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 6000, { reuseIntervalMs: 5000 })), 'reused')
+    // the interval is open at its start and closed at its end
+    const edge = await saveSession(store, now)
+    assertOutcome(await store.rotate(rotation(edge, edge.tokenId, now + 1000, { reuseIntervalMs: 5000 })), 'rotated')
+    assertOutcome(await store.rotate(rotation(edge, edge.tokenId, now + 5999, { reuseIntervalMs: 5000 })), 'grace')
+    assertOutcome(await store.rotate(rotation(edge, edge.tokenId, now + 6000, { reuseIntervalMs: 5000 })), 'reused')
   })
 
   withStore('reuse interval: a grandparent replayed within it is reuse', async (store) => {
@@ -305,6 +360,244 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     assertOutcome(await store.rotate(rotation(absolute, absolute.tokenId, later)), 'not-found')
   })
 
+  withStore('present: the live token is live and changes nothing; with end the session is over', async (store) => {
+    const now = Date.now()
+    const session = await saveSession(store, now)
+    const live = assertPresent(await store.present(presenting(session, session.tokenId, now + 10)), 'live')
+    assert.equal(live.session.userId, session.userId)
+    assert.equal(live.session.tokenId, session.tokenId)
+    const first = rotation(session, session.tokenId, now + 20)
+    assertOutcome(await store.rotate(first), 'rotated')
+    assertPresent(await store.present(presenting(session, first.nextTokenId, now + 30, { end: true })), 'live')
+    assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 40)), 'not-found')
+    assertPresent(await store.present(presenting(session, first.nextTokenId, now + 50)), 'not-found')
+    assert.deepEqual(await store.listUserSessions(session.userId, now + 60), [])
+  })
+
+  withStore('present: the parent within the reuse interval is live, and with end ends the session', async (store) => {
+    const now = Date.now()
+    const session = await saveSession(store, now)
+    const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })
+    assertOutcome(await store.rotate(first), 'rotated')
+    const parent = assertPresent(await store.present(presenting(session, session.tokenId, now + 5999, { reuseIntervalMs: 5000 })), 'live')
+    assert.equal(parent.session.tokenId, first.nextTokenId, 'the answer names the live token')
+    assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2500, { reuseIntervalMs: 5000 })), 'rotated')
+    const other = await saveSession(store, now)
+    const next = rotation(other, other.tokenId, now + 1000, { reuseIntervalMs: 5000 })
+    assertOutcome(await store.rotate(next), 'rotated')
+    assertPresent(await store.present(presenting(other, other.tokenId, now + 2000, { reuseIntervalMs: 5000, end: true })), 'live')
+    assertOutcome(await store.rotate(rotation(other, next.nextTokenId, now + 3000)), 'not-found')
+  })
+
+  withStore('present: a rotated token outside the interval, a grandparent or a stranger is reuse and ends the session', async (store) => {
+    const now = Date.now()
+    const cases: Array<[string, (session: SessionRecord, live: string) => PresentRequest]> = [
+      ['the parent at the end of the interval', (s) => presenting(s, s.tokenId, now + 6000, { reuseIntervalMs: 5000 })],
+      ['the parent with no interval', (s) => presenting(s, s.tokenId, now + 2000)],
+      ['a token never issued', (s) => presenting(s, randomUUID(), now + 2000, { reuseIntervalMs: 5000 })]
+    ]
+    for (const [what, request] of cases) {
+      for (const end of [false, true]) {
+        const session = await saveSession(store, now)
+        const first = rotation(session, session.tokenId, now + 1000)
+        assertOutcome(await store.rotate(first), 'rotated')
+        const reused = assertPresent(await store.present({ ...request(session, first.nextTokenId), end }), 'reused')
+        assert.equal(reused.session.userId, session.userId, what)
+        assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 8000)), 'not-found')
+      }
+    }
+    const session = await saveSession(store, now)
+    const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 60_000 })
+    assertOutcome(await store.rotate(first), 'rotated')
+    assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2000, { reuseIntervalMs: 60_000 })), 'rotated')
+    assertPresent(await store.present(presenting(session, session.tokenId, now + 3000, { reuseIntervalMs: 60_000 })), 'reused')
+  })
+
+  withStore('present: an unknown, revoked or expired session is not-found; the expired one is gone', async (store) => {
+    const now = Date.now()
+    assertPresent(await store.present(presenting(newSession(now), randomUUID(), now)), 'not-found')
+    const revoked = await saveSession(store, now)
+    await store.revoke(revoked.sessionId)
+    assertPresent(await store.present(presenting(revoked, revoked.tokenId, now + 10, { end: true })), 'not-found')
+    const session = await saveSession(store, now, { expiresAt: now + MINUTE })
+    assertPresent(await store.present(presenting(session, session.tokenId, now + MINUTE)), 'not-found')
+    assertPresent(await store.present(presenting(session, session.tokenId, now + 10)), 'not-found')
+    assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 20)), 'not-found')
+  })
+
+  withStore(`${concurrency} parallel logouts of one token: exactly one finds it live`, async (store) => {
+    const now = Date.now()
+    const session = await saveSession(store, now)
+    const results = await Promise.all(Array.from({ length: concurrency }, () =>
+      store.present(presenting(session, session.tokenId, now + 10, { end: true }))))
+    assert.equal(results.filter(result => result.outcome === 'live').length, 1, 'one live')
+    for (const result of results) assert.ok(result.outcome === 'live' || result.outcome === 'not-found', `unexpected ${result.outcome}`)
+  })
+
+  withStore('a logout racing refreshes of the same token always ends the session', async (store) => {
+    for (const reuseIntervalMs of [0, 10_000]) {
+      const now = Date.now()
+      const session = await saveSession(store, now)
+      const rotations = Array.from({ length: 10 }, () => rotation(session, session.tokenId, now + 10, { reuseIntervalMs }))
+      const [ended, ...rotated] = await Promise.all([
+        store.present(presenting(session, session.tokenId, now + 10, { reuseIntervalMs, end: true })),
+        ...rotations.map(request => store.rotate(request))
+      ])
+      assert.notEqual(ended.outcome, 'not-found', 'the logout found the session')
+      const live = rotated.flatMap((result, i) => result.outcome === 'rotated' ? [rotations[i].nextTokenId] : [])
+      assert.ok(live.length <= 1, 'one successor at most')
+      for (const token of [session.tokenId, ...live]) {
+        assertOutcome(await store.rotate(rotation(session, token, now + 20)), 'not-found')
+      }
+    }
+  })
+
+  withStore('model-based: seeded random sequences of logins, refreshes, presents, revocations and time agree with the contract', async (store) => {
+    for (const seed of [1, 2, 3, 4, 5]) await runSessionModel({ store, seed, steps: modelSteps })
+  })
+
+  const hasFeed = async (): Promise<boolean> => {
+    const probe = await createStore()
+    try {
+      return typeof probe.watchRevocations === 'function'
+    } finally {
+      await destroyStore?.(probe)
+    }
+  }
+
+  test('the revocation feed (skipped for a store without watchRevocations)', async () => {
+    if (!await hasFeed()) return
+    await feedContract()
+  })
+
+  // The feed's tests, run one after the other inside the test above: a store without a feed skips them all.
+  async function feedContract (): Promise<void> {
+    const withFeed = async (body: (store: S & Required<Pick<SessionStore, 'watchRevocations'>>) => Promise<void>): Promise<void> => {
+      const store = await createStore()
+      try {
+        await body(store as S & Required<Pick<SessionStore, 'watchRevocations'>>)
+      } finally {
+        await destroyStore?.(store)
+      }
+    }
+
+    // live once loaded; what this store object ends is heard before the call resolves, with its time
+    await withFeed(async (store) => {
+      const heard = recorder()
+      const watch = store.watchRevocations(heard.listener, RETENTION)
+      try {
+        await until(() => heard.statuses.includes('live'), 'the feed reports live')
+        assert.deepEqual(heard.statuses, ['live'], 'live, and nothing else')
+        const session = await saveSession(store, Date.now())
+        const before = Date.now()
+        let heardInTime = false
+        await store.revoke(session.sessionId).then(() => { heardInTime = heard.revoked.has(session.sessionId) })
+        assert.ok(heardInTime, 'heard by the time revoke resolved')
+        const call = heard.calls.find(c => c.sessionIds.includes(session.sessionId))
+        assert.ok(call !== undefined && call.revokedAt >= before - MINUTE && call.revokedAt <= Date.now() + MINUTE, 'revokedAt is the time it ended')
+      } finally {
+        await watch.close()
+      }
+    })
+
+    // every way the store ends a session is announced, at once; live sessions never are
+    await withFeed(async (store) => {
+      const heard = recorder()
+      const watch = store.watchRevocations(heard.listener, RETENTION)
+      try {
+        await until(() => heard.statuses.includes('live'), 'the feed reports live')
+        const now = Date.now()
+        const kept: SessionRecord[] = []
+        const ends = async (what: string, end: (session: SessionRecord) => Promise<unknown>): Promise<void> => {
+          const session = await saveSession(store, now)
+          await end(session)
+          assert.ok(heard.revoked.has(session.sessionId), `${what} is announced before it resolves`)
+        }
+        const keeps = async (what: string, use: (session: SessionRecord) => Promise<unknown>): Promise<void> => {
+          const session = await saveSession(store, now)
+          await use(session)
+          kept.push(session)
+          assert.ok(!heard.revoked.has(session.sessionId), `${what} is not announced`)
+        }
+        await ends('revoke', (s) => store.revoke(s.sessionId))
+        await ends('revokeUser', (s) => store.revokeUser(s.userId))
+        await ends('reuse found by rotate', async (s) => {
+          await store.rotate(rotation(s, s.tokenId, now + 10))
+          await store.rotate(rotation(s, s.tokenId, now + 20))
+        })
+        await ends('reuse found by present', (s) => store.present(presenting(s, randomUUID(), now + 10)))
+        await ends('present with end', (s) => store.present(presenting(s, s.tokenId, now + 10, { end: true })))
+        await keeps('a rotation', (s) => store.rotate(rotation(s, s.tokenId, now + 10)))
+        await keeps('a grace answer', async (s) => {
+          await store.rotate(rotation(s, s.tokenId, now + 10, { reuseIntervalMs: 5000 }))
+          await store.rotate(rotation(s, s.tokenId, now + 20, { reuseIntervalMs: 5000 }))
+        })
+        await keeps('present without end', (s) => store.present(presenting(s, s.tokenId, now + 10)))
+        await keeps('a listing', (s) => store.listUserSessions(s.userId, now + 10))
+        await keeps('revoking another user', () => store.revokeUser(`user-${randomUUID()}`))
+        await sleep(100)
+        for (const session of kept) assert.ok(!heard.revoked.has(session.sessionId), 'no live session was announced later either')
+      } finally {
+        await watch.close()
+      }
+    })
+
+    // several watches on one store object; closing one (twice) leaves the others; a later one loads what ended
+    await withFeed(async (store) => {
+      const one = recorder()
+      const two = recorder()
+      const first = store.watchRevocations(one.listener, RETENTION)
+      const second = store.watchRevocations(two.listener, RETENTION)
+      let third: { close: () => Promise<void> } | undefined
+      try {
+        await until(() => one.statuses.includes('live') && two.statuses.includes('live'), 'both watches are live')
+        const session = await saveSession(store, Date.now())
+        await store.revoke(session.sessionId)
+        assert.ok(one.revoked.has(session.sessionId) && two.revoked.has(session.sessionId), 'both heard it')
+        await first.close()
+        await first.close()
+        const later = await saveSession(store, Date.now())
+        await store.revoke(later.sessionId)
+        assert.ok(two.revoked.has(later.sessionId), 'the open watch still hears')
+        await sleep(100)
+        assert.ok(!one.revoked.has(later.sessionId), 'the closed one does not')
+        const late = recorder()
+        third = store.watchRevocations(late.listener, RETENTION)
+        await until(() => late.statuses.includes('live'), 'the late watch is live')
+        assert.ok(late.revoked.has(session.sessionId) && late.revoked.has(later.sessionId), 'and heard, by then, what ended before it started')
+      } finally {
+        await second.close()
+        await third?.close()
+      }
+    })
+
+    if (createPeer !== undefined) {
+      // another store object on the same backend hears what this one ends, and loads what ended before
+      await withFeed(async (store) => {
+        const peer = await createPeer()
+        const early = await saveSession(store, Date.now())
+        await store.revoke(early.sessionId)
+        const heard = recorder()
+        const watch = (peer as S & Required<Pick<SessionStore, 'watchRevocations'>>).watchRevocations(heard.listener, RETENTION)
+        try {
+          await until(() => heard.statuses.includes('live'), 'the peer is live')
+          assert.ok(heard.revoked.has(early.sessionId), 'the catch-up loaded a revocation made before the watch')
+          const now = Date.now()
+          const sessions = [await saveSession(store, now), await saveSession(store, now), await saveSession(store, now)]
+          const sibling = await saveSession(store, now, { userId: sessions[1].userId })
+          await store.revoke(sessions[0].sessionId)
+          await store.revokeUser(sessions[1].userId)
+          await store.rotate(rotation(sessions[2], sessions[2].tokenId, now + 10))
+          await store.rotate(rotation(sessions[2], sessions[2].tokenId, now + 20))
+          await until(() => [...sessions, sibling].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
+        } finally {
+          await watch.close()
+          await destroyStore?.(peer)
+        }
+      })
+    }
+  }
+
   if (createFailingStore !== undefined) {
     test('a store whose backend fails rejects every operation (fail closed)', async () => {
       const store = await createFailingStore()
@@ -312,9 +605,19 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       const session = newSession(now)
       await assert.rejects(store.create(session))
       await assert.rejects(store.rotate(rotation(session, session.tokenId, now)))
+      await assert.rejects(store.present(presenting(session, session.tokenId, now)))
+      await assert.rejects(store.present(presenting(session, session.tokenId, now, { end: true })))
       await assert.rejects(store.revoke(session.sessionId))
       await assert.rejects(store.revokeUser(session.userId))
       await assert.rejects(store.listUserSessions(session.userId, now))
+      if (typeof store.watchRevocations === 'function') {
+        // a feed that cannot reach its backend never claims to be live, and still closes
+        const heard = recorder()
+        const watch = store.watchRevocations(heard.listener, RETENTION)
+        await sleep(300)
+        await watch.close()
+        assert.ok(!heard.statuses.includes('live'), 'no live from a dead backend')
+      }
     })
   }
 }
