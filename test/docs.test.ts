@@ -238,6 +238,9 @@ async function limited<T> (task: () => Promise<T>): Promise<T> {
   }
 }
 
+// About ten seconds on a quiet machine; far more when other test runs share its two cores.
+t.setTimeout(180_000)
+
 const blocks = documentationFiles().flatMap(file => extractBlocks(file, readFileSync(join(root, file), 'utf8')))
 
 t.test('every fence has a tag that says whether it runs', async t => {
