@@ -317,6 +317,51 @@ t.test('documentation code blocks run as written', async t => {
   }
 })
 
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+export function slug (heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+}
+
+function anchorsOf (text: string): Set<string> {
+  const seen = new Map<string, number>()
+  const anchors = new Set<string>()
+  let inFence = false
+  for (const line of text.split('\n')) {
+    if (FENCE.test(line)) inFence = !inFence
+    const heading = inFence ? null : /^#{1,6} (.*)$/.exec(line)
+    if (heading === null) continue
+    const base = slug(heading[1])
+    const count = seen.get(base) ?? 0
+    seen.set(base, count + 1)
+    anchors.add(count === 0 ? base : `${base}-${count}`)
+  }
+  return anchors
+}
+
+t.test('relative links point to files and headings that exist, and every document is reachable from the README', async t => {
+  const files = documentationFiles()
+  const reached = new Set(['README.md'])
+  const queue = ['README.md']
+  while (queue.length > 0) {
+    const file = queue.shift() as string
+    const text = readFileSync(join(root, file), 'utf8').replace(/^```[\s\S]*?^```/gm, '')
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target)) continue
+      const [path, anchor] = target.split('#')
+      const linked = path === '' ? file : relative(root, resolve(root, file, '..', path))
+      t.ok(existsSync(join(root, linked)), `${file}: ${target} exists`)
+      if (anchor !== undefined && linked.endsWith('.md') && existsSync(join(root, linked))) {
+        t.ok(anchorsOf(readFileSync(join(root, linked), 'utf8')).has(anchor), `${file}: ${target} names a heading`)
+      }
+      if (linked.endsWith('.md') && !reached.has(linked)) {
+        reached.add(linked)
+        queue.push(linked)
+      }
+    }
+  }
+  for (const file of files) t.ok(reached.has(file), `${file} is reachable from README.md`)
+})
+
 t.test('the runner itself: blocks, directives, expectations', async t => {
   const text = [
     'Intro', '', '<!-- docs-test: stubs=users,app -->', '```js', 'console.log(1) // → 1', '```',
@@ -329,4 +374,7 @@ t.test('the runner itself: blocks, directives, expectations', async t => {
   t.throws(() => extractBlocks('x.md', '<!-- docs-test: stubs=nope -->\n```js\n```'), /unknown stub nope/)
   t.throws(() => extractBlocks('x.md', '```js\nopen'), /never closed/)
   t.equal(relative(root, work).startsWith('.docs-test'), true, 'blocks run inside the repository')
+  t.equal(slug('`rotate`: the compare-and-set'), 'rotate-the-compare-and-set')
+  t.equal(slug('OpenAPI with @fastify/swagger'), 'openapi-with-fastifyswagger')
+  t.same([...anchorsOf('# A\n## A\n```sh\n# not a heading\n```\n')], ['a', 'a-1'])
 })
