@@ -210,6 +210,13 @@ function typeErrors (file: string): string {
 
 interface Outcome { code: number | null, stdout: string, stderr: string, killed: boolean }
 
+/** Points messages about the block's file (`block-3.mts(24,16)`, `block-3.mjs:24:16`) at the Markdown line. */
+function inDocument (text: string, file: string, block: Block): string {
+  const name = file.slice(file.lastIndexOf('/') + 1).replace(/[.]/g, '[.]')
+  return text.replace(new RegExp(`(?:file://)?[^\\s(]*${name}(?:\\((\\d+),\\d+\\)|:(\\d+):\\d+)`, 'g'),
+    (_match, tsLine?: string, jsLine?: string) => `${block.file}:${block.line + Number(tsLine ?? jsLine)}`)
+}
+
 const secret = randomBytes(48).toString('base64')
 
 function runFile (file: string, env: Record<string, string>, args: string[] = []): Promise<Outcome> {
@@ -283,7 +290,7 @@ t.test('documentation code blocks run as written', async t => {
       writeFileSync(runnableFile, source)
     }
     const outcome = limited(async () => {
-      const types = isTs ? typeErrors(`${base}.mts`) : ''
+      const types = isTs ? inDocument(typeErrors(`${base}.mts`), `${base}.mts`, block) : ''
       const env: Record<string, string> = block.needs.includes('redis') ? { REDIS_URL } : {}
       const schema = `docs_test_${process.pid}_${index}`
       if (block.needs.includes('postgres')) {
@@ -292,6 +299,7 @@ t.test('documentation code blocks run as written', async t => {
         env.DATABASE_URL = schemaUrl(schema)
       }
       const run = await runFile(runnableFile, env)
+      run.stderr = inDocument(run.stderr, runnableFile, block)
       if (block.needs.includes('postgres')) await postgres('drop', schema)
       if (block.redisPrefix !== null) {
         const { Redis } = await import('ioredis')
@@ -353,7 +361,7 @@ t.test('relative links point to files and headings that exist, and every documen
       if (anchor !== undefined && linked.endsWith('.md') && existsSync(join(root, linked))) {
         t.ok(anchorsOf(readFileSync(join(root, linked), 'utf8')).has(anchor), `${file}: ${target} names a heading`)
       }
-      if (linked.endsWith('.md') && !reached.has(linked)) {
+      if (linked.endsWith('.md') && !reached.has(linked) && existsSync(join(root, linked))) {
         reached.add(linked)
         queue.push(linked)
       }
@@ -377,4 +385,6 @@ t.test('the runner itself: blocks, directives, expectations', async t => {
   t.equal(slug('`rotate`: the compare-and-set'), 'rotate-the-compare-and-set')
   t.equal(slug('OpenAPI with @fastify/swagger'), 'openapi-with-fastifyswagger')
   t.same([...anchorsOf('# A\n## A\n```sh\n# not a heading\n```\n')], ['a', 'a-1'])
+  t.equal(inDocument('/x/block-3.mts(2,5): error; at file:///x/block-3.mjs:4:1', '/x/block-3.mts', js), 'x.md:6: error; at file:///x/block-3.mjs:4:1')
+  t.equal(inDocument('at file:///x/block-3.mjs:4:1', '/x/block-3.mjs', js), 'at x.md:8')
 })
