@@ -255,6 +255,10 @@ t.test('every fence has a tag that says whether it runs', async t => {
   for (const block of blocks) {
     t.ok(RUN_JS.has(block.lang) || RUN_TS.has(block.lang) || NO_RUN.has(block.lang),
       `${block.file}:${block.line}: fence tag "${block.lang}" (use js, ts, or one of ${[...NO_RUN].join(', ')})`)
+    if (RUN_JS.has(block.lang) || RUN_TS.has(block.lang)) {
+      const listens = [...block.code.matchAll(/\.listen\(([^)]*)\)/g)].map(match => match[1])
+      t.ok(listens.every(args => /\bport: 0\b/.test(args)), `${block.file}:${block.line}: listens on port 0 or not at all`)
+    }
   }
 })
 
