@@ -374,6 +374,15 @@ t.test('relative links point to files and headings that exist, and every documen
   for (const file of files) t.ok(reached.has(file), `${file} is reachable from README.md`)
 })
 
+t.test('the README says how to install and test in two commands, and CI runs that test command', async t => {
+  const commands = (file: string) => blocks.filter(block => block.file === file && block.lang === 'sh').map(block => block.code.trim())
+  t.ok(commands('README.md').includes('npm i fastify-refresh-auth'), 'README: how to install the package')
+  t.ok(commands('README.md').includes('npm ci\nnpm test'), 'README: npm ci, npm test')
+  t.ok(commands('CONTRIBUTING.md').includes('npm ci\nnpm test'), 'CONTRIBUTING: npm ci, npm test')
+  const ci = readFileSync(join(root, '.ci', 'run'), 'utf8').split('\n').map(line => line.trim())
+  t.ok(ci.includes('npm ci --no-audit --no-fund') && ci.includes('npm test'), '.ci/run installs with npm ci and runs npm test')
+})
+
 t.test('the runner itself: blocks, directives, expectations', async t => {
   const text = [
     'Intro', '', '<!-- docs-test: stubs=users,app -->', '```js', 'console.log(1) // → 1', '```',
