@@ -40,7 +40,7 @@ const NO_RUN = new Set(['sh', 'http', 'json', 'sql', 'text'])
 const STUBS = new Set(['users', 'verifyCredentials', 'secret', 'app'])
 const NEEDS = new Set(['redis', 'postgres'])
 const BLOCK_TIMEOUT = 20_000
-const POSTGRES_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 // two at a time: the machine has two cores and other developers' tests share it
 const CONCURRENCY = 2
 
@@ -153,7 +153,7 @@ async function postgres (command: 'probe' | 'create' | 'drop', schema = ''): Pro
 async function postgresUnavailable (): Promise<string | null> {
   const probe = await postgres('probe')
   if (probe.code === 0) return null
-  const reason = `no PostgreSQL answers at ${POSTGRES_URL.replace(/\/\/[^@/]*@/, '//')} (${probe.stderr.trim()}); start it or set DATABASE_URL`
+  const reason = `no PostgreSQL answers at ${POSTGRES_URL.replace(/\/\/[^@/]*@/, '//')} (${probe.stderr.trim()}); start it or set POSTGRES_URL`
   if (process.env.CI) throw new Error(`PostgreSQL is required in CI: ${reason}`)
   return reason
 }
