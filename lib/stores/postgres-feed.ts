@@ -88,9 +88,9 @@ export class PostgresRevocationFeed implements RevocationWatch {
     try {
       // the client goes back to the pool clean, listening to nothing
       await this.#bounded(connection.client.query(this.#options.statements.unlisten))
-      this.#release(connection)
-    } catch (err) {
-      this.#release(connection, err)
+      this.#release(connection, false)
+    } catch {
+      this.#release(connection, true)
     }
   }
 
@@ -111,8 +111,8 @@ export class PostgresRevocationFeed implements RevocationWatch {
       client,
       alive: true,
       onNotification: (message) => this.#onNotification(connection, message),
-      onError: (err) => this.#lost(connection, err),
-      onEnd: () => this.#lost(connection, new Error('revocation feed: connection ended'))
+      onError: () => this.#lost(connection),
+      onEnd: () => this.#lost(connection)
     }
     client.on('notification', connection.onNotification)
     client.on('error', connection.onError)
@@ -134,8 +134,8 @@ export class PostgresRevocationFeed implements RevocationWatch {
       this.#failures = 0
       this.#report(status)
       this.#scheduleHeartbeat(connection)
-    } catch (err) {
-      this.#lost(connection, err)
+    } catch {
+      this.#lost(connection)
     }
   }
 
@@ -149,8 +149,8 @@ export class PostgresRevocationFeed implements RevocationWatch {
     }
     // too many ids for a notification: read them from the table
     this.#bounded(connection.client.query(this.#options.statements.revocationById, [revocation.id])).then(({ rows }) => {
-      if (connection.alive && rows.length === 1) this.deliver(JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
-    }, (err: unknown) => this.#lost(connection, err))
+      if (rows.length === 1) this.deliver(JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
+    }, () => this.#lost(connection))
   }
 
   #scheduleHeartbeat (connection: Connection): void {
@@ -160,16 +160,16 @@ export class PostgresRevocationFeed implements RevocationWatch {
         if (!connection.alive) return
         this.#lastConfirmed = Number(rows[0].now)
         this.#scheduleHeartbeat(connection)
-      }, (err: unknown) => this.#lost(connection, err))
+      }, () => this.#lost(connection))
     }, this.#heartbeat).unref()
   }
 
-  #lost (connection: Connection, err: unknown): void {
+  #lost (connection: Connection): void {
     if (!connection.alive) return
     connection.alive = false
     this.#connection = null
     this.#clearTimer()
-    this.#release(connection, err)
+    this.#release(connection, true)
     if (this.#closed) return
     if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
     this.#retry()
@@ -185,13 +185,14 @@ export class PostgresRevocationFeed implements RevocationWatch {
     }, delay).unref()
   }
 
-  #release (connection: Connection, err?: unknown): void {
+  #release (connection: Connection, destroy: boolean): void {
     const { client } = connection
     client.removeListener('notification', connection.onNotification)
     client.removeListener('end', connection.onEnd)
     // the pool takes over error handling once the client is back; until then a late error is ours to swallow
     client.removeListener('error', connection.onError)
-    client.release(err === undefined ? undefined : err instanceof Error ? err : true)
+    // with an error the pool closes the client instead of keeping it
+    client.release(destroy)
   }
 
   #report (status: RevocationFeedStatus): void {

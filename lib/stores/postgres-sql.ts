@@ -51,11 +51,10 @@ export function tableNames (table: unknown): TableNames {
     throw new TypeError(`PostgresStore: table must be a name or schema.name of letters, digits and _ (not starting with a digit), the name at most ${MAX_TABLE_LENGTH} characters`)
   }
   const qualify = (relation: string): string => schema === null ? `"${relation}"` : `"${schema}"."${relation}"`
-  const channel = `${schema === null ? '' : `${schema}.`}${name}_revocations`
-  if (channel.length > MAX_CHANNEL_LENGTH) {
-    throw new TypeError(`PostgresStore: table ${table} is too long: its notification channel ${channel} must be at most ${MAX_CHANNEL_LENGTH} characters`)
-  }
-  const digest = createHash('sha256').update(`fastify-refresh-auth ${channel}`).digest()
+  // NOTIFY channels are database-wide names of at most 63 bytes: a long one is replaced by its digest
+  const readable = `${schema === null ? '' : `${schema}.`}${name}_revocations`
+  const digest = createHash('sha256').update(`fastify-refresh-auth ${readable}`).digest()
+  const channel = readable.length <= MAX_CHANNEL_LENGTH ? readable : `refresh_auth_${digest.toString('hex').slice(0, 32)}`
   const indexes = [`${name}_user_idx`, `${name}_expiry_idx`, `${name}_rev_at_idx`]
   return {
     sessions: qualify(name),

@@ -116,7 +116,7 @@ export class PostgresStore implements SessionStore {
       client.release()
     } catch (err) {
       client.removeListener('error', ignore)
-      client.release(err as Error)
+      client.release(true)
       throw err
     }
   }
@@ -344,7 +344,7 @@ export class PostgresStore implements SessionStore {
     } catch (err) {
       client.removeListener('error', ignore)
       // closed, not given back: it may be mid-transaction or have a statement in flight
-      client.release(err instanceof Error ? err : true)
+      client.release(true)
       throw err
     }
   }

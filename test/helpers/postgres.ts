@@ -47,7 +47,7 @@ export function postgresPool (t: Test, options: pg.PoolConfig = {}): pg.Pool {
  * everything in it when the test ends. Short, so that derived names stay within PostgreSQL's 63 bytes.
  */
 export async function testSchema (t: Test, file: string): Promise<string> {
-  const tag = basename(file).replace(/\.test\.ts$/, '').replace(/\W/g, '_').slice(0, 20)
+  const tag = basename(file).replace(/\.test\.ts$/, '').replace(/\W/g, '_').slice(0, 12)
   const schema = `fra_${tag}_${process.pid}`
   const admin = new pg.Client({ connectionString: POSTGRES_URL })
   admin.on('error', () => {})
