@@ -113,6 +113,15 @@ t.test('on a real PostgreSQL', async (t) => {
     await plain.close()
   })
 
+  t.test('the least recently used goes first; between equals, the smaller session id', async (t) => {
+    const now = Date.now()
+    const userId = `user-${randomUUID()}`
+    const sessions = ['b', 'a', 'c'].map(id => newSession(now, { userId, sessionId: `${id}-${randomUUID()}` }))
+    for (const session of sessions) await store.create(session)
+    const result = await store.create(newSession(now + 1, { userId }), { maxSessionsPerUser: 2 })
+    t.same(result, { outcome: 'created', endedSessionIds: [sessions[1].sessionId, sessions[0].sessionId] })
+  })
+
   t.test('values travel as parameters: quotes and SQL in ids and user agents are data', async (t) => {
     const now = Date.now()
     const session = newSession(now, { userId: "o'brien\"; DROP TABLE x; --", userAgent: "Mozilla/5.0 ('); DELETE FROM sessions; --) 😀", ip: '::1' })
@@ -153,6 +162,52 @@ t.test('on a real PostgreSQL', async (t) => {
     t.match((err as Error).message, /rotate timed out after 200ms/)
     await sleep(300)
     t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'the late rotation took no effect')
+  })
+
+  t.test('past the deadline nothing more is sent, and a late statement is refused by the server', async (t) => {
+    const session = newSession(Date.now())
+    await store.create(session)
+    const controlled = new ControlledPool(pool)
+    const slow = new PostgresStore({ pool: controlled, table, timeout: 2000, cleanupInterval: 0 })
+    let started = 0
+    const attempt = async (operation: () => Promise<unknown>) => {
+      controlled.queries.length = 0
+      started = Date.now()
+      return await operation().catch((err: unknown) => err)
+    }
+    const until = (ms: number) => sleep(Math.max(0, started + ms - Date.now()))
+    const rotating = () => slow.rotate(rotation(session, session.tokenId))
+
+    // BEGIN answered after the statements' start window (1500 ms): the rotation is never sent
+    controlled.beforeQuery = async (text) => { if (text.startsWith('BEGIN')) await until(1600) }
+    t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.notOk(controlled.queries.includes(sql.rotate), 'the rotation was not sent')
+
+    // the rotation sent after its start window: the server's guard refuses it
+    controlled.beforeQuery = async (text) => { if (text === sql.rotate) await until(1600) }
+    t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.notOk(controlled.queries.includes('COMMIT'), 'no COMMIT after a refused statement')
+
+    // the reply of the last statement comes after the commit window (1750 ms): no COMMIT
+    controlled.beforeQuery = null
+    controlled.afterQuery = async (text) => { if (text === sql.endSessions) await until(1850) }
+    t.match(await attempt(() => slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })),
+      { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.notOk(controlled.queries.includes('COMMIT'))
+
+    // a reply after the timeout itself: the caller has its answer, the next statement is never sent
+    controlled.afterQuery = async (text) => { if (text === sql.sessionForUpdate) await until(2100) }
+    t.match(await attempt(() => slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })),
+      { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /present timed out after 2000ms/ })
+    await until(2200)
+    t.notOk(controlled.queries.includes(sql.endSessions), 'the session was not ended')
+    controlled.afterQuery = async (text) => { if (text === sql.endSessions) await until(2100) }
+    t.match(await attempt(() => slow.revoke(session.sessionId)), { message: /revoke timed out/ })
+    await until(2200)
+    t.notOk(controlled.queries.includes('COMMIT'), 'no COMMIT once the caller was told')
+
+    controlled.afterQuery = null
+    t.equal((await slow.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'none of it took effect')
   })
 
   t.test('a COMMIT held back past the deadline finds its session ended: nothing commits late', async (t) => {
@@ -405,6 +460,7 @@ t.test('on a real PostgreSQL', async (t) => {
     }
     const watch = watching.watchRevocations(heard.listener, RETENTION)
     await until(() => heard.statuses.includes('live'), 'live')
+    await until(() => controlled.queries.filter(text => text === sql.serverNow).length >= 2, 'a heartbeat answered, and the next one sent')
     hold = true
     await until(() => heard.statuses.includes('down'), 'a heartbeat with no answer within the timeout')
     await until(() => heard.statuses.length === 3, 'live again')
@@ -451,6 +507,78 @@ t.test('on a real PostgreSQL', async (t) => {
     await until(() => exhausted.idleCount === 1, 'one client, back in the pool')
   })
 
+  t.test('the feed: losses and close() in the middle of a catch-up or a connection attempt', async (t) => {
+    const controlled = new ControlledPool(pool)
+    const watching = new PostgresStore({ pool: controlled, table, timeout: 1000, cleanupInterval: 0 })
+    const heard = recorder()
+    let holdCatchUp: Promise<void> | null = null
+    let releaseCatchUp = (): void => {}
+    const hold = () => { holdCatchUp = new Promise<void>(resolve => { releaseCatchUp = resolve }) }
+    controlled.afterQuery = async (text) => { if (text === sql.catchUp && holdCatchUp !== null) await holdCatchUp }
+    const latest = () => controlled.clients[controlled.clients.length - 1].raw
+
+    // the connection ends while its catch-up's answer is on its way: the answer is dropped
+    hold()
+    const first = watching.watchRevocations(heard.listener, RETENTION)
+    await until(() => controlled.queries.includes(sql.catchUp), 'catching up')
+    latest().emit('end')
+    holdCatchUp = null
+    releaseCatchUp()
+    await until(() => heard.statuses.includes('live'), 'live on the next connection')
+    t.equal(controlled.clients.length, 2, 'a second connection')
+    await first.close()
+
+    // the connection errors before its catch-up is sent: the catch-up then fails on the closed client
+    let sendCatchUp = (): void => {}
+    controlled.beforeQuery = async (text) => {
+      if (text === sql.catchUp) await new Promise<void>(resolve => { sendCatchUp = resolve })
+    }
+    controlled.queries.length = 0
+    const early = watching.watchRevocations(heard.listener, RETENTION)
+    await until(() => controlled.queries.includes(sql.catchUp), 'about to catch up')
+    controlled.beforeQuery = null
+    latest().emit('error', new Error('connection reset'))
+    sendCatchUp()
+    await until(() => heard.statuses.length === 2, 'live on the next connection')
+    await early.close()
+
+    // closed while catching up: nothing is reported, the client goes back
+    hold()
+    controlled.queries.length = 0
+    const second = watching.watchRevocations(heard.listener, RETENTION)
+    await until(() => controlled.queries.includes(sql.catchUp), 'catching up')
+    const closing = second.close()
+    releaseCatchUp()
+    await closing
+    t.same(heard.statuses, ['live', 'live'], 'no status after close')
+
+    // closed while catching up, and the catch-up then fails
+    hold()
+    controlled.queries.length = 0
+    controlled.afterQuery = async (text) => {
+      if (text !== sql.catchUp) return
+      await holdCatchUp
+      throw new Error('catch-up failed')
+    }
+    const third = watching.watchRevocations(heard.listener, RETENTION)
+    await until(() => controlled.queries.includes(sql.catchUp), 'catching up')
+    const closingThird = third.close()
+    releaseCatchUp()
+    await closingThird
+
+    // closed while the pool is failing to give a client: no retry after close
+    let failConnect = (): void => {}
+    controlled.beforeConnect = () => new Promise<void>((_resolve, reject) => { failConnect = () => reject(new Error('no client')) })
+    const fourth = watching.watchRevocations(heard.listener, RETENTION)
+    const closingFourth = fourth.close()
+    failConnect()
+    await closingFourth
+    const attempts = controlled.clients.length
+    await sleep(300)
+    t.equal(controlled.clients.length, attempts, 'no attempt after close')
+    t.same(heard.statuses, ['live', 'live'])
+  })
+
   t.test('close() of the store closes its watches', async (t) => {
     const own = new PostgresStore({ pool, table })
     const heard = recorder()
@@ -473,9 +601,9 @@ t.test('on a real PostgreSQL', async (t) => {
     controlled.beforeQuery = async (text) => {
       if (text !== sql.rotate) return
       const client = controlled.clients[controlled.clients.length - 1].raw
-      const pid = (await pool.query('SELECT pg_terminate_backend($1)', [(client as unknown as { processID: number }).processID]))
-      t.ok(pid)
-      await once(client, 'error')
+      const errored = once(client, 'error')
+      await pool.query('SELECT pg_terminate_backend($1)', [(client as unknown as { processID: number }).processID])
+      await errored
     }
     const victim = new PostgresStore({ pool: controlled, table, cleanupInterval: 0 })
     await t.rejects(victim.rotate(rotation(session, session.tokenId)))

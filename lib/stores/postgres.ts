@@ -1,5 +1,5 @@
 import { StoreTimeoutError } from '../errors.js'
-import type { PostgresPool } from './postgres-client.js'
+import type { PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
 import {
@@ -48,6 +48,8 @@ interface Transaction {
 // Cleanup: each batch is one short transaction; a run stops after MAX_BATCHES, the next tick goes on.
 const BATCH_SIZE = 1000
 const MAX_BATCHES = 10
+// SQLSTATE of a statement cancelled by statement_timeout.
+const QUERY_CANCELED = '57014'
 // How long revocations are kept when this store object has no watcher to say (one day).
 const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 
@@ -106,16 +108,15 @@ export class PostgresStore implements SessionStore {
    */
   async migrate (): Promise<void> {
     const client = await this.#pool.connect()
-    const ignore = (): void => {}
-    client.on('error', ignore)
+    const stopHoldingErrors = holdErrors(client)
     try {
       // checked first, so that an app starting against a migrated database takes no lock on its tables
       const { rows } = await client.query(this.#sql.schemaExists)
       if (rows[0].ready !== true) await client.query(this.#sql.migrate)
-      client.removeListener('error', ignore)
+      stopHoldingErrors()
       client.release()
     } catch (err) {
-      client.removeListener('error', ignore)
+      stopHoldingErrors()
       client.release(true)
       throw err
     }
@@ -316,9 +317,7 @@ export class PostgresStore implements SessionStore {
       client.release()
       throw new StoreTimeoutError(`${operation} got a pool client too late`)
     }
-    // an error between two queries (the server ended the session) fails the next query; until then it is ours
-    const ignore = (): void => {}
-    client.on('error', ignore)
+    const stopHoldingErrors = holdErrors(client)
     const late = (): StoreTimeoutError => new StoreTimeoutError(`${operation} reached PostgreSQL after its deadline and was refused`)
     try {
       const budget = Math.max(1, started + this.#timeout - Date.now())
@@ -337,17 +336,29 @@ export class PostgresStore implements SessionStore {
       })
       if (state.stopped || Date.now() >= started + this.#commitWindow) throw late()
       await client.query('COMMIT')
-      client.removeListener('error', ignore)
+      stopHoldingErrors()
       client.release()
       for (const row of announced) this.#deliver(row)
       return result
     } catch (err) {
-      client.removeListener('error', ignore)
+      stopHoldingErrors()
       // closed, not given back: it may be mid-transaction or have a statement in flight
       client.release(true)
+      // the server's statement_timeout may fire just before our own timer: the same timeout to the caller
+      if ((err as { code?: unknown }).code === QUERY_CANCELED) throw new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms (cancelled by PostgreSQL)`)
       throw err
     }
   }
+}
+
+/**
+ * Keeps a checked-out client's 'error' events (the server ended the session between two queries) from
+ * crashing the process: the next query fails instead. pg-pool listens again once the client is released.
+ */
+function holdErrors (client: PostgresPoolClient): () => void {
+  const ignore = (): void => {}
+  client.on('error', ignore)
+  return () => { client.removeListener('error', ignore) }
 }
 
 function isExpired (row: Row, now: number): boolean {

@@ -8,11 +8,13 @@ export interface ControlledClient extends PostgresPoolClient {
 
 /**
  * A real pg Pool that a test can hold up: `beforeConnect` runs before each checkout (delay it, or throw),
- * `beforeQuery` before each query is sent (delay it, or throw). Queries are recorded in `queries`.
+ * `beforeQuery` before each query is sent (delay it, or throw), `afterQuery` before its result is handed on
+ * (a reply that travels slowly). Queries are recorded in `queries`.
  */
 export class ControlledPool implements PostgresPool {
   beforeConnect: (() => Promise<void>) | null = null
   beforeQuery: ((text: string, values: unknown[] | undefined) => Promise<void> | void) | null = null
+  afterQuery: ((text: string) => Promise<void> | void) | null = null
   readonly queries: string[] = []
   readonly clients: ControlledClient[] = []
 
@@ -26,7 +28,9 @@ export class ControlledPool implements PostgresPool {
       query: async (text: string, values?: unknown[]) => {
         this.queries.push(text)
         await this.beforeQuery?.(text, values)
-        return await raw.query(text, values)
+        const result = await raw.query(text, values)
+        await this.afterQuery?.(text)
+        return result
       },
       release: (err?: Error | boolean) => raw.release(err),
       on: (event: string, listener: (...args: never[]) => void) => raw.on(event as 'error', listener as (err: Error) => void),
