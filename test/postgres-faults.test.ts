@@ -143,9 +143,9 @@ t.test('PostgresStore behind a faulty network', async (t) => {
     const { app, direct } = await setup(t, table, { applicationName, reuseInterval: 10 })
     const chains = await Promise.all(Array.from({ length: 8 }, async () => refreshCookie(await loginRequest(app)) as string))
     const statuses = new Map<number, number>()
-    let running = true
+    const load = { running: true }
     const run = async (index: number): Promise<void> => {
-      for (let i = 0; i < 400 && running; i++) {
+      for (let i = 0; i < 400 && load.running; i++) {
         const response = await refresh(app, chains[index])
         statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1)
         if (response.statusCode === 200) chains[index] = refreshCookie(response) as string
@@ -158,7 +158,7 @@ t.test('PostgresStore behind a faulty network', async (t) => {
       const { rows } = await admin.query('SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1', [applicationName])
       terminated += rows[0].n
     }
-    running = false
+    load.running = false
     await Promise.all(runs)
     t.ok(terminated > 0, `${terminated} connections terminated`)
     t.same([...statuses.keys()].filter(status => status !== 200 && status !== 503), [], `only 200 and 503 (${JSON.stringify([...statuses])})`)
