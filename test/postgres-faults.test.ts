@@ -7,6 +7,9 @@ import { SECRET, USER, refresh, refreshCookie, verifyCredentials } from './helpe
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
+
 const TIMEOUT = 500
 // Generous: the point is that the answer comes from the store's timeout, not from TCP or pg giving up.
 const ANSWER_BOUND = TIMEOUT + 1500

@@ -3,6 +3,9 @@ import { PostgresStore } from '../lib/index.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { runSessionModel } from './helpers/session-model.js'
 
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
+
 t.test('PostgresStore follows the reference model of rotation, reuse, revocation and limits', async (t) => {
   if (!await requirePostgres(t)) return
   const schema = await testSchema(t, __filename)

@@ -5,6 +5,9 @@ import { storeContract } from '../lib/testing/store-contract.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { storeContractV2 } from './helpers/store-contract-v2.js'
 
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
+
 /** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */
 function tapTest (parent: Test) {
   return (name: string, fn: () => Promise<void>) => parent.test(name, async (t) => {
@@ -36,7 +39,7 @@ t.test('PostgresStore keeps the store contract', async (t) => {
       createStore: () => new PostgresStore({ pool, table }),
       destroyStore: (store) => store.close(),
       createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 }),
-      concurrency: 50
+      concurrency: 100
     })
   })
 

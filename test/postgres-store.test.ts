@@ -12,6 +12,9 @@ import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpe
 import { DAY, newSession } from './helpers/sessions.js'
 import { recorder, until } from './helpers/store-contract-v2.js'
 
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
+
 const RETENTION = { retentionMs: 10 * 60_000 }
 const fakePool: PostgresPool = { connect: async () => { throw new Error('no database here') } }
 
@@ -618,5 +621,4 @@ t.test('on a real PostgreSQL', async (t) => {
     await t.rejects(victim.rotate(rotation(session, session.tokenId)))
     t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated')
   })
-
 })

@@ -9,6 +9,9 @@ import { startAppProcess } from './helpers/app-process.js'
 import { uniquePrefix } from './helpers/redis.js'
 import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpers/redis-cluster.js'
 
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
+
 const INSTANCE = join(__dirname, 'helpers', 'redis-cluster-instance.ts')
 
 /** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */

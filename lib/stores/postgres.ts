@@ -320,7 +320,7 @@ export class PostgresStore implements SessionStore {
     const stopHoldingErrors = holdErrors(client)
     const late = (): StoreTimeoutError => new StoreTimeoutError(`${operation} reached PostgreSQL after its deadline and was refused`)
     try {
-      const budget = Math.max(1, started + this.#timeout - Date.now())
+      const budget = Math.max(1, Math.floor(started + this.#timeout - Date.now()))
       await client.query(`BEGIN; SET LOCAL statement_timeout = ${budget}; SET LOCAL idle_in_transaction_session_timeout = ${budget}`)
       const begun = Date.now()
       const guard = [started + this.#startWindow - begun, started + this.#commitWindow - begun]

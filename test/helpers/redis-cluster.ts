@@ -1,9 +1,9 @@
 import { basename } from 'node:path'
-import { Cluster, type ClusterNode, type ClusterOptions } from 'ioredis'
+import { Cluster, type ClusterOptions } from 'ioredis'
 import type { Test } from 'tap'
 
 /** The throwaway cluster that scripts/redis-cluster.sh starts (and .ci/run with it). */
-export const CLUSTER_NODES: ClusterNode[] = (process.env.REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003')
+export const CLUSTER_NODES: Array<{ host: string, port: number }> = (process.env.REDIS_CLUSTER_NODES ?? '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003')
   .split(',').map(node => {
     const [host, port] = node.split(':')
     return { host, port: Number(port) }
@@ -64,7 +64,7 @@ export async function deleteClusterKeys (client: Cluster, prefix: string): Promi
 /** The primary (`host:port`) that serves a key's slot. */
 export async function primaryOf (client: Cluster, key: string): Promise<string> {
   const slot = await client.cluster('KEYSLOT', key) as number
-  const ranges = await client.cluster('SLOTS') as Array<[number, number, [string, number]]>
+  const ranges = await client.cluster('SLOTS') as unknown as Array<[number, number, [string, number]]>
   const range = ranges.find(([start, end]) => slot >= start && slot <= end)
   if (range === undefined) throw new Error(`slot ${slot} is served by no node`)
   return `${range[2][0]}:${range[2][1]}`
