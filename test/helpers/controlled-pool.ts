@@ -17,6 +17,8 @@ export class ControlledPool implements PostgresPool {
   afterQuery: ((text: string) => Promise<void> | void) | null = null
   readonly queries: string[] = []
   readonly clients: ControlledClient[] = []
+  /** What each release was called with: true or an error closes the client, nothing gives it back. */
+  readonly releases: Array<Error | boolean | undefined> = []
 
   constructor (readonly pool: pg.Pool) {}
 
@@ -32,7 +34,10 @@ export class ControlledPool implements PostgresPool {
         await this.afterQuery?.(text)
         return result
       },
-      release: (err?: Error | boolean) => raw.release(err),
+      release: (err?: Error | boolean) => {
+        this.releases.push(err)
+        raw.release(err)
+      },
       on: (event: string, listener: (...args: never[]) => void) => raw.on(event as 'error', listener as (err: Error) => void),
       removeListener: (event: string, listener: (...args: never[]) => void) => raw.removeListener(event, listener as () => void)
     }
