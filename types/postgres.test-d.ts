@@ -1,25 +1,33 @@
-// Type-level tests of PostgresStore: a node-postgres Pool is accepted as it is, nothing of pg leaks into the API.
+// Type tests of PostgresStore (tstyche): a node-postgres Pool is accepted as it is, and nothing of pg leaks
+// into the package's own declarations.
 import pg from 'pg'
-import { PostgresStore, type PostgresPool, type PostgresStoreOptions, type SessionStore } from 'fastify-refresh-auth'
-
-function expectType<T> (value: T): T { return value }
+import { describe, expect, test } from 'tstyche'
+import {
+  PostgresStore,
+  type PostgresPool,
+  type RevocationWatch,
+  type SessionStore
+} from 'fastify-refresh-auth'
 
 const pool = new pg.Pool({ connectionString: 'postgres://localhost/app' })
-expectType<PostgresPool>(pool)
-expectType<SessionStore>(new PostgresStore({ pool }))
-expectType<SessionStore>(new PostgresStore({ pool, table: 'auth.sessions', timeout: 1000, cleanupInterval: 0 }))
-// @ts-expect-error a pool is required
-expectType<PostgresStore>(new PostgresStore({ table: 'sessions' }))
-// @ts-expect-error a pg Client is not a pool: its connect() resolves to nothing
-expectType<PostgresStore>(new PostgresStore({ pool: new pg.Client() }))
 
-const options: PostgresStoreOptions = { pool, table: 'sessions' }
+describe('PostgresStore', () => {
+  test('takes a pg Pool, and requires a pool', () => {
+    expect<PostgresPool>().type.toBeAssignableFrom(pool)
+    expect<SessionStore>().type.toBeAssignableFrom(new PostgresStore({ pool }))
+    expect<SessionStore>().type.toBeAssignableFrom(new PostgresStore({ pool, table: 'auth.sessions', timeout: 1000, cleanupInterval: 0 }))
+    expect(PostgresStore).type.not.toBeConstructableWith({ table: 'sessions' })
+  })
 
-export async function setup (): Promise<void> {
-  const store = new PostgresStore(options)
-  await store.migrate()
-  expectType<{ sessions: number, revocations: number }>(await store.cleanup())
-  const watch = store.watchRevocations({ revoked: (ids: readonly string[], at: number) => { expectType<number>(at + ids.length) }, status: () => {} }, { retentionMs: 60_000 })
-  await watch.close()
-  await store.close()
-}
+  test('a pg Client is not a pool: its connect() resolves to nothing', () => {
+    expect(PostgresStore).type.not.toBeConstructableWith({ pool: new pg.Client() })
+  })
+
+  test('implements every method of the store contract, the feed included', () => {
+    const store = new PostgresStore({ pool })
+    expect(store.migrate()).type.toBe<Promise<void>>()
+    expect(store.cleanup()).type.toBe<Promise<{ sessions: number, revocations: number }>>()
+    expect(store.watchRevocations({ revoked: () => {}, status: () => {} }, { retentionMs: 60_000 })).type.toBe<RevocationWatch>()
+    expect(store.close()).type.toBe<Promise<void>>()
+  })
+})
