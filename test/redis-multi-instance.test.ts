@@ -13,6 +13,9 @@ t.setTimeout(120_000)
 
 interface Answer { status: number, refreshToken: string | undefined, accessToken: string | undefined }
 
+// two forked app processes on a machine shared with other test runs: more than tap's default 30 s
+t.setTimeout(120_000)
+
 interface Instance {
   name: string
   post (path: string, refreshToken?: string, body?: unknown): Promise<Answer>
