@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import t from 'tap'
 import { PostgresStore } from '../lib/index.js'
 import { USER } from './helpers/app.js'
-import { startAppProcess } from './helpers/app-process.js'
+import { eventually, startAppProcess } from './helpers/app-process.js'
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
@@ -17,8 +17,9 @@ t.test('two instances in separate processes share sessions through PostgreSQL', 
   const pool = postgresPool(t)
   await new PostgresStore({ pool, table, cleanupInterval: 0 }).migrate()
   const [a, b] = await Promise.all([
-    startAppProcess(t, 'A', INSTANCE, { table, url: POSTGRES_URL }),
-    startAppProcess(t, 'B', INSTANCE, { table, url: POSTGRES_URL })
+    // strict: these tests are about reuse
+    startAppProcess(t, 'A', INSTANCE, { table, url: POSTGRES_URL, options: { refreshToken: { reuseInterval: 0 } } }),
+    startAppProcess(t, 'B', INSTANCE, { table, url: POSTGRES_URL, options: { refreshToken: { reuseInterval: 0 } } })
   ])
 
   t.test('login on A, refresh on B, replay on A is detected', async (t) => {
@@ -49,6 +50,13 @@ t.test('two instances in separate processes share sessions through PostgreSQL', 
     const third = await a.post('/auth/login', undefined, USER)
     t.equal((await b.post('/auth/logout', second.refreshToken, { all: true })).status, 204)
     t.equal((await a.post('/auth/refresh', third.refreshToken)).status, 401)
+  })
+
+  t.test('a logout on B makes A refuse the session\'s access token within a couple of seconds', async (t) => {
+    const session = await a.post('/auth/login', undefined, USER)
+    t.equal(await a.private(session.accessToken as string), 200)
+    t.equal((await b.post('/auth/logout', session.refreshToken)).status, 204)
+    t.ok(await eventually(async () => await a.private(session.accessToken as string) === 401), 'refused on A')
   })
 
   t.test('the sessions are rows of the table, and none is left once they ended', async (t) => {

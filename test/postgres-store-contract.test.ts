@@ -37,6 +37,8 @@ t.test('PostgresStore keeps the store contract', async (t) => {
     storeContract({
       test: tapTest(t),
       createStore: () => new PostgresStore({ pool, table }),
+      // another instance of the app: its own store object and its own pool on the same database
+      createPeer: () => new PostgresStore({ pool: postgresPool(t), table }),
       destroyStore: (store) => store.close(),
       createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 }),
       concurrency: 100

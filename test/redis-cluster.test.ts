@@ -5,7 +5,7 @@ import t, { type Test } from 'tap'
 import { RedisStore } from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { USER, buildApp, login, refresh } from './helpers/app.js'
-import { startAppProcess } from './helpers/app-process.js'
+import { eventually, startAppProcess } from './helpers/app-process.js'
 import { uniquePrefix } from './helpers/redis.js'
 import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpers/redis-cluster.js'
 
@@ -49,6 +49,8 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     storeContract({
       test: tapTest(t),
       createStore: () => new RedisStore({ client, prefix: `${prefix}contract:` }),
+      // another instance of the app: its own Cluster client on the same nodes
+      createPeer: () => new RedisStore({ client: clusterClient(t, null), prefix: `${prefix}contract:` }),
       // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer
       createFailingStore: () => {
         const dead = new Cluster([{ host: '127.0.0.1', port: deadPort }])
@@ -87,8 +89,9 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
   t.test('two instances in separate processes share sessions through the cluster', async (t) => {
     const shared = `${prefix}shared:`
     const [a, b] = await Promise.all([
-      startAppProcess(t, 'A', INSTANCE, { prefix: shared, nodes: CLUSTER_NODES }),
-      startAppProcess(t, 'B', INSTANCE, { prefix: shared, nodes: CLUSTER_NODES })
+      // strict: reuse is what this test is about
+      startAppProcess(t, 'A', INSTANCE, { prefix: shared, nodes: CLUSTER_NODES, options: { refreshToken: { reuseInterval: 0 } } }),
+      startAppProcess(t, 'B', INSTANCE, { prefix: shared, nodes: CLUSTER_NODES, options: { refreshToken: { reuseInterval: 0 } } })
     ])
 
     const first = await a.post('/auth/login', undefined, USER)
@@ -104,7 +107,9 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     t.equal(results.filter(r => r.status === 401).length, 49)
 
     const second = await a.post('/auth/login', undefined, USER)
+    t.equal(await a.private(second.accessToken as string), 200)
     t.equal((await b.post('/auth/logout', second.refreshToken)).status, 204)
     t.equal((await a.post('/auth/refresh', second.refreshToken)).status, 401, 'logout on B ends the session for A')
+    t.ok(await eventually(async () => await a.private(second.accessToken as string) === 401), 'and A refuses its access token within a couple of seconds')
   })
 })

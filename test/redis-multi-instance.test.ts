@@ -1,27 +1,16 @@
-import { fork, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { FastifyRefreshAuthOptions } from '../lib/index.js'
-import { COOKIE, USER } from './helpers/app.js'
+import { USER } from './helpers/app.js'
+import { eventually, startAppProcess, type AppProcess, type ProcessAnswer } from './helpers/app-process.js'
 import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
 // real servers and child processes, on a machine shared with other test runs
 t.setTimeout(120_000)
 
-interface Answer { status: number, refreshToken: string | undefined, accessToken: string | undefined }
-
-// two forked app processes on a machine shared with other test runs: more than tap's default 30 s
-t.setTimeout(120_000)
-
-interface Instance {
-  name: string
-  post (path: string, refreshToken?: string, body?: unknown): Promise<Answer>
-  /** The status of GET /private with this access token. */
-  private (accessToken: string): Promise<number>
-}
+const INSTANCE = join(__dirname, 'helpers', 'redis-instance.ts')
 
 interface InstanceConfig {
   prefix: string
@@ -29,53 +18,8 @@ interface InstanceConfig {
   options?: Partial<FastifyRefreshAuthOptions>
 }
 
-/** Starts one app instance in its own Node process; stopped when the test ends. */
-async function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options }: InstanceConfig): Promise<Instance> {
-  const child: ChildProcess = fork(join(__dirname, 'helpers', 'redis-instance.ts'), [JSON.stringify({ prefix, redisUrl, options })], {
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = once(child, 'exit')
-    child.send('close')
-    const timer = setTimeout(() => child.kill(), 5000)
-    await exited
-    clearTimeout(timer)
-  })
-  const [message] = await Promise.race([
-    once(child, 'message'),
-    once(child, 'exit').then(([code]) => { throw new Error(`instance ${name} exited with ${code}`) })
-  ]) as [{ port: number }]
-  const base = `http://127.0.0.1:${message.port}`
-  return {
-    name,
-    async post (path, refreshToken, body) {
-      const headers: Record<string, string> = {}
-      if (refreshToken !== undefined) headers.cookie = `${COOKIE}=${refreshToken}`
-      if (body !== undefined) headers['content-type'] = 'application/json'
-      const response = await fetch(base + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) })
-      const text = await response.text()
-      const cookie = response.headers.getSetCookie().find(line => line.startsWith(`${COOKIE}=`))
-      const value = cookie === undefined ? '' : decodeURIComponent(cookie.slice(COOKIE.length + 1).split(';')[0])
-      const accessToken = response.status === 200 ? JSON.parse(text).access_token as string : undefined
-      return { status: response.status, refreshToken: value === '' ? undefined : value, accessToken }
-    },
-    async private (accessToken) {
-      const response = await fetch(`${base}/private`, { headers: { authorization: `Bearer ${accessToken}` } })
-      await response.arrayBuffer()
-      return response.status
-    }
-  }
-}
-
-/** Polls `check` until it answers true; false if it never did within a couple of seconds (no timing asserted). */
-async function eventually (check: () => Promise<boolean>, withinMs = 3000): Promise<boolean> {
-  const end = Date.now() + withinMs
-  for (;;) {
-    if (await check()) return true
-    if (Date.now() > end) return false
-    await sleep(20)
-  }
+function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options }: InstanceConfig): Promise<AppProcess> {
+  return startAppProcess(t, name, INSTANCE, { prefix, redisUrl, options })
 }
 
 t.test('two instances in separate processes share sessions through Redis', async (t) => {
@@ -126,7 +70,7 @@ t.test('an ended session\'s access tokens are refused by the other instance too'
   t.teardown(() => deleteKeys(client, prefix))
   const [a, b] = await Promise.all([startInstance(t, 'A', { prefix }), startInstance(t, 'B', { prefix })])
 
-  const endings: Array<[string, (session: Answer) => Promise<unknown>]> = [
+  const endings: Array<[string, (session: ProcessAnswer) => Promise<unknown>]> = [
     ['logout on A', (session) => a.post('/auth/logout', session.refreshToken)],
     ['logout everywhere on A', (session) => a.post('/auth/logout', session.refreshToken, { all: true })],
     ['revokeUserSessions on A', () => a.post('/admin/revoke-user', undefined, { userId: '42' })],

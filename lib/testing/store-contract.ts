@@ -443,7 +443,8 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         store.present(presenting(session, session.tokenId, now + 10, { reuseIntervalMs, end: true })),
         ...rotations.map(request => store.rotate(request))
       ])
-      assert.notEqual(ended.outcome, 'not-found', 'the logout found the session')
+      // without an interval the losing refreshes are reuse, which may end the session before the logout sees it
+      if (reuseIntervalMs > 0) assert.equal(ended.outcome, 'live', 'the logout found the session live')
       const live = rotated.flatMap((result, i) => result.outcome === 'rotated' ? [rotations[i].nextTokenId] : [])
       assert.ok(live.length <= 1, 'one successor at most')
       for (const token of [session.tokenId, ...live]) {

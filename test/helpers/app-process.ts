@@ -1,12 +1,22 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Test } from 'tap'
 import { COOKIE } from './app.js'
+
+/** What an instance answered: the status, and the tokens it issued, if any. */
+export interface ProcessAnswer {
+  status: number
+  refreshToken: string | undefined
+  accessToken: string | undefined
+}
 
 /** An app instance in a process of its own, spoken to over HTTP. */
 export interface AppProcess {
   name: string
-  post (path: string, refreshToken?: string, body?: unknown): Promise<{ status: number, refreshToken: string | undefined }>
+  post (path: string, refreshToken?: string, body?: unknown): Promise<ProcessAnswer>
+  /** The status of `GET /private` (behind app.authenticate) with this access token. */
+  private (accessToken: string): Promise<number>
 }
 
 /**
@@ -35,10 +45,26 @@ export async function startAppProcess (t: Test, name: string, script: string, co
       if (refreshToken !== undefined) headers.cookie = `${COOKIE}=${refreshToken}`
       if (body !== undefined) headers['content-type'] = 'application/json'
       const response = await fetch(base + path, { method: 'POST', headers, body: body === undefined ? undefined : JSON.stringify(body) })
-      await response.arrayBuffer()
+      const text = await response.text()
       const cookie = response.headers.getSetCookie().find(line => line.startsWith(`${COOKIE}=`))
       const value = cookie === undefined ? '' : decodeURIComponent(cookie.slice(COOKIE.length + 1).split(';')[0])
-      return { status: response.status, refreshToken: value === '' ? undefined : value }
+      const accessToken = response.status === 200 ? (JSON.parse(text) as { access_token?: string }).access_token : undefined
+      return { status: response.status, refreshToken: value === '' ? undefined : value, accessToken }
+    },
+    async private (accessToken) {
+      const response = await fetch(`${base}/private`, { headers: { authorization: `Bearer ${accessToken}` } })
+      await response.arrayBuffer()
+      return response.status
     }
+  }
+}
+
+/** Polls `check` until it answers true; false if it never did within `withinMs` (a bound, never a measure). */
+export async function eventually (check: () => Promise<boolean>, withinMs = 3000): Promise<boolean> {
+  const end = Date.now() + withinMs
+  for (;;) {
+    if (await check()) return true
+    if (Date.now() > end) return false
+    await sleep(20)
   }
 }
