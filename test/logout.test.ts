@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
+import { MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
 import { buildApp, COOKIE, derivedKey, getPrivate, login, logout, refresh, refreshCookie, setCookies } from './helpers/app.js'
 
 function assertCleared (t: Test, response: Awaited<ReturnType<typeof logout>>) {
@@ -69,4 +70,71 @@ t.test('a cross-site logout is refused and revokes nothing', async t => {
   t.equal(response.json().code, 'FST_REFRESH_AUTH_CROSS_SITE')
   t.equal(response.headers['set-cookie'], undefined)
   t.equal((await refresh(app, refreshToken)).statusCode, 200)
+})
+
+/** An app whose audit hooks record what fired. */
+async function auditedApp (t: Test, options: Partial<FastifyRefreshAuthOptions> = {}) {
+  const events: string[] = []
+  const app = await buildApp(t, {
+    onLogout: (event) => { events.push(`logout ${event.all ? 'all' : 'one'} ${event.reason}`) },
+    onReuseDetected: () => { events.push('reuse') },
+    ...options
+  })
+  return { app, events }
+}
+
+function logoutAll (app: Awaited<ReturnType<typeof buildApp>>, refreshToken: string) {
+  return app.inject({ method: 'POST', url: '/auth/logout', payload: { all: true }, headers: { cookie: `${COOKIE}=${refreshToken}` } })
+}
+
+t.test('a rotated token at logout is reuse: its session ends, onReuseDetected fires, { all: true } ends nothing else', async t => {
+  const { app, events } = await auditedApp(t, { refreshToken: { reuseInterval: 0 } })
+  const stolen = await login(app)
+  const other = await login(app)
+  const live = refreshCookie(await refresh(app, stolen.refreshToken)) as string
+  assertCleared(t, await logoutAll(app, stolen.refreshToken))
+  t.same(events, ['reuse'], 'reuse detected, no logout')
+  t.equal((await refresh(app, live)).statusCode, 401, 'the session of the rotated token is over')
+  t.equal((await getPrivate(app, stolen.accessToken)).statusCode, 401, 'with its access tokens')
+  t.equal((await refresh(app, other.refreshToken)).statusCode, 200, 'the user\'s other session lives')
+  t.equal((await getPrivate(app, other.accessToken)).statusCode, 200)
+})
+
+t.test('a rotated token whose session was later revoked signs nobody out, however often it is tried', async t => {
+  const { app, events } = await auditedApp(t, { refreshToken: { reuseInterval: 0 } })
+  const stolen = await login(app)
+  const other = await login(app)
+  const live = refreshCookie(await refresh(app, stolen.refreshToken)) as string
+  assertCleared(t, await logout(app, live))
+  events.length = 0
+  for (let i = 0; i < 3; i++) assertCleared(t, await logoutAll(app, stolen.refreshToken))
+  t.same(events, [], 'no hook fires: the session is gone')
+  t.equal((await refresh(app, other.refreshToken)).statusCode, 200, 'the other session is untouched')
+})
+
+t.test('the immediate parent within the reuse interval still logs out (a retry, another tab)', async t => {
+  const { app, events } = await auditedApp(t)
+  const session = await login(app)
+  const live = refreshCookie(await refresh(app, session.refreshToken)) as string
+  assertCleared(t, await logout(app, session.refreshToken))
+  t.same(events, ['logout one logout'])
+  t.equal((await refresh(app, live)).statusCode, 401, 'the session is over')
+})
+
+t.test('logout everywhere checks the token before it ends anything: a failed revokeUser leaves the session for a retry', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const revokeUser = store.revokeUser.bind(store)
+  let down = true
+  store.revokeUser = async (userId) => { if (down) throw new Error('store down'); return revokeUser(userId) }
+  const { app, events } = await auditedApp(t, { store })
+  const session = await login(app)
+  const failed = await logoutAll(app, session.refreshToken)
+  t.equal(failed.statusCode, 503)
+  t.equal(failed.headers['set-cookie'], undefined, 'the cookie is kept for the retry')
+  t.equal((await getPrivate(app, session.accessToken)).statusCode, 200, 'nothing ended')
+  down = false
+  assertCleared(t, await logoutAll(app, session.refreshToken))
+  t.same(events, ['logout all logout'])
+  t.equal((await getPrivate(app, session.accessToken)).statusCode, 401)
 })
