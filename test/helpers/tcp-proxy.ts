@@ -14,6 +14,9 @@ export class TcpProxy {
   readonly #sockets = new Set<Socket>()
   // null: the other side closed; end this one once what came before is delivered
   readonly #held: Array<[Socket, Buffer | null]> = []
+  #loseReplyTo: ((request: Buffer) => boolean) | null = null
+  // upstream sockets whose next reply is to be lost
+  readonly #losing = new Set<Socket>()
   port = 0
 
   constructor (readonly targetHost: string, readonly targetPort: number) {
@@ -35,8 +38,18 @@ export class TcpProxy {
     this.#mode = 'blackhole'
   }
 
+  /**
+   * Arms a lost reply: the next request from a client that `matches` reaches the server, but the connection
+   * is cut as its reply comes back (the reply is dropped), and new connections are refused until `restore()`.
+   * The command took effect; the client never hears of it.
+   */
+  loseReplyTo (matches: (request: Buffer) => boolean): void {
+    this.#loseReplyTo = matches
+  }
+
   restore (): void {
     this.#mode = 'pass'
+    this.#loseReplyTo = null
     for (const [to, data] of this.#held.splice(0)) {
       if (to.destroyed) continue
       if (data === null) to.end()
@@ -58,8 +71,18 @@ export class TcpProxy {
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.#sockets.add(from)
       from.on('data', (data: Buffer) => {
+        if (this.#losing.has(from)) {
+          // the reply of the armed request: dropped, and the connection with it
+          this.#losing.delete(from)
+          this.cut()
+          return
+        }
         if (this.#mode === 'blackhole') this.#held.push([to, data])
         else to.write(data)
+        if (from === client && this.#loseReplyTo?.(data) === true) {
+          this.#loseReplyTo = null
+          this.#losing.add(upstream)
+        }
       })
       from.on('error', () => {})
       from.on('close', () => {
