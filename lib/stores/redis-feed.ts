@@ -36,8 +36,9 @@ type StreamEntry = [id: string, fields: string[]]
 /**
  * One watch of a RedisStore's revocation stream, on a connection of its own: a loop of `XREAD BLOCK` from
  * the last id seen. Each (re)connection first catches up without blocking (from `0` the first time: what
- * the stream holds), then reports `live`, or `gap` when revocations may have been trimmed before this
- * watch read them. A lost or silent connection is dropped and a new one made, with a growing delay.
+ * the stream holds), then reports `live`, or `gap` when revocations may have been lost before this watch
+ * read them: it was away longer than the retention, an entry's number skips one (trimmed unread), or the
+ * stream is gone. A lost or silent connection is dropped and a new one made, with a growing delay.
  */
 export class RedisRevocationFeed implements RevocationWatch {
   readonly #options: RedisFeedOptions
@@ -50,6 +51,8 @@ export class RedisRevocationFeed implements RevocationWatch {
   #reported: RevocationFeedStatus | null = null
   /** The id of the last entry read: reads resume after it. */
   #lastId = '0'
+  /** The number (`n`) of the last entry read: the next must be one more, or entries were lost unread. */
+  #lastNumber: number | null = null
   /** When the last read that found nothing more to read was sent (ms, our clock); null before the first catch-up. */
   #confirmedAt: number | null = null
 
@@ -90,16 +93,21 @@ export class RedisRevocationFeed implements RevocationWatch {
   async #read (connection: RedisFeedConnection): Promise<void> {
     const { key, timeout, watcher } = this.#options
     // A first catch-up cut short starts again from the beginning: only a caught-up read tells what was seen.
-    if (this.#confirmedAt === null) this.#lastId = '0'
+    if (this.#confirmedAt === null) {
+      this.#lastId = '0'
+      this.#lastNumber = null
+    }
     const resumed = this.#confirmedAt !== null
     let caughtUp = false
-    let trimmed = false
+    let lost = false
     while (this.#connection === connection) {
       const sent = Date.now()
       let entries: StreamEntry[]
       try {
-        // resuming: were entries after the last one seen trimmed before this watch read them? (Redis 7 tells)
-        if (resumed && !caughtUp && !trimmed) trimmed = await bounded(trimmedAfter(connection, key, this.#lastId), timeout)
+        // resuming: a stream gone while entries had been read means the server lost them (its data, say)
+        if (resumed && !caughtUp && this.#lastId !== '0' && !lost) {
+          lost = await bounded(connection.call('EXISTS', key), timeout) === 0
+        }
         const blocking = caughtUp ? ['BLOCK', BLOCK_MS] : []
         const reply = await bounded(connection.call('XREAD', 'COUNT', COUNT, ...blocking, 'STREAMS', key, this.#lastId), (caughtUp ? BLOCK_MS : 0) + timeout)
         entries = streamEntries(reply)
@@ -108,17 +116,26 @@ export class RedisRevocationFeed implements RevocationWatch {
         return
       }
       if (this.#connection !== connection) return
+      let skipped = false
       for (const [id, fields] of entries) {
         this.#lastId = id
         const revocation = parseEntry(fields)
-        if (revocation !== null) deliver(watcher, revocation.sessionIds, revocation.revokedAt)
+        if (revocation === null) continue
+        if (revocation.number !== null) {
+          if (this.#lastNumber !== null && revocation.number !== this.#lastNumber + 1) skipped = true
+          this.#lastNumber = revocation.number
+        }
+        deliver(watcher, revocation.sessionIds, revocation.revokedAt)
       }
       if (!caughtUp && entries.length < COUNT) {
         caughtUp = true
         this.#failures = 0
         // Entries added after a caught-up read stay retentionMs at least: an absence longer than that may have lost some.
         const outlasted = resumed && (this.#confirmedAt as number) < sent - watcher.retentionMs
-        this.#report(outlasted || trimmed ? 'gap' : 'live')
+        this.#report(outlasted || lost || skipped ? 'gap' : 'live')
+      } else if (skipped) {
+        // entries trimmed before this watch read them (a writer keeping revocations for less time than asked)
+        this.#report('gap')
       }
       if (caughtUp) this.#confirmedAt = sent
     }
@@ -142,13 +159,15 @@ export class RedisRevocationFeed implements RevocationWatch {
 }
 
 /**
- * The entries of an XREAD reply on one stream: `[[key, entries]]` in RESP2 (ioredis 5), `[key, entries]`
- * (a map made flat) in RESP3 (ioredis 6); null when nothing came.
+ * The entries of an XREAD reply on one stream, in any of the shapes ioredis gives it: `[[key, entries]]`
+ * (RESP2, ioredis 5), `[key, entries]` (RESP3 maps made flat, ioredis 6's default), `{ key: entries }`
+ * (ioredis 6 with `replyMapping: 'resp3'`); null when nothing came.
  */
 function streamEntries (reply: unknown): StreamEntry[] {
-  if (!Array.isArray(reply) || reply.length === 0) return []
-  const stream = Array.isArray(reply[0]) ? reply[0] : reply
-  return Array.isArray(stream[1]) ? stream[1] as StreamEntry[] : []
+  let entries: unknown
+  if (Array.isArray(reply)) entries = Array.isArray(reply[0]) ? reply[0][1] : reply[1]
+  else if (reply !== null && typeof reply === 'object') entries = Object.values(reply)[0]
+  return Array.isArray(entries) ? entries as StreamEntry[] : []
 }
 
 /** Settles as `promise`, or rejects once `ms` have passed; a late rejection of `promise` is ignored. */
@@ -163,38 +182,20 @@ function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * Whether the stream lost entries after `lastId` that were never read: `max-deleted-entry-id` (Redis 7) is
- * past it, or the stream is gone (the server lost its data). Older servers report nothing: false.
+ * An entry's fields (`ids` a JSON array of session ids, `at` the time, `n` its number), or null when it is not
+ * one of ours.
  */
-async function trimmedAfter (connection: RedisFeedConnection, key: string, lastId: string): Promise<boolean> {
-  let info: unknown[]
-  try {
-    info = await connection.call('XINFO', 'STREAM', key) as unknown[]
-  } catch (err) {
-    if (/no such key/i.test((err as Error).message)) return lastId !== '0'
-    throw err
-  }
-  const at = info.indexOf('max-deleted-entry-id')
-  return at !== -1 && compareIds(String(info[at + 1]), lastId) > 0
-}
-
-/** Orders two stream ids (`<ms>-<seq>`). */
-export function compareIds (a: string, b: string): number {
-  const [aMs, aSeq = '0'] = a.split('-')
-  const [bMs, bSeq = '0'] = b.split('-')
-  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq)
-}
-
-/** An entry's fields (`ids` a JSON array of session ids, `at` the time), or null when it is not one of ours. */
-function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number } | null {
+function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number, number: number | null } | null {
   let ids: unknown
   let at = Number.NaN
+  let number: number | null = null
   for (let i = 0; i + 1 < fields.length; i += 2) {
     if (fields[i] === 'ids') ids = parseJson(fields[i + 1])
     else if (fields[i] === 'at') at = Number(fields[i + 1])
+    else if (fields[i] === 'n' && Number.isSafeInteger(Number(fields[i + 1]))) number = Number(fields[i + 1])
   }
   if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string') || !Number.isFinite(at)) return null
-  return { sessionIds: ids, revokedAt: at }
+  return { sessionIds: ids, revokedAt: at, number }
 }
 
 function parseJson (text: string): unknown {

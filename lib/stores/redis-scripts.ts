@@ -127,9 +127,19 @@ return ids
 /**
  * KEYS[1] the revocation stream. ARGV: deadline, retention ms, session ids (a JSON array), revokedAt. Appends
  * one entry and trims, approximately, the entries older than the retention (by their ids: the server's time).
+ * Each entry carries its number in the stream (n, one more than the last entry's), so a reader that finds a
+ * number missing knows that entries it never read were trimmed.
  */
 export const ANNOUNCE_REVOCATION = `${GUARD}
 local since = string.format('%d', serverNow - tonumber(ARGV[2]))
-redis.call('XADD', KEYS[1], 'MINID', '~', since, '*', 'ids', ARGV[3], 'at', ARGV[4])
+local n = 1
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if last[1] then
+  local fields = last[1][2]
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'n' then n = (tonumber(fields[i + 1]) or 0) + 1 end
+  end
+end
+redis.call('XADD', KEYS[1], 'MINID', '~', since, '*', 'ids', ARGV[3], 'at', ARGV[4], 'n', string.format('%d', n))
 return { serverNow, 'ok' }
 `

@@ -1,0 +1,265 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis, type RedisOptions } from 'ioredis'
+import t, { type Test } from 'tap'
+import { RedisStore, type RedisClient, type RevocationFeedStatus, type RevocationListener } from '../lib/index.js'
+import { REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { DAY, newSession } from './helpers/sessions.js'
+import { TcpProxy } from './helpers/tcp-proxy.js'
+
+// real servers, on a machine shared with other test runs
+t.setTimeout(120_000)
+
+function recorder () {
+  const revoked = new Set<string>()
+  const statuses: RevocationFeedStatus[] = []
+  const listener: RevocationListener = {
+    revoked (sessionIds) { for (const id of sessionIds) revoked.add(id) },
+    status (status) { statuses.push(status) }
+  }
+  return { listener, revoked, statuses }
+}
+
+async function until (condition: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > end) throw new Error(`not within ${ms}ms: ${what}`)
+    await sleep(10)
+  }
+}
+
+function rotation (sessionId: string, presentedTokenId: string, now = Date.now()) {
+  return { sessionId, presentedTokenId, nextTokenId: randomUUID(), now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
+}
+
+/** A Redis client reaching the server through a TCP proxy the test controls. */
+async function proxiedClient (t: Test, options: RedisOptions = {}): Promise<{ client: Redis, proxy: TcpProxy }> {
+  const url = new URL(REDIS_URL)
+  const proxy = await new TcpProxy(url.hostname, Number(url.port || 6379)).listen()
+  t.teardown(() => proxy.close())
+  const client = new Redis(`redis://${url.username ? `${url.username}:${url.password}@` : ''}127.0.0.1:${proxy.port}${url.pathname}`, options)
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  return { client, proxy }
+}
+
+t.test('the RedisStore revocation feed', async (t) => {
+  if (!await requireRedis(t)) return
+  const prefix = uniquePrefix(__filename)
+  const direct = redisClient(t, prefix)
+
+  t.test('a watch reads on a connection of its own, which close() releases', async (t) => {
+    const opened: Redis[] = []
+    const client = redisClient(t, null)
+    const counting = new Proxy(client, {
+      get (target, name, receiver) {
+        if (name === 'duplicate') return () => { const connection = target.duplicate(); opened.push(connection); return connection }
+        const value = Reflect.get(target, name, receiver)
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+    const store = new RedisStore({ client: counting, prefix: `${prefix}own:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    await until(() => heard.statuses.includes('live'), 'live')
+    t.equal(opened.length, 1, 'one duplicate()d connection')
+    t.equal(opened[0].status, 'ready')
+    await watch.close()
+    await until(() => opened[0].status === 'end', 'the connection closed')
+    t.equal(client.status, 'ready', 'the user\'s own client is left open')
+    t.equal(heard.statuses.length, 1, 'no down on close')
+  })
+
+  t.test('a client without duplicate() cannot be watched', async (t) => {
+    const client = { defineCommand () {} } as unknown as RedisClient
+    const store = new RedisStore({ client })
+    t.throws(() => store.watchRevocations(recorder().listener, { retentionMs: 1000 }), /duplicate/)
+    const usable = new RedisStore({ client: direct, prefix: `${prefix}refused:` })
+    t.throws(() => usable.watchRevocations({} as RevocationListener, { retentionMs: 1000 }), /listener must have revoked\(\) and status\(\)/)
+    t.throws(() => usable.watchRevocations(recorder().listener, { retentionMs: 0 }), /retentionMs must be a positive number/)
+  })
+
+  t.test('the connection cut: down, then live again after catching up, and nothing missed', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}cut:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}cut:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    proxy.cut()
+    await until(() => heard.statuses.includes('down'), 'down once cut')
+    const missed = Array.from({ length: 700 }, () => randomUUID())
+    for (let i = 0; i < missed.length; i += 100) await other.revokeUser(`nobody-${i}`)
+    await Promise.all(missed.map(id => other.revoke(id)))
+    await sleep(200)
+    t.notOk(heard.revoked.has(missed[0]), 'not heard while cut off')
+    proxy.restore()
+    await until(() => heard.statuses.length === 3, 'caught up')
+    t.same(heard.statuses, ['live', 'down', 'live'], 'no gap: the stream still held them')
+    t.ok(missed.every(id => heard.revoked.has(id)), 'every revocation made meanwhile arrived, over several pages')
+  })
+
+  t.test('a connection gone silent (blackholed) is dropped and made again', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}silent:`, timeout: 200 })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    proxy.blackhole()
+    await until(() => heard.statuses.includes('down'), 'down once no read answers in time')
+    proxy.restore()
+    const later = randomUUID()
+    await new RedisStore({ client: direct, prefix: `${prefix}silent:` }).revoke(later)
+    await until(() => heard.revoked.has(later), 'heard again after a new connection')
+    t.equal(heard.statuses.at(-1), 'live')
+  })
+
+  t.test('away longer than the retention: gap, not live', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}away:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 300 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    proxy.cut()
+    await until(() => heard.statuses.includes('down'), 'down')
+    await sleep(400)
+    proxy.restore()
+    await until(() => heard.statuses.length === 3, 'caught up')
+    t.same(heard.statuses, ['live', 'down', 'gap'])
+  })
+
+  t.test('entries trimmed before this watch read them: gap, as their numbers tell', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}trimmed:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}trimmed:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await other.revoke(randomUUID())
+    await until(() => heard.revoked.size === 1, 'one heard')
+    proxy.cut()
+    await until(() => heard.statuses.includes('down'), 'down')
+    const lost = randomUUID()
+    await other.revoke(lost)
+    await other.revoke(randomUUID())
+    // someone trims harder than this watch asked (an instance with shorter tokens): the entry after the last seen goes
+    const [, [lostId]] = await direct.xrange(other.revocationsKey(), '-', '+')
+    await direct.xtrim(other.revocationsKey(), 'MINID', `${Number(lostId.split('-')[0])}-${Number(lostId.split('-')[1]) + 1}`)
+    proxy.restore()
+    await until(() => heard.statuses.length === 3, 'caught up')
+    t.same(heard.statuses, ['live', 'down', 'gap'])
+    t.notOk(heard.revoked.has(lost), 'the trimmed revocation was never heard: hence the gap')
+  })
+
+  t.test('a number skipped while live: gap at once', async (t) => {
+    const store = new RedisStore({ client: direct, prefix: `${prefix}skipped:` })
+    await store.revoke(randomUUID())
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    await direct.xadd(store.revocationsKey(), '*', 'ids', '["late"]', 'at', String(Date.now()), 'n', '99')
+    await until(() => heard.statuses.length === 2, 'reported')
+    t.same(heard.statuses, ['live', 'gap'])
+    t.ok(heard.revoked.has('late'), 'and the entry is delivered')
+  })
+
+  t.test('the stream lost with the server\'s data: gap', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}flushed:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}flushed:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await other.revoke(randomUUID())
+    await until(() => heard.revoked.size === 1, 'one heard')
+    proxy.cut()
+    await until(() => heard.statuses.includes('down'), 'down')
+    await direct.del(other.revocationsKey())
+    proxy.restore()
+    await until(() => heard.statuses.length === 3, 'caught up')
+    t.same(heard.statuses, ['live', 'down', 'gap'])
+  })
+
+  t.test('the stream is trimmed by age to the longest retention a watch asked for', async (t) => {
+    const store = new RedisStore({ client: direct, prefix: `${prefix}trim:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 200 })
+    t.teardown(() => watch.close())
+    await Promise.all(Array.from({ length: 300 }, () => store.revoke(randomUUID())))
+    await sleep(300)
+    await store.revoke(randomUUID())
+    const length = await direct.xlen(store.revocationsKey())
+    t.ok(length < 301, `${length} entries left of 301`)
+  })
+
+  t.test('entries that are not revocations are skipped', async (t) => {
+    const store = new RedisStore({ client: direct, prefix: `${prefix}foreign:` })
+    await direct.xadd(store.revocationsKey(), '*', 'ids', 'not json', 'at', '1')
+    await direct.xadd(store.revocationsKey(), '*', 'ids', '[1, 2]', 'at', '1')
+    await direct.xadd(store.revocationsKey(), '*', 'ids', '["a"]', 'at', 'never')
+    await direct.xadd(store.revocationsKey(), '*', 'odd', 'entry')
+    await store.revoke('real')
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    t.same([...heard.revoked], ['real'])
+  })
+
+  t.test('ioredis with RESP2 or with RESP3 maps as objects reads the same feed', async (t) => {
+    for (const options of [{ protocol: 2 }, { replyMapping: 'resp3' }] as RedisOptions[]) {
+      const client = redisClient(t, null, options)
+      const store = new RedisStore({ client, prefix: `${prefix}resp:` })
+      await store.revoke(`before-${JSON.stringify(options)}`)
+      const heard = recorder()
+      const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+      await until(() => heard.statuses.includes('live'), 'live')
+      t.ok(heard.revoked.has(`before-${JSON.stringify(options)}`), `${JSON.stringify(options)}: loaded`)
+      await new RedisStore({ client: direct, prefix: `${prefix}resp:` }).revoke('after')
+      await until(() => heard.revoked.has('after'), 'heard')
+      await watch.close()
+    }
+  })
+
+  t.test('an end whose announcement failed stays an end, and is announced when next met', async (t) => {
+    let failAnnouncements = true
+    const flaky = new Proxy(direct, {
+      get (target, name, receiver) {
+        const value = Reflect.get(target, name, receiver)
+        if (name !== 'refreshAuthAnnounceRevocationV1') return typeof value === 'function' ? value.bind(target) : value
+        return async (...args: unknown[]) => {
+          if (failAnnouncements) throw new Error('connection lost')
+          return value.apply(target, args)
+        }
+      }
+    })
+    const store = new RedisStore({ client: flaky, prefix: `${prefix}pending:` })
+    const watcher = new RedisStore({ client: direct, prefix: `${prefix}pending:` })
+    const heard = recorder()
+    const watch = watcher.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+
+    const stolen = newSession(Date.now())
+    await store.create(stolen)
+    const first = rotation(stolen.sessionId, stolen.tokenId)
+    await store.rotate(first)
+    await t.rejects(store.rotate(rotation(stolen.sessionId, stolen.tokenId)), { message: 'connection lost' }, 'reuse found, its announcement failed')
+    await t.rejects(store.rotate(rotation(stolen.sessionId, first.nextTokenId)), { message: 'connection lost' },
+      'the live token no longer rotates: met again, the end is announced again (and fails again)')
+
+    const loggedOut = newSession(Date.now())
+    await store.create(loggedOut)
+    await t.rejects(store.present({ sessionId: loggedOut.sessionId, presentedTokenId: loggedOut.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true }), { message: 'connection lost' })
+    t.same(await store.listUserSessions(loggedOut.userId, Date.now()), [], 'a logout whose announcement failed ended the session')
+
+    failAnnouncements = false
+    t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'reused', 'met again: its end is answered again')
+    t.equal((await store.present({ sessionId: loggedOut.sessionId, presentedTokenId: loggedOut.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })).outcome, 'not-found')
+    await until(() => heard.revoked.has(stolen.sessionId) && heard.revoked.has(loggedOut.sessionId), 'and now announced')
+    t.equal(await direct.exists(store.sessionKey(stolen.sessionId), store.sessionKey(loggedOut.sessionId)), 0, 'then deleted')
+  })
+})
