@@ -19,6 +19,7 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+export type { RedisFeedConnection } from './stores/redis-feed.js'
 export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 export type {
@@ -36,7 +37,7 @@ export type {
   WatchOptions,
   RevocationWatch
 } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport } from './options.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './user.js'
 export type { RegisteredClaims } from './tokens.js'

@@ -93,3 +93,73 @@ t.test('a host-supplied MemoryStore is used by the plugin', async t => {
   t.equal(refreshCookie(await refresh(app, refreshToken)) === undefined, false)
   t.equal(store.size, 1, 'rotation keeps one session')
 })
+
+function recorder () {
+  const heard: Array<[readonly string[], number]> = []
+  const statuses: string[] = []
+  return { heard, statuses, listener: { revoked: (ids: readonly string[], at: number) => { heard.push([ids, at]) }, status: (s: string) => { statuses.push(s) } } }
+}
+
+t.test('the capacity eviction is announced: the dropped session\'s access tokens die with it', async t => {
+  const store = new MemoryStore({ maxSessions: 2 })
+  t.teardown(() => store.close())
+  const { heard, listener } = recorder()
+  const watch = store.watchRevocations(listener, { retentionMs: 60_000 })
+  t.teardown(() => watch.close())
+  await store.create(session('a'))
+  await store.create(session('b'))
+  await store.create(session('c'))
+  t.same(heard.map(([ids]) => ids), [['a']])
+})
+
+t.test('the in-process feed: live at once, and a later watch hears what ended within its retention while watched', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  await store.create(session('unwatched'))
+  await store.revoke('unwatched')
+  const first = recorder()
+  const watch = store.watchRevocations(first.listener, { retentionMs: 60_000 })
+  t.same(first.statuses, ['live'], 'live before watchRevocations returns')
+  t.same(first.heard, [], 'nothing was kept while nobody watched')
+  await store.create(session('s1'))
+  await store.revoke('s1')
+  const second = recorder()
+  const later = store.watchRevocations(second.listener, { retentionMs: 60_000 })
+  t.same(second.heard.map(([ids]) => ids), [['s1']], 'loaded before live')
+  t.same(second.statuses, ['live'])
+  const short = recorder()
+  const shortWatch = store.watchRevocations(short.listener, { retentionMs: 1 })
+  await new Promise(resolve => setTimeout(resolve, 5))
+  const third = recorder()
+  const thirdWatch = store.watchRevocations(third.listener, { retentionMs: 1 })
+  t.same(third.heard, [], 'older than its retention: not told')
+  for (const w of [watch, later, shortWatch, thirdWatch]) await w.close()
+  const fourth = recorder()
+  const last = store.watchRevocations(fourth.listener, { retentionMs: 60_000 })
+  t.same(fourth.heard, [], 'the log went with the last watch')
+  await last.close()
+})
+
+t.test('a listener that throws never breaks the store; the throw becomes a process warning', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const warnings: Error[] = []
+  const onWarning = (warning: Error) => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const watch = store.watchRevocations({ revoked: () => { throw new Error('listener bug') }, status: () => { throw new Error('status bug') } }, { retentionMs: 1000 })
+  await store.create(session('s'))
+  await t.resolves(store.revoke('s'))
+  await new Promise(resolve => setImmediate(resolve))
+  t.same(warnings.map(w => w.message).sort(), ['listener bug', 'status bug'])
+  await watch.close()
+  await t.resolves(store.revoke('s'))
+})
+
+t.test('watchRevocations refuses a listener without its methods and a retention that is not a positive number', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  t.throws(() => store.watchRevocations(null as never, { retentionMs: 1000 }), /listener must have revoked\(\) and status\(\)/)
+  t.throws(() => store.watchRevocations(recorder().listener as never, undefined as never), /retentionMs must be a positive number/)
+  t.throws(() => store.watchRevocations(recorder().listener as never, { retentionMs: Number.NaN }), /retentionMs/)
+})

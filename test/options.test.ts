@@ -1,7 +1,8 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyRefreshAuth, { InvalidOptionError, MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
-import { buildApp, login, SECRET, setCookies, verifyCredentials } from './helpers/app.js'
+import { buildApp, login, refresh, SECRET, setCookies, verifyCredentials } from './helpers/app.js'
+import { fakeClock } from './helpers/clock.js'
 
 async function register (options: unknown) {
   const app = Fastify()
@@ -111,4 +112,17 @@ t.test('lifetimes are whole seconds: a number, a string with a unit, or a string
   const app = await buildApp(t, { refreshToken: { expiresIn: '2 weeks', absoluteExpiresIn: '1y' } })
   const [cookie] = setCookies((await login(app)).response)
   t.equal(cookie.attributes['max-age'], String(14 * 86400), 'refreshToken.expiresIn 2 weeks')
+})
+
+t.test('refreshToken.reuseInterval defaults to 10 s, or just under a shorter refresh lifetime', async t => {
+  const clock = fakeClock(t)
+  const app = await buildApp(t, { accessToken: { expiresIn: 2 }, refreshToken: { expiresIn: 5 } })
+  const { refreshToken } = await login(app)
+  t.equal((await refresh(app, refreshToken)).statusCode, 200)
+  clock.advance(3)
+  t.equal((await refresh(app, refreshToken)).statusCode, 200, 'the parent 3 s later: within the 4 s grace')
+  const strict = await buildApp(t, { accessToken: { expiresIn: 2 }, refreshToken: { expiresIn: 5, reuseInterval: 0 } })
+  const session = await login(strict)
+  t.equal((await refresh(strict, session.refreshToken)).statusCode, 200)
+  t.equal((await refresh(strict, session.refreshToken)).statusCode, 401, 'an explicit 0 is strict')
 })
