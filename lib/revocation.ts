@@ -21,7 +21,6 @@ export interface SessionRevocationsOptions extends RevocationSettings {
 // ahead, and a session announced before its store deletes it may issue a token in between (the store's timeout).
 const MARGIN_SECONDS = 60
 const SWEEP_INTERVAL_MS = 30_000
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * The sessions that ended, as this instance knows them, for as long as one of their access tokens could
@@ -48,7 +47,6 @@ export class SessionRevocations implements RevocationListener {
   #caughtUp: (() => void) | null = null
   readonly #firstCatchUp = new Promise<void>(resolve => { this.#caughtUp = resolve })
   #downTimer: NodeJS.Timeout | null = null
-  #gapTimer: NodeJS.Timeout | null = null
   #sweepTimer: NodeJS.Timeout | null = null
 
   constructor (options: SessionRevocationsOptions) {
@@ -73,7 +71,7 @@ export class SessionRevocations implements RevocationListener {
 
   /** Starts the sweep, and with a feed the wait for its first catch-up. */
   start (): void {
-    this.#sweepTimer = setInterval(() => this.#sweep(Date.now() / 1000), SWEEP_INTERVAL_MS).unref()
+    this.#sweepTimer = setInterval(() => this.sweep(), SWEEP_INTERVAL_MS).unref()
     // until the feed first catches up it counts as down
     if (this.#options.fed) this.#startDownTimer()
   }
@@ -90,8 +88,8 @@ export class SessionRevocations implements RevocationListener {
   }
 
   stop (): void {
-    for (const timer of [this.#sweepTimer, this.#downTimer, this.#gapTimer]) if (timer !== null) clearTimeout(timer)
-    this.#sweepTimer = this.#downTimer = this.#gapTimer = null
+    for (const timer of [this.#sweepTimer, this.#downTimer]) if (timer !== null) clearTimeout(timer)
+    this.#sweepTimer = this.#downTimer = null
   }
 
   /** True when the store has no feed: this instance records the sessions it ends itself. */
@@ -117,7 +115,7 @@ export class SessionRevocations implements RevocationListener {
       }
       this.#entries.set(sessionId, keepUntil)
     }
-    this.#sweep(now)
+    this.sweep(now * 1000)
   }
 
   status (status: RevocationFeedStatus): void {
@@ -159,31 +157,25 @@ export class SessionRevocations implements RevocationListener {
     const now = Date.now() / 1000
     this.#gapBefore = Math.ceil(now)
     this.#gapUntil = Math.ceil(now + this.#options.tokenLifetime)
-    this.#options.log.warn('fastify-refresh-auth: the revocation feed was away longer than it keeps revocations; ' +
-      'some made meanwhile may be missed: ' + (this.#options.failClosed
+    this.#options.log.warn('fastify-refresh-auth: the revocation feed is back but may have missed revocations ' +
+      '(away longer than it keeps them, or some were trimmed unread): ' + (this.#options.failClosed
       ? `access tokens issued before now answer 503 until ${new Date(this.#gapUntil * 1000).toISOString()} (accessToken.revocation.failClosed)`
       : 'access tokens issued before now are served until they expire'))
-    this.#armGapTimer()
   }
 
-  // setTimeout holds at most 2^31 - 1 ms: a longer token lifetime takes more than one wait
-  #armGapTimer (): void {
-    if (this.#gapTimer !== null) clearTimeout(this.#gapTimer)
-    const wait = Math.min(this.#gapUntil * 1000 - Date.now(), MAX_TIMER_MS)
-    this.#gapTimer = setTimeout(() => {
-      this.#gapTimer = null
-      if (Date.now() < this.#gapUntil * 1000) this.#armGapTimer()
-      else this.#update()
-    }, wait).unref()
-  }
-
-  #update (): void {
-    const gapOpen = Date.now() / 1000 < this.#gapUntil
+  #update (nowMs = Date.now()): void {
+    const gapOpen = nowMs / 1000 < this.#gapUntil
     this.failing = this.#options.failClosed && (this.#down || gapOpen)
     this.unconfirmedBefore = this.#down ? Number.POSITIVE_INFINITY : this.#gapBefore
   }
 
-  #sweep (now: number): void {
+  /**
+   * Drops the entries no token can outlive any more (from the front: the first heard), and ends a gap's
+   * window once every token issued before it expired. A timer calls it every 30 seconds.
+   */
+  sweep (nowMs = Date.now()): void {
+    if (this.failing && nowMs / 1000 >= this.#gapUntil) this.#update(nowMs)
+    const now = nowMs / 1000
     for (const [sessionId, keepUntil] of this.#entries) {
       if (keepUntil > now) return
       this.#entries.delete(sessionId)

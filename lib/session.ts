@@ -163,8 +163,8 @@ export class SessionPolicy {
       this.#reuseDetected(claims, request)
       return
     }
+    // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (userId !== claims.sub) return
     if (all) await endUserSessions(this.#store, this.#revocations, userId, request.log)
     else this.#revocations?.ended([claims.sid])
     notify('onLogout', this.#options.onLogout, { userId, sessionId: claims.sid, all, reason: 'logout' }, request)

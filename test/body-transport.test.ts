@@ -48,7 +48,7 @@ t.test("'body': the refresh token travels in JSON bodies only, never in a cookie
 })
 
 t.test('a body token follows the same rotation and reuse rules', async t => {
-  const app = await buildApp(t, { refreshTokenTransport: 'body' })
+  const app = await buildApp(t, { refreshTokenTransport: 'body', refreshToken: { reuseInterval: 0 } })
   const first = (await bodyLogin(app)).json().refresh_token
   const second = (await bodyRefresh(app, first)).json().refresh_token
   const replay = await bodyRefresh(app, first)

@@ -10,6 +10,7 @@ import fastifyRefreshAuth, {
   InvalidTokenError,
   KeysUnavailableError,
   MissingTokenError,
+  RevocationUnconfirmedError,
   StoreTimeoutError,
   StoreUnavailableError
 } from '../lib/index.js'
@@ -24,7 +25,8 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidRefreshTokenError, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 401],
     [CrossSiteRequestError, 'FST_REFRESH_AUTH_CROSS_SITE', 403],
     [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503],
-    [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503]
+    [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503],
+    [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

@@ -51,6 +51,16 @@ t.test('loadUser is asked at every refresh (not at login), and the claims come f
   t.equal(table.calls.length, 2)
 })
 
+t.test('loadUser without a claims option: access tokens carry no extra claims', async (t) => {
+  const table = accounts()
+  const app = await buildApp(t, { loadUser: table.options.loadUser })
+  const session = await login(app)
+  const next = await refresh(app, session.refreshToken)
+  t.equal(next.statusCode, 200)
+  t.equal(rolesOf(next.json().access_token), undefined)
+  t.same(table.calls.map(([userId]) => userId), ['42'])
+})
+
 t.test('without loadUser a refresh copies the login\'s claims', async (t) => {
   const roles = ['reader']
   const app = await buildApp(t, { claims: () => ({ roles: [...roles] }) })

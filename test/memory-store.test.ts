@@ -140,6 +140,23 @@ t.test('the in-process feed: live at once, and a later watch hears what ended wi
   await last.close()
 })
 
+t.test('the kept revocations are trimmed to the longest retention watched', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const first = recorder()
+  const watch = store.watchRevocations(first.listener, { retentionMs: 20 })
+  await store.create(session('old'))
+  await store.revoke('old')
+  await new Promise(resolve => setTimeout(resolve, 40))
+  await store.create(session('new'))
+  await store.revoke('new')
+  const later = recorder()
+  const second = store.watchRevocations(later.listener, { retentionMs: 60_000 })
+  t.same(later.heard.map(([ids]) => ids), [['new']], 'the old one was trimmed')
+  await watch.close()
+  await second.close()
+})
+
 t.test('a listener that throws never breaks the store; the throw becomes a process warning', async t => {
   const store = new MemoryStore()
   t.teardown(() => store.close())

@@ -31,6 +31,7 @@ const refused: Array<[string, unknown, RegExp]> = [
   ['a store without rotate', { ...valid, store: { create () {}, revoke () {} } }, /store must implement/],
   ['a store that is no object', { ...valid, store: 'redis' }, /store must be a SessionStore object/],
   ['a null store', { ...valid, store: null }, /store must be a SessionStore object/],
+  ['a store whose watchRevocations is no function', { ...valid, store: Object.assign(new MemoryStore(), { watchRevocations: 'yes' }) }, /store.watchRevocations must be a function/],
   ['an access lifetime that is no duration', { ...valid, accessToken: { expiresIn: 'soon' } }, /accessToken.expiresIn must be a positive/],
   ['an unknown unit', { ...valid, accessToken: { expiresIn: '15 fortnights' } }, /accessToken.expiresIn/],
   ['a negative duration string', { ...valid, refreshToken: { expiresIn: '-7d' } }, /refreshToken.expiresIn must be a positive/],

@@ -43,6 +43,48 @@ async function proxiedClient (t: Test, options: RedisOptions = {}): Promise<{ cl
   return { client, proxy }
 }
 
+/** A feed connection the test answers by hand: `reads` holds each XREAD waiting for its reply. */
+function scriptedConnection () {
+  const handlers = new Map<string, Array<() => void>>()
+  const reads: Array<{ resolve: (reply: unknown) => void, reject: (err: Error) => void }> = []
+  const connection = {
+    call: (command: string) => command === 'XREAD'
+      ? new Promise((resolve, reject) => { reads.push({ resolve, reject }) })
+      : Promise.resolve(1),
+    on: (event: string, listener: () => void) => { handlers.set(event, [...handlers.get(event) ?? [], listener]) },
+    disconnect: () => { for (const read of reads.splice(0)) read.reject(new Error('Connection is closed.')) },
+    emit: (event: string) => { for (const listener of handlers.get(event) ?? []) listener() }
+  }
+  return { connection, reads }
+}
+
+t.test('a read answered after its connection was given up is ignored', async (t) => {
+  const made: Array<ReturnType<typeof scriptedConnection>> = []
+  const client = {
+    defineCommand () {},
+    duplicate () {
+      const scripted = scriptedConnection()
+      made.push(scripted)
+      return scripted.connection
+    }
+  }
+  const store = new RedisStore({ client: client as unknown as RedisClient })
+  const heard = recorder()
+  const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+  t.teardown(() => watch.close())
+  await until(() => made[0]?.reads.length === 1, 'the first read')
+  const [read] = made[0].reads
+  made[0].reads.length = 0
+  made[0].connection.emit('close')
+  read.resolve(['k', [['1-0', ['ids', '["late"]', 'at', '1']]]])
+  await sleep(20)
+  t.notOk(heard.revoked.has('late'), 'not delivered: the connection had been given up')
+  t.same(heard.statuses, [], 'and no status from it')
+  await until(() => made.length === 2 && made[1].reads.length === 1, 'a new connection reads')
+  made[1].reads[0].resolve(null)
+  await until(() => heard.statuses.includes('live'), 'live on the new one')
+})
+
 t.test('the RedisStore revocation feed', async (t) => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)

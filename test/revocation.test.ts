@@ -1,4 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { MemoryStore, type FastifyRefreshAuthOptions, type SessionStore } from '../lib/index.js'
@@ -196,7 +198,7 @@ t.test('feed outages: served by default, logged once', async (t) => {
   store.status('live')
   t.ok(lines.some(line => line.level === 30 && /caught up again/.test(line.msg)), 'the recovery is logged')
   store.status('gap')
-  t.equal(warnings(lines, 'some made meanwhile may be missed').length, 1, 'a gap is logged')
+  t.equal(warnings(lines, 'may have missed revocations').length, 1, 'a gap is logged')
   t.equal((await getPrivate(app, session.accessToken)).statusCode, 200, 'and served')
 })
 
@@ -290,3 +292,38 @@ async function until (condition: () => boolean, ms = 3000): Promise<void> {
     await new Promise(resolve => setTimeout(resolve, 10))
   }
 }
+
+t.test('a JWKS resource server sharing the store: fail closed holds for a token verified after a key refetch too', async (t) => {
+  const store = new ControlledFeedStore()
+  t.teardown(() => store.close())
+  const first = ec()
+  const next = ec()
+  const jwk = (pair: ReturnType<typeof ec>, kid: string) => ({ ...pair.publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' })
+  let keys = [jwk(first, 'k1')]
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ keys }))
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise(resolve => server.close(resolve)))
+  const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`
+  const { app: resources, lines } = await appWithLog(t, {
+    secret: undefined,
+    verifyCredentials: undefined,
+    routes: false,
+    store,
+    accessToken: { jwksUrl, jwksCooldown: 0, revocation: { failClosed: true, feedTolerance: 1 } }
+  })
+  // the auth server has moved on to a key the resource server has not fetched yet
+  const { privateKey, publicKey } = pem(next)
+  const auth = await buildApp(t, { store, accessToken: { algorithm: 'ES256', keys: [{ kid: 'k2', privateKey, publicKey }] } })
+  const session = await login(auth)
+  keys = [jwk(first, 'k1'), jwk(next, 'k2')]
+  store.status('down')
+  await until(() => warnings(lines, 'revocation feed has been down').length > 0)
+  const refused = await getPrivate(resources, session.accessToken)
+  t.equal(refused.statusCode, 503, 'verified after the refetch, then refused: the session cannot be confirmed')
+  t.equal(refused.json().code, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED')
+  store.status('live')
+  t.equal((await getPrivate(resources, session.accessToken)).statusCode, 200)
+})

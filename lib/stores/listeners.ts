@@ -42,10 +42,6 @@ export class LocalListeners {
     this.#watchers.delete(watcher)
   }
 
-  has (watcher: Watcher): boolean {
-    return this.#watchers.has(watcher)
-  }
-
   announce (sessionIds: readonly string[], revokedAt: number): void {
     for (const watcher of this.#watchers) deliver(watcher, sessionIds, revokedAt)
   }

@@ -45,7 +45,6 @@ export class RedisRevocationFeed implements RevocationWatch {
   #connection: RedisFeedConnection | null = null
   #loop: Promise<void> = Promise.resolve()
   #timer: NodeJS.Timeout | null = null
-  #closed = false
   #closing: Promise<void> | null = null
   #failures = 0
   #reported: RevocationFeedStatus | null = null
@@ -70,7 +69,6 @@ export class RedisRevocationFeed implements RevocationWatch {
   }
 
   async #close (): Promise<void> {
-    this.#closed = true
     this.#options.onClose()
     if (this.#timer !== null) clearTimeout(this.#timer)
     const connection = this.#connection
@@ -146,7 +144,7 @@ export class RedisRevocationFeed implements RevocationWatch {
     this.#connection = null
     connection.disconnect()
     if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
-    if (this.#closed) return
+    // (after close() there is no current connection, so nothing gets here)
     const delay = Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** this.#failures)
     this.#failures++
     this.#timer = setTimeout(() => this.#connect(), delay).unref()

@@ -112,10 +112,10 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       if (session === undefined) return id('token')
       const { tokens } = session
       const choice = random()
-      if (choice < 0.5 || tokens.length === 1) return tokens[tokens.length - 1]
-      if (choice < 0.8) return tokens[tokens.length - 2]
-      if (choice < 0.9) return tokens[Math.floor(random() * tokens.length)]
-      return id('stranger')
+      if (choice < 0.1) return id('stranger')
+      if (choice < 0.55 || tokens.length === 1) return tokens[tokens.length - 1]
+      if (choice < 0.85) return tokens[tokens.length - 2]
+      return tokens[Math.floor(random() * tokens.length)]
     }
 
     for (let step = 0; step < steps; step++) {

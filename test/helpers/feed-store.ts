@@ -7,7 +7,7 @@ import { MemoryStore, type RevocationFeedStatus, type RevocationListener, type R
  * first `live` is held back, as a feed still loading what its backend holds.
  */
 export class ControlledFeedStore extends MemoryStore {
-  #listener: RevocationListener | null = null
+  readonly #listeners = new Set<RevocationListener>()
   readonly #holdLive: boolean
   watched: WatchOptions | null = null
 
@@ -17,21 +17,23 @@ export class ControlledFeedStore extends MemoryStore {
   }
 
   override watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
-    this.#listener = listener
+    this.#listeners.add(listener)
     this.watched = options
     const relay: RevocationListener = {
       revoked: (sessionIds, revokedAt) => listener.revoked(sessionIds, revokedAt),
       status: (status) => { if (!this.#holdLive) listener.status(status) }
     }
-    return super.watchRevocations(relay, options)
+    const watch = super.watchRevocations(relay, options)
+    return { close: async () => { this.#listeners.delete(listener); await watch.close() } }
   }
 
+  /** Tells every watch of this store. */
   status (status: RevocationFeedStatus): void {
-    this.#listener?.status(status)
+    for (const listener of this.#listeners) listener.status(status)
   }
 
   announce (sessionIds: string[], revokedAt = Date.now()): void {
-    this.#listener?.revoked(sessionIds, revokedAt)
+    for (const listener of this.#listeners) listener.revoked(sessionIds, revokedAt)
   }
 }
 
