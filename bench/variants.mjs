@@ -84,6 +84,25 @@ export const variants = {
     return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
   },
 
+  // ours-hot-token with accessToken.revocation off: against ours-hot-token (on, the default, with nothing
+  // ended), what refusing the tokens of ended sessions costs the hot path when the set is empty
+  'ours-hot-token-no-revocation': async () => {
+    const app = await ourApp({ accessToken: { revocation: false } })
+    const { accessToken } = await login(app)
+    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+  },
+
+  // ours-hot-token with 10,000 other sessions logged out: every request pays the Map lookup in the revoked set
+  'ours-hot-token-revoked-set': async () => {
+    const app = await ourApp()
+    const { accessToken } = await login(app)
+    const ended = await loginMany(app, 10_000)
+    for (const { refreshCookie } of ended) {
+      await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: refreshCookie } })
+    }
+    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+  },
+
   // Our app.authenticate, every request a token not in the cache: twice the default cache size,
   // presented round-robin, so the least recently used entry is always the one asked for next.
   'ours-distinct-tokens': async () => {

@@ -5,6 +5,10 @@ import { RedisStore, StoreTimeoutError, type RedisClient } from '../lib/index.js
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { DAY, newSession } from './helpers/sessions.js'
 
+async function until (condition: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 300 && !await condition(); i++) await sleep(10)
+}
+
 type Reply = Array<string | number | null>
 
 /** A client that runs no Redis: it answers each script call with `answer`, and records the calls. */
@@ -41,8 +45,8 @@ t.test('scripts are registered once per client', async (t) => {
   client.defineCommand = (name, definition) => { defined.push(name); define(name, definition) }
   const first = new RedisStore({ client })
   const second = new RedisStore({ client, prefix: 'other:' })
-  t.equal(defined.length, 8)
-  t.equal(new Set(defined).size, 8)
+  t.equal(defined.length, 9)
+  t.equal(new Set(defined).size, 9)
   t.equal(first.sessionKey('s1'), 'refresh-auth:session:{s1}')
   t.equal(second.userKey('u1'), 'other:user:{u1}')
 })
@@ -105,8 +109,9 @@ t.test('replies are read back into sessions (without a server: canned script rep
   const live = ['u1', 't2', 't1', String(now - 1000), String(now), String(now + DAY), String(now + 2 * DAY), null, null]
   const replies: Record<string, (args: unknown[]) => Reply> = {
     refreshAuthIndexSessionV1: () => [now, 'ok'],
-    refreshAuthCreateSessionV1: () => [now, 'ok'],
-    refreshAuthRevokeSessionV1: () => [now, 'ok'],
+    refreshAuthCreateSessionV2: () => [now, 'ok'],
+    refreshAuthEndSessionV1: () => [now, 'ok'],
+    refreshAuthDeleteSessionV1: () => [now, 'ok'],
     refreshAuthAnnounceRevocationV1: () => [now, 'ok'],
     refreshAuthRotateSessionV2: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
     refreshAuthUserSessionIdsV1: () => [now, 'ok', 'live', 'revoked', 'idle'],
@@ -119,7 +124,7 @@ t.test('replies are read back into sessions (without a server: canned script rep
   const { client, calls } = fakeClient(async (name, args) => replies[name](args))
   const store = new RedisStore({ client })
   await store.create(newSession(now, { sessionId: 's1', userId: 'u1' }))
-  t.same(calls.map(call => call.name), ['refreshAuthIndexSessionV1', 'refreshAuthCreateSessionV1'], 'the index entry goes first')
+  t.same(calls.map(call => call.name), ['refreshAuthIndexSessionV1', 'refreshAuthCreateSessionV2'], 'the index entry goes first')
   t.equal(calls[1].args[9], '', 'no User-Agent')
   const request = { presentedTokenId: 't1', nextTokenId: 't2', now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
   t.same(await store.rotate({ ...request, sessionId: 'gone' }), { outcome: 'not-found' })
@@ -134,10 +139,13 @@ t.test('replies are read back into sessions (without a server: canned script rep
   await store.revokeUser('u1')
   t.same(calls.map(call => [call.name, call.args[0]]), [
     ['refreshAuthUserSessionIdsV1', 'refresh-auth:user:{u1}'],
+    ['refreshAuthEndSessionV1', 'refresh-auth:session:{live}'],
+    ['refreshAuthEndSessionV1', 'refresh-auth:session:{revoked}'],
+    ['refreshAuthEndSessionV1', 'refresh-auth:session:{idle}'],
     ['refreshAuthAnnounceRevocationV1', 'refresh-auth:{revocations}'],
-    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{live}'],
-    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{revoked}'],
-    ['refreshAuthRevokeSessionV1', 'refresh-auth:session:{idle}']
+    ['refreshAuthDeleteSessionV1', 'refresh-auth:session:{live}'],
+    ['refreshAuthDeleteSessionV1', 'refresh-auth:session:{revoked}'],
+    ['refreshAuthDeleteSessionV1', 'refresh-auth:session:{idle}']
   ])
 })
 
@@ -209,6 +217,35 @@ t.test('on a real Redis', async (t) => {
     await sleep(200)
     await store.create(live)
     t.same(await client.zrange(userKey, '0', '-1'), [live.sessionId], 'expired entries pruned at the next login')
+  })
+
+  t.test('a login saving its session while revokeUser runs: the session is refused, never revived', async (t) => {
+    const now = Date.now()
+    const session = newSession(now)
+    // a login whose second step (saving the session) is held back until revokeUser is done
+    let release: () => void = () => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    const slowCreate = new Proxy(client, {
+      get (target, name, receiver) {
+        const value = Reflect.get(target, name, receiver)
+        if (name !== 'refreshAuthCreateSessionV2') return typeof value === 'function' ? value.bind(target) : value
+        return async (...args: unknown[]) => {
+          await held
+          return value.apply(target, args)
+        }
+      }
+    })
+    const racing = new RedisStore({ client: slowCreate, prefix })
+    const login = racing.create(session)
+    // the user index already lists the session
+    await until(async () => (await client.zrange(store.userKey(session.userId), '0', '-1')).includes(session.sessionId))
+    await store.revokeUser(session.userId)
+    release()
+    await t.rejects(login, /revoked while it was being created/, 'the login fails (503): its user was signed out meanwhile')
+    t.equal((await store.rotate({ sessionId: session.sessionId, presentedTokenId: session.tokenId, nextTokenId: randomUUID(), now: Date.now(), nextExpiresAt: Date.now() + DAY, reuseIntervalMs: 0 })).outcome, 'not-found')
+    t.same(await store.listUserSessions(session.userId, Date.now()), [])
+    const ttl = await client.pttl(store.sessionKey(session.sessionId))
+    t.ok(ttl > 0 && ttl <= 2 * 2000 + 5000, `the mark goes by itself (${ttl} ms left)`)
   })
 
   t.test('a script reaching Redis after its deadline changes nothing', async (t) => {

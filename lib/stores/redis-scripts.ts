@@ -13,11 +13,14 @@
 // e expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, and x when the session has ended but its
 // announcement on the revocation feed is not yet confirmed.
 //
-// Ending a session that a script decides to end (reuse, a logout) takes three steps, as the revocation
-// stream lives in another cluster slot than the session: the script marks the session ended (x = 'reused'
-// or 'ended'), which every script treats as dead from then on; the store appends the announcement to the
-// stream; then it deletes the session. If the announcement fails, the mark stays: the next script that meets
-// the session answers its end again, and the store announces it again. No session ends unannounced.
+// Ending a session takes three steps, as the revocation stream lives in another cluster slot than the
+// session: a script marks the session ended (x = 'reused' or 'ended'; rotate and present do it themselves
+// when they find reuse or end a logout, END_SESSION for revoke and revokeUser), which every script treats
+// as dead from then on; the store appends the announcement to the stream; then it deletes the session. If
+// the announcement fails, the caller is told (the operation rejects) and the mark stays: the session is
+// dead, and the next script that meets it answers its end again, so that the store announces it again. If
+// the delete fails, the mark stays too, until the key expires. Ended is never undone, and never silent for
+// longer than an operation that failed.
 
 const GUARD = `
 local time = redis.call('TIME')
@@ -25,8 +28,12 @@ local serverNow = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000
 if serverNow > tonumber(ARGV[1]) then return { serverNow, 'late' } end
 `
 
-/** KEYS[1] session. ARGV: deadline, userId, tokenId, createdAt, rotatedAt, expiresAt, absoluteExpiresAt, ttl ms, userAgent, ip ('' = none). */
+/**
+ * KEYS[1] session. ARGV: deadline, userId, tokenId, createdAt, rotatedAt, expiresAt, absoluteExpiresAt, ttl ms,
+ * userAgent, ip ('' = none). Answers 'ended' and saves nothing over the mark a revocation left (below).
+ */
 export const CREATE_SESSION = `${GUARD}
+if redis.call('HEXISTS', KEYS[1], 'x') == 1 then return { serverNow, 'ended' } end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'u', ARGV[2], 't', ARGV[3], 'c', ARGV[4], 'r', ARGV[5], 'e', ARGV[6], 'a', ARGV[7])
 if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'ua', ARGV[9]) end
@@ -90,9 +97,27 @@ elseif ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'x', 'ended') end
 return { serverNow, outcome, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9] }
 `
 
-/** KEYS[1] session. ARGV: deadline. */
-export const REVOKE_SESSION = `${GUARD}
-redis.call('DEL', KEYS[1])
+/**
+ * KEYS[1] session. ARGV: deadline. The last step of ending a session, once announced: deletes it, but leaves a
+ * bare mark (a session that did not exist yet, see END_SESSION) to expire on its own.
+ */
+export const DELETE_SESSION = `${GUARD}
+if redis.call('HEXISTS', KEYS[1], 'u') == 1 then redis.call('DEL', KEYS[1]) end
+return { serverNow, 'ok' }
+`
+
+/**
+ * KEYS[1] session. ARGV: deadline, mark ms. The first step of ending a session: marks it ended (dead to every
+ * script from now on). One that does not exist (yet) gets the mark for `mark ms`, so that a login still
+ * saving it (its id already listed by a revokeUser) cannot create it afterwards.
+ */
+export const END_SESSION = `${GUARD}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'x', 'ended')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+elseif not redis.call('HGET', KEYS[1], 'x') then
+  redis.call('HSET', KEYS[1], 'x', 'ended')
+end
 return { serverNow, 'ok' }
 `
 

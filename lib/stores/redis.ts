@@ -2,7 +2,7 @@ import { StoreTimeoutError } from '../errors.js'
 import { LocalListeners } from './listeners.js'
 import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
-  ANNOUNCE_REVOCATION, CREATE_SESSION, INDEX_SESSION, PRESENT_SESSION, READ_SESSION, REVOKE_SESSION, ROTATE_SESSION, USER_SESSION_IDS
+  ANNOUNCE_REVOCATION, CREATE_SESSION, DELETE_SESSION, END_SESSION, INDEX_SESSION, PRESENT_SESSION, READ_SESSION, ROTATE_SESSION, USER_SESSION_IDS
 } from './redis-scripts.js'
 import {
   toSessionInfo, type CreateOptions, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
@@ -48,10 +48,11 @@ type ScriptCall = (key: string, ...args: Array<string | number>) => Promise<Scri
 // read may go to a replica (ioredis `scaleReads`): revokeUser reads the user index on the primary, so a
 // replica lagging behind never hides a session from it.
 const SCRIPTS = {
-  refreshAuthCreateSessionV1: { lua: CREATE_SESSION, readOnly: false },
+  refreshAuthCreateSessionV2: { lua: CREATE_SESSION, readOnly: false },
   refreshAuthRotateSessionV2: { lua: ROTATE_SESSION, readOnly: false },
   refreshAuthPresentSessionV1: { lua: PRESENT_SESSION, readOnly: false },
-  refreshAuthRevokeSessionV1: { lua: REVOKE_SESSION, readOnly: false },
+  refreshAuthDeleteSessionV1: { lua: DELETE_SESSION, readOnly: false },
+  refreshAuthEndSessionV1: { lua: END_SESSION, readOnly: false },
   refreshAuthAnnounceRevocationV1: { lua: ANNOUNCE_REVOCATION, readOnly: false },
   refreshAuthReadSessionV2: { lua: READ_SESSION, readOnly: true },
   refreshAuthIndexSessionV1: { lua: INDEX_SESSION, readOnly: false },
@@ -93,6 +94,8 @@ export class RedisStore implements SessionStore {
   readonly #sampleLimit: number
   // Estimate of (server clock − our clock), in ms; 0 (clocks in sync) until the first reply.
   #clockOffset = 0
+  // How long a revocation's mark outlives a session that did not exist yet: longer than any login in flight.
+  readonly #markMs: number
 
   constructor (options: RedisStoreOptions) {
     const { client, prefix = 'refresh-auth:', timeout = 2000 } = options ?? {}
@@ -115,6 +118,7 @@ export class RedisStore implements SessionStore {
     this.#timeout = timeout
     this.#startWindow = Math.floor(timeout * 0.75)
     this.#sampleLimit = Math.min(100, timeout / 10)
+    this.#markMs = 2 * timeout + 5000
   }
 
   /** The key of a session's hash. */
@@ -139,10 +143,12 @@ export class RedisStore implements SessionStore {
       // The index entry goes first: a session that exists is always reachable by revokeUser.
       await this.#run('refreshAuthIndexSessionV1', this.userKey(session.userId), deadline,
         session.sessionId, session.absoluteExpiresAt, now)
-      await this.#run('refreshAuthCreateSessionV1', this.sessionKey(session.sessionId), deadline,
+      const reply = await this.#run('refreshAuthCreateSessionV2', this.sessionKey(session.sessionId), deadline,
         session.userId, session.tokenId, session.createdAt, session.rotatedAt, session.expiresAt,
         session.absoluteExpiresAt, Math.min(session.expiresAt, session.absoluteExpiresAt) - now,
         session.userAgent ?? '', session.ip ?? '')
+      // the user's sessions were revoked while this one was being saved: it must not live on
+      if (reply[1] === 'ended') throw new Error('RedisStore: the session was revoked while it was being created')
     })
   }
 
@@ -152,7 +158,8 @@ export class RedisStore implements SessionStore {
         request.presentedTokenId, request.nextTokenId, request.now, request.nextExpiresAt, request.reuseIntervalMs)
       const outcome = reply[1] as RotateResult['outcome'] | 'ended'
       if (outcome === 'not-found') return { outcome }
-      if (outcome === 'reused' || outcome === 'ended') await this.#endSessions([request.sessionId], deadline)
+      // the script marked the session ended (reuse), or found it marked: announce it, then delete it
+      if (outcome === 'reused' || outcome === 'ended') await this.#announceEnded([request.sessionId], deadline)
       if (outcome === 'ended') return { outcome: 'not-found' }
       return { outcome, session: toRecord(request.sessionId, reply) }
     })
@@ -164,8 +171,8 @@ export class RedisStore implements SessionStore {
         request.presentedTokenId, request.now, request.reuseIntervalMs, request.end ? '1' : '0')
       const outcome = reply[1] as PresentResult['outcome'] | 'ended'
       if (outcome === 'not-found') return { outcome }
-      // the script marked the session ended (reuse, or a logout): announce it, then delete it
-      if (outcome !== 'live' || request.end) await this.#endSessions([request.sessionId], deadline)
+      // the script marked the session ended (reuse, or a logout), or found it marked: announce it, then delete it
+      if (outcome !== 'live' || request.end) await this.#announceEnded([request.sessionId], deadline)
       if (outcome === 'ended') return { outcome: 'not-found' }
       return { outcome, session: toRecord(request.sessionId, reply) }
     })
@@ -206,17 +213,23 @@ export class RedisStore implements SessionStore {
     return feed
   }
 
-  /**
-   * Ends sessions: every way this store ends one comes here. Announced first (to this store object's watches at
-   * once, then on the stream), then deleted: a failure after the announcement leaves a session announced but
-   * not yet deleted (the plugin refuses it anyway), never one deleted unannounced.
-   */
+  /** Ends sessions (revoke, revokeUser): marks each ended first, then announces and deletes them. */
   async #endSessions (sessionIds: readonly string[], deadline: number): Promise<void> {
+    await Promise.all(sessionIds.map(id => this.#run('refreshAuthEndSessionV1', this.sessionKey(id), deadline, this.#markMs)))
+    await this.#announceEnded(sessionIds, deadline)
+  }
+
+  /**
+   * The rest of every end: announced to this store object's watches at once, then on the stream, then deleted.
+   * The sessions are marked ended already, so a failure here leaves them dead and announced again when next
+   * met, never alive.
+   */
+  async #announceEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
     const revokedAt = Date.now()
     this.#listeners.announce(sessionIds, revokedAt)
     await this.#run('refreshAuthAnnounceRevocationV1', this.revocationsKey(), deadline,
       this.#listeners.retentionMs(DEFAULT_RETENTION_MS), JSON.stringify(sessionIds), revokedAt)
-    await Promise.all(sessionIds.map(id => this.#run('refreshAuthRevokeSessionV1', this.sessionKey(id), deadline)))
+    await Promise.all(sessionIds.map(id => this.#run('refreshAuthDeleteSessionV1', this.sessionKey(id), deadline)))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
