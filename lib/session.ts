@@ -138,8 +138,10 @@ export class SessionPolicy {
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
+    // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
+    const authTime = Math.floor(session.createdAt / 1000)
     const accessToken = this.#accessTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: iat + this.#options.accessExpiresIn
+      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: iat + this.#options.accessExpiresIn, auth_time: authTime
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
