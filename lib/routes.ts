@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
 import { REFRESH_COOKIE_SCHEME } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
+import { hostRememberMe } from './remember-me.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 import { MAX_TOKEN_LENGTH } from './tokens.js'
 
@@ -139,7 +140,8 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
       })
     }
-    reply.setCookie(options.cookieName, tokens.refreshToken, { ...cookieOptions, maxAge: tokens.refreshMaxAge })
+    // no Max-Age (and no Expires): a browser-session cookie, when remember me is off
+    reply.setCookie(options.cookieName, tokens.refreshToken, tokens.refreshMaxAge === null ? cookieOptions : { ...cookieOptions, maxAge: tokens.refreshMaxAge })
     return reply.send({ access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn })
   }
 
@@ -221,7 +223,10 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         refuseCrossSite(request)
         const user = await verifyCredentials(request)
         if (user === null || user === undefined) throw new InvalidCredentialsError()
-        return sendTokens(reply, await sessions.startSession(user, request), loginInBody(request))
+        const inBody = loginInBody(request)
+        // remember me only shapes the cookie: a login answered in the body never asks
+        const remember = inBody || await hostRememberMe(options.rememberMe, user, request)
+        return sendTokens(reply, await sessions.startSession(user, request, remember), inBody)
       }, {
         tags: ['auth'],
         summary: 'Sign in',
