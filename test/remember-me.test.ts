@@ -74,6 +74,18 @@ t.test('rememberMe true keeps the cookie; sessions of one user each keep their o
   assertCookie(t, await refresh(app, refreshCookie(forgotten)), null, 'forgotten refresh')
 })
 
+t.test("the host's claims ride along with the choice, rotation after rotation", async t => {
+  const app = await buildApp(t, { rememberMe: () => false, claims: async () => ({ roles: ['editor'] }) })
+  const login = await signIn(app, undefined)
+  assertCookie(t, login, null, 'login')
+  const refreshed = await refresh(app, refreshCookie(login))
+  assertCookie(t, refreshed, null, 'refresh')
+  t.same((jwt.decode(refreshed.json().access_token) as jwt.JwtPayload).roles, ['editor'], 'the claims are kept')
+  const claims = jwt.decode(refreshCookie(refreshed) as string) as jwt.JwtPayload
+  t.equal(claims.remember, false, 'the refresh token says the session is not remembered')
+  t.same(claims.ext, { roles: ['editor'] })
+})
+
 t.test('rememberMe gets the user verifyCredentials resolved to and the request, and may be async', async t => {
   const seen: Array<{ user: unknown, url: string }> = []
   const app = await buildApp(t, {
