@@ -3,14 +3,20 @@ import fastifySwagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
-import fastifyRefreshAuth, { ErrorCodes, InsufficientUserAuthenticationError, openApiSecuritySchemes, RedisStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
+import fastifyRefreshAuth, {
+  ErrorCodes, InsufficientUserAuthenticationError, openApiSecuritySchemes, PostgresStore, RedisStore, type FastifyRefreshAuthOptions, type SessionStore
+} from '../lib/index.js'
 import { SECRET, buildApp, derivedKey, getPrivate, login, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
 import { authServer, ec, protectedApp } from './helpers/keys.js'
+import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
 // Issue 11, step-up: every access token carries auth_time (the login that started its session, kept by
 // refresh), and requireFreshAuth(maxAge) refuses a sign-in older than maxAge with RFC 9470's challenge.
+
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
 
 const challenge = (maxAge: number, realm = 'fastify-refresh-auth') =>
   `Bearer realm="${realm}", error="insufficient_user_authentication", max_age="${maxAge}"`
@@ -251,24 +257,42 @@ t.test('a resource server checks the auth_time of the auth server it trusts', as
   t.equal(stale.headers['www-authenticate'], challenge(600))
 })
 
-t.test('RedisStore: auth_time is the session creation time and survives rotation and re-issue', async t => {
-  if (!await requireRedis(t)) return
-  const prefix = uniquePrefix(__filename)
-  const store = new RedisStore({ client: redisClient(t, prefix), prefix })
-  const app = await stepUpApp(t, { store, refreshToken: { reuseInterval: 30 } })
-  const { accessToken, refreshToken } = await login(app)
-  const [session] = await app.refreshAuth.listUserSessions('42')
-  const authTime = claimsOf(accessToken).auth_time
-  t.equal(authTime, Math.floor(session.createdAt / 1000))
+/** The shared stores the project ships, each made on its real server (a test skips when the server is missing). */
+const sharedStores: Array<[string, (t: Test) => Promise<SessionStore | null>]> = [
+  ['RedisStore', async t => {
+    if (!await requireRedis(t)) return null
+    const prefix = uniquePrefix(__filename)
+    return new RedisStore({ client: redisClient(t, prefix), prefix })
+  }],
+  ['PostgresStore', async t => {
+    if (!await requirePostgres(t)) return null
+    const schema = await testSchema(t, __filename)
+    const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
+    await store.migrate()
+    t.teardown(() => store.close())
+    return store
+  }]
+]
 
-  await nextSecond()
-  const rotated = await refresh(app, refreshToken)
-  t.equal(rotated.statusCode, 200)
-  const rotatedClaims = claimsOf(rotated.json().access_token)
-  t.ok(rotatedClaims.iat > authTime, 'issued in a later second')
-  t.equal(rotatedClaims.auth_time, authTime, 'the rotation kept auth_time')
-  const reissued = await refresh(app, refreshToken)
-  t.equal(reissued.statusCode, 200, 'the parent within the reuse interval')
-  t.equal(claimsOf(reissued.json().access_token).auth_time, authTime, 'so did the re-issue')
-  t.equal((await post(app, '/account/email', reissued.json().access_token)).statusCode, 200, 'and the guard reads it')
-})
+for (const [name, makeStore] of sharedStores) {
+  t.test(`${name}: auth_time is the session creation time and survives rotation and re-issue`, async t => {
+    const store = await makeStore(t)
+    if (store === null) return
+    const app = await stepUpApp(t, { store, refreshToken: { reuseInterval: 30 } })
+    const { accessToken, refreshToken } = await login(app)
+    const [session] = await app.refreshAuth.listUserSessions('42')
+    const authTime = claimsOf(accessToken).auth_time
+    t.equal(authTime, Math.floor(session.createdAt / 1000))
+
+    await nextSecond()
+    const rotated = await refresh(app, refreshToken)
+    t.equal(rotated.statusCode, 200)
+    const rotatedClaims = claimsOf(rotated.json().access_token)
+    t.ok(rotatedClaims.iat > authTime, 'issued in a later second')
+    t.equal(rotatedClaims.auth_time, authTime, 'the rotation kept auth_time')
+    const reissued = await refresh(app, refreshToken)
+    t.equal(reissued.statusCode, 200, 'the parent within the reuse interval')
+    t.equal(claimsOf(reissued.json().access_token).auth_time, authTime, 'so did the re-issue')
+    t.equal((await post(app, '/account/email', reissued.json().access_token)).statusCode, 200, 'and the guard reads it')
+  })
+}

@@ -2,13 +2,17 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type LightMyRequest
 import jwt from 'jsonwebtoken'
 import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
-import fastifyRefreshAuth, { RedisStore, type FastifyRefreshAuthOptions, type SessionStore } from '../lib/index.js'
+import fastifyRefreshAuth, { PostgresStore, RedisStore, type FastifyRefreshAuthOptions, type SessionStore } from '../lib/index.js'
 import { COOKIE, SECRET, USER, buildApp, getPrivate, logout, refresh, refreshCookie, setCookies, verifyCredentials, type ParsedCookie } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
+import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
 // Issue 11, remember me: `rememberMe(user, request)` answering false makes the refresh cookie a
 // browser-session cookie (no Max-Age, no Expires) for the whole session, across every rotation.
+
+// real servers, on a machine shared with other test runs: more than tap's default 30 s per file
+t.setTimeout(120_000)
 
 // The demo's way: a "Keep me signed in" checkbox sent with the credentials.
 const fromBody = (_user: unknown, request: FastifyRequest) => (request.body as { remember?: unknown }).remember === true
@@ -260,23 +264,41 @@ t.test('model-based: cookie persistence follows the session through any sequence
   for (const seed of [1, 7, 42]) await modelCheck(t, undefined, seed, 60)
 })
 
-t.test('RedisStore: a refresh keeps the browser-session cookie', async t => {
-  if (!await requireRedis(t)) return
-  const prefix = uniquePrefix(__filename)
-  const store = new RedisStore({ client: redisClient(t, prefix), prefix })
+/** The shared stores the project ships, each made on its real server (a test skips when the server is missing). */
+const sharedStores: Array<[string, (t: Test) => Promise<SessionStore | null>]> = [
+  ['RedisStore', async t => {
+    if (!await requireRedis(t)) return null
+    const prefix = uniquePrefix(__filename)
+    return new RedisStore({ client: redisClient(t, prefix), prefix })
+  }],
+  ['PostgresStore', async t => {
+    if (!await requirePostgres(t)) return null
+    const schema = await testSchema(t, __filename)
+    const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
+    await store.migrate()
+    t.teardown(() => store.close())
+    return store
+  }]
+]
 
-  t.test('rotations and a re-issue', async t => {
-    const app = await buildApp(t, { store, rememberMe: fromBody, refreshToken: { reuseInterval: 30 } })
-    const forgotten = await signIn(app, false)
-    assertCookie(t, forgotten, null, 'login')
-    const rotated = await refresh(app, refreshCookie(forgotten))
-    assertCookie(t, rotated, null, 'rotation')
-    assertCookie(t, await refresh(app, refreshCookie(rotated)), null, 'second rotation')
-    assertCookie(t, await refresh(app, refreshCookie(rotated)), null, 'the parent again, within the reuse interval')
-    assertCookie(t, await refresh(app, refreshCookie(await signIn(app, true))), WEEK, 'a remembered session beside it')
-  })
+for (const [name, makeStore] of sharedStores) {
+  t.test(`${name}: a refresh keeps the browser-session cookie`, async t => {
+    const store = await makeStore(t)
+    if (store === null) return
 
-  t.test('model-based', async t => {
-    await modelCheck(t, store, 3, 60)
+    t.test('rotations and a re-issue', async t => {
+      const app = await buildApp(t, { store, rememberMe: fromBody, refreshToken: { reuseInterval: 30 } })
+      const forgotten = await signIn(app, false)
+      assertCookie(t, forgotten, null, 'login')
+      const rotated = await refresh(app, refreshCookie(forgotten))
+      assertCookie(t, rotated, null, 'rotation')
+      assertCookie(t, await refresh(app, refreshCookie(rotated)), null, 'second rotation')
+      assertCookie(t, await refresh(app, refreshCookie(rotated)), null, 'the parent again, within the reuse interval')
+      assertCookie(t, await refresh(app, refreshCookie(await signIn(app, true))), WEEK, 'a remembered session beside it')
+    })
+
+    t.test('model-based', async t => {
+      await modelCheck(t, store, 3, 60)
+    })
   })
-})
+}
