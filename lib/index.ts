@@ -65,7 +65,13 @@ export {
   StoreUnavailableError,
   StoreTimeoutError,
   KeysUnavailableError,
-  InvalidOptionError
+  InvalidOptionError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from './errors.js'
 
 // The two interfaces hosts augment live here, in the entry module itself: TypeScript merges a

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
-import { StoreUnavailableError } from './errors.js'
+import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
 import type { LoginUser } from './index.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
@@ -156,15 +156,15 @@ export class SessionPolicy {
 export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      const id = requireId(sessionId, 'sessionId')
+      const id = requireId(sessionId, 'revokeSession: sessionId')
       await callStore(log, () => store.revoke(id))
     },
     async revokeUserSessions (userId) {
-      const id = requireId(userId, 'userId')
+      const id = requireId(userId, 'revokeUserSessions: userId')
       await callStore(log, () => store.revokeUser(id))
     },
     async listUserSessions (userId) {
-      const id = requireId(userId, 'userId')
+      const id = requireId(userId, 'listUserSessions: userId')
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
@@ -181,7 +181,7 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
 }
 
 function requireId (id: unknown, name: string): string {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`fastify-refresh-auth: ${name} must be a non-empty string`)
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${name} must be a non-empty string`)
   return id
 }
 

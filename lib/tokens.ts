@@ -1,4 +1,5 @@
 import jwt from 'jsonwebtoken'
+import { InvalidOptionError } from './errors.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
 /**
@@ -111,7 +112,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       iat: registered.iat,
       exp: registered.exp
     }
-    if (this.#signing === null) throw new TypeError('fastify-refresh-auth: no key to sign with')
+    if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
 

@@ -77,9 +77,9 @@ t.test('revokeSession ends one session, revokeUserSessions all of them', async (
 
 t.test('session management refuses ids that are not strings', async (t) => {
   const app = await buildApp(t)
-  await t.rejects(app.refreshAuth.revokeSession('' as string), { name: 'TypeError', message: /sessionId must be a non-empty string/ })
-  await t.rejects(app.refreshAuth.revokeUserSessions(42 as unknown as string), /userId must be a non-empty string/)
-  await t.rejects(app.refreshAuth.listUserSessions(undefined as unknown as string), /userId must be a non-empty string/)
+  await t.rejects(app.refreshAuth.revokeSession('' as string), { code: 'FST_REFRESH_AUTH_INVALID_ARGUMENT', message: /revokeSession: sessionId must be a non-empty string/ })
+  await t.rejects(app.refreshAuth.revokeUserSessions(42 as unknown as string), { code: 'FST_REFRESH_AUTH_INVALID_ARGUMENT', message: /userId must be a non-empty string/ })
+  await t.rejects(app.refreshAuth.listUserSessions(undefined as unknown as string), { code: 'FST_REFRESH_AUTH_INVALID_ARGUMENT', message: /userId must be a non-empty string/ })
 })
 
 t.test('session management fails closed with a 503 error when the store fails, and logs it', async (t) => {
