@@ -3,6 +3,7 @@ import type { AuditHook, LogoutEvent } from './audit.js'
 import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { LoginUser } from './index.js'
+import { checkSecretLooksRandom } from './secret.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
 
@@ -218,6 +219,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (secret !== undefined || (access.accessKeys === null && access.jwksUrl === null)) {
     if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
     if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+    checkSecretLooksRandom(secret)
   } else if (routes !== false) {
     fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
   }

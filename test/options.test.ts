@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyRefreshAuth, { InvalidOptionError, MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
@@ -72,7 +73,7 @@ for (const [what, options, message] of refused) {
 t.test('accepts the documented forms', async t => {
   const accepted: unknown[] = [
     valid,
-    { ...valid, secret: Buffer.alloc(32, 7) },
+    { ...valid, secret: randomBytes(32) },
     { secret: SECRET, routes: false },
     { ...valid, routes: true },
     { ...valid, routes: { prefix: '/api/v1/session' } },
