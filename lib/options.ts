@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
 import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
+import { defaultSubject } from './host-claims.js'
 import type { LoginUser } from './index.js'
 import { checkSecretLooksRandom } from './secret.js'
 import type { SessionStore } from './stores/store.js'
@@ -93,11 +94,17 @@ export interface RefreshAuthCommonOptions {
   realm?: string
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** The user's id for `sub`. Default `String(user.id)`. */
-  subject?: (user: LoginUser) => string
+  /**
+   * The user's id for `sub`: a non-empty string (at most 256 characters) or a finite number, which is
+   * stringified. Default `user.id`. Anything else refuses the login with `FST_REFRESH_AUTH_INVALID_SUBJECT`.
+   */
+  subject?: (user: LoginUser) => string | number
   /**
    * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
-   * Reserved names (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   * Reserved names (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped. The
+   * rest must be plain JSON data (objects, arrays, strings, finite numbers, booleans, null; at most 8
+   * levels deep and 4 KiB as JSON) with no name of `Object.prototype` (`constructor`, `__proto__`…);
+   * anything else refuses the login with `FST_REFRESH_AUTH_INVALID_CLAIMS` and logs why.
    */
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
@@ -165,7 +172,8 @@ export interface ResolvedOptions {
   cookieSameSite: 'strict' | 'lax'
   realm: string
   clockTolerance: number
-  subject: (user: LoginUser) => string
+  /** Unchecked: its result is checked at each login. */
+  subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
@@ -204,11 +212,6 @@ function text (value: unknown, fallback: string, name: string): string {
 function optionalFunction<T> (value: T | undefined, name: string): T | undefined {
   if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
   return value
-}
-
-function defaultSubject (user: LoginUser): string {
-  const id = (user as { id?: unknown }).id
-  return id === undefined || id === null ? '' : String(id)
 }
 
 /** Applies defaults and refuses unusable options with a message that names the option. */

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
+import { callHost } from './host-call.js'
 import { REFRESH_COOKIE_SCHEME } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
@@ -224,7 +225,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
       return route('login', overrides, async function login (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        const user = await verifyCredentials(request)
+        const user = await callHost('verifyCredentials', request.log, () => verifyCredentials(request))
         if (user === null || user === undefined) throw new InvalidCredentialsError()
         return sendTokens(reply, await sessions.startSession(user, request), loginInBody(request))
       }, {

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
 import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
+import { hostClaims, hostSubject } from './host-claims.js'
 import type { LoginUser } from './index.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
-import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
+import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
@@ -69,11 +70,8 @@ export class SessionPolicy {
 
   /** Starts a session for a user that `verifyCredentials` accepted. */
   async startSession (user: LoginUser, request: FastifyRequest): Promise<IssuedTokens> {
-    const sub = this.#options.subject(user)
-    if (typeof sub !== 'string' || sub.length === 0) {
-      throw new TypeError('fastify-refresh-auth: the user has no id; return one from verifyCredentials or set the subject option')
-    }
-    const ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
+    const sub = await hostSubject(this.#options.subject, user, request)
+    const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -183,12 +181,4 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
 function requireId (id: unknown, name: string): string {
   if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${name} must be a non-empty string`)
   return id
-}
-
-function withoutReserved (claims: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {}
-  for (const name of Object.keys(claims)) {
-    if (!RESERVED_CLAIMS.has(name)) kept[name] = claims[name]
-  }
-  return kept
 }

@@ -37,5 +37,11 @@ export async function ecosystemTypes (): Promise<void> {
   const wrongMessages: ErrorMessages = { FST_REFRESH_AUTH_INVALID_OPTION: 'x' }
   // @ts-expect-error match is 'all' or 'any'
   app.refreshAuth.requireRoles('admin', { match: 'some' })
-  console.log(wrongTransport, wrongMessages)
+  // @ts-expect-error argument errors are thrown at the host's own calls; no client sees them
+  const argumentMessages: ErrorMessages = { FST_REFRESH_AUTH_INVALID_ARGUMENT: 'x' }
+  const clientMessages: ErrorMessages = { FST_REFRESH_AUTH_DUPLICATE_COOKIE: 'Clear your cookies', FST_REFRESH_AUTH_CALLBACK_FAILED: 'Try again' }
+  const numericSubject: FastifyRefreshAuthOptions = { secret: 'x'.repeat(32), verifyCredentials: () => null, subject: () => 42 }
+  // @ts-expect-error a subject is a string or a number
+  const objectSubject: FastifyRefreshAuthOptions = { secret: 'x'.repeat(32), verifyCredentials: () => null, subject: () => ({ id: 1 }) }
+  console.log(wrongTransport, wrongMessages, argumentMessages, clientMessages, numericSubject, objectSubject)
 }
