@@ -350,9 +350,17 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
     accessKeys: keys ?? null,
     jwksUrl: jwksUrl ?? null,
     jwksTimeout: duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout'),
-    jwksCooldown: duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true),
+    jwksCooldown: jwksCooldown(accessToken?.jwksCooldown),
     jwksRefreshInterval: duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
   }
+}
+
+// Every request with an unknown `kid` may refetch the JWKS once per cooldown: below a second, anyone
+// could make a resource server fetch as often as they send requests.
+function jwksCooldown (value: unknown): number {
+  const seconds = duration(value, '30s', 'accessToken.jwksCooldown', true)
+  if (seconds < 1) fail('accessToken.jwksCooldown must be at least 1 second')
+  return seconds
 }
 
 function hasPrivateKey (keys: AccessTokenKey[]): boolean {
