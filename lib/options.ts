@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
+import { checkCookiePrefix } from './cookie.js'
 import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import { defaultSubject } from './host-claims.js'
@@ -259,7 +260,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")
   const cookieSecure = cookie.secure ?? true
   if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
-  if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
+  checkCookiePrefix({ name: cookieName, path: cookiePath, secure: cookieSecure })
   const cookieSameSite = cookie.sameSite ?? 'strict'
   if (cookieSameSite !== 'strict' && cookieSameSite !== 'lax') fail("cookie.sameSite must be 'strict' or 'lax'")
 

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { readsRefreshCookie, RefreshCookie } from './cookie.js'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
 import { callHost } from './host-call.js'
 import { REFRESH_COOKIE_SCHEME } from './openapi.js'
@@ -111,12 +112,9 @@ const TRANSPORT_HEADER = 'refresh-token-transport'
 
 /** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
 export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
-  const cookieOptions = {
-    httpOnly: true,
-    secure: options.cookieSecure,
-    sameSite: options.cookieSameSite,
-    path: options.cookiePath
-  } as const
+  const cookie = new RefreshCookie({
+    name: options.cookieName, path: options.cookiePath, secure: options.cookieSecure, sameSite: options.cookieSameSite
+  })
 
   // Fetch Metadata first (browsers send it on every request), then the optional Origin allow-list.
   // Runs before anything is read, so a refused request consumes no token.
@@ -142,7 +140,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
         access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
       })
     }
-    reply.setCookie(options.cookieName, tokens.refreshToken, { ...cookieOptions, maxAge: tokens.refreshMaxAge })
+    cookie.set(reply, tokens.refreshToken, tokens.refreshMaxAge)
     return reply.send({ access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn })
   }
 
@@ -153,15 +151,19 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     return typeof token === 'string' ? token : undefined
   }
 
+  // Throws DuplicateCookieError on a tossed cookie, before anything is consumed or revoked.
   function readRefreshCookie (request: FastifyRequest): string | undefined {
-    if (!cookieAllowed) return undefined
-    // `hook: false` in a host's @fastify/cookie leaves request.cookies unset: parse the header then
-    const cookies = request.cookies ?? request.server.parseCookie(request.headers.cookie ?? '')
-    return cookies[options.cookieName]
+    return cookieAllowed ? cookie.read(request) : undefined
   }
 
   function clearRefreshCookie (reply: FastifyReply): void {
-    if (cookieAllowed) reply.clearCookie(options.cookieName, cookieOptions)
+    if (cookieAllowed) cookie.clear(reply)
+  }
+
+  // The refresh and logout routes read the cookie: where it is sent must cover their URL (checked on
+  // registration, prefixes included).
+  function cookieRoute (handler: RouteOptions['handler']): RouteOptions['handler'] {
+    return cookieAllowed ? readsRefreshCookie(handler, options.cookiePath) : handler
   }
 
   // Login answers in the body on the body transport, or on 'both' when the client asks for it.
@@ -240,7 +242,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
 
     refreshRoute (overrides = {}) {
       refuseOnResourceServer('refresh')
-      return route('refresh', overrides, async function refresh (request, reply) {
+      return route('refresh', overrides, cookieRoute(async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
@@ -252,7 +254,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
           throw new InvalidRefreshTokenError()
         }
         return sendTokens(reply, tokens, inBody)
-      }, {
+      }), {
         tags: ['auth'],
         summary: 'Refresh the access token',
         description: 'Trades the refresh token for a new access token and a new refresh token (rotation).',
@@ -264,7 +266,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
 
     logoutRoute (overrides = {}) {
       refuseOnResourceServer('logout')
-      return route('logout', overrides, async function logout (request, reply) {
+      return route('logout', overrides, cookieRoute(async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
@@ -273,7 +275,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
         await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
         if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
-      }, {
+      }), {
         tags: ['auth'],
         summary: 'Sign out',
         description: 'Revokes the session of the refresh token and clears the refresh cookie.',
