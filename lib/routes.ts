@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { readsRefreshCookie, RefreshCookie } from './cookie.js'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
 import { callHost } from './host-call.js'
-import { REFRESH_COOKIE_SCHEME } from './openapi.js'
+import { refreshRouteSecurity } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 
@@ -178,9 +178,7 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
   }
 
   // OpenAPI: the refresh and logout routes authenticate with the cookie, the body token, or either.
-  const refreshSecurity: Array<Record<string, string[]>> = transport === 'cookie'
-    ? [{ [REFRESH_COOKIE_SCHEME]: [] }]
-    : transport === 'body' ? [] : [{ [REFRESH_COOKIE_SCHEME]: [] }, {}]
+  const refreshSecurity = refreshRouteSecurity(transport)
   const tokenResponses = {
     200: tokenResponseSchema(bodyAllowed),
     '4xx': errorResponseSchema,
