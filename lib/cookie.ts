@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { DuplicateCookieError, InvalidOptionError } from './errors.js'
+import { DuplicateCookieError, refuseOption } from './errors.js'
 
 /** The refresh cookie's settings, already validated. */
 export interface RefreshCookieOptions {
@@ -71,10 +71,10 @@ export class RefreshCookie {
 export function checkCookiePrefix ({ name, path, secure }: Pick<RefreshCookieOptions, 'name' | 'path' | 'secure'>): void {
   const lower = name.toLowerCase()
   if (lower.startsWith('__host-')) {
-    if (!secure) throw new InvalidOptionError('a cookie.name starting with __Host- needs cookie.secure (browsers match the prefix in any case)')
-    if (path !== '/') throw new InvalidOptionError("a cookie.name starting with __Host- needs cookie.path '/' (browsers drop it with any other Path); use the __Secure- prefix for a scoped path")
+    if (!secure) refuseOption('a cookie.name starting with __Host- needs cookie.secure (browsers match the prefix in any case)')
+    if (path !== '/') refuseOption("a cookie.name starting with __Host- needs cookie.path '/' (browsers drop it with any other Path); use the __Secure- prefix for a scoped path")
   } else if (lower.startsWith('__secure-') && !secure) {
-    throw new InvalidOptionError('a cookie.name starting with __Secure- needs cookie.secure (browsers match the prefix in any case)')
+    refuseOption('a cookie.name starting with __Secure- needs cookie.secure (browsers match the prefix in any case)')
   }
 }
 
@@ -106,6 +106,6 @@ export function readsRefreshCookie<H extends RouteOptions['handler']> (handler: 
 export function checkRefreshCookiePath (route: RouteOptions): void {
   const path = cookieRoutes.get(route.handler)
   if (path !== undefined && !pathCovers(path, route.url)) {
-    throw new InvalidOptionError(`cookie.path '${path}' does not cover ${String(route.method)} ${route.url}: the browser would never send the refresh cookie there; set cookie.path to a path above it`)
+    refuseOption(`cookie.path '${path}' does not cover ${String(route.method)} ${route.url}: the browser would never send the refresh cookie there; set cookie.path to a path above it`)
   }
 }

@@ -45,19 +45,17 @@ export const ErrorCodes = {
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
 
-/**
- * One of the codes in {@link ErrorCodes}.
- *
- * @example
- * const code: RefreshAuthErrorCode = 'FST_REFRESH_AUTH_INVALID_TOKEN'
- */
+/** One of the codes in {@link ErrorCodes}. */
 export type RefreshAuthErrorCode = typeof ErrorCodes[keyof typeof ErrorCodes]
 
 /**
  * Codes whose message a client can see, and so a host may replace through the `messages` option.
  *
  * @example
- * const messages: ErrorMessages = { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   messages: { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
+ * })
  */
 export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, ServerOnlyCode>, string>>
 
@@ -269,7 +267,7 @@ export const CallbackFailedError = createError(
  * A resource server could not use a JWKS answer; logged with the URL, never sent (the last good keys stay).
  *
  * @example
- * // logged: FST_REFRESH_AUTH_JWKS_FETCH_FAILED JWKS fetch failed: more than 262144 bytes
+ * // logged: FST_REFRESH_AUTH_JWKS_FETCH_FAILED JWKS fetch failed: the answer is larger than 262144 bytes
  */
 export const JwksFetchError = createError<[string]>(
   ErrorCodes.JWKS_FETCH_FAILED,
@@ -296,6 +294,11 @@ export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
 export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
 export type JwksFetchError = InstanceType<typeof JwksFetchError>
 /* eslint-enable @typescript-eslint/no-redeclare */
+
+/** Refuses an option at registration: the message names the option and what it must be. */
+export function refuseOption (message: string): never {
+  throw new InvalidOptionError(message)
+}
 
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
   Object.values(ErrorCodes).filter(code => !(SERVER_ONLY_CODES as readonly string[]).includes(code))

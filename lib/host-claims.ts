@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidClaimsError, InvalidSubjectError } from './errors.js'
 import { callHost } from './host-call.js'
-import type { LoginUser } from './index.js'
+import type { LoginUser } from './user.js'
 import { RESERVED_CLAIMS } from './tokens.js'
 
 // Tokens over 8 KiB are refused by verification: the subject and the claims must leave room for the rest.
@@ -13,11 +13,6 @@ const MAX_CLAIMS_DEPTH = 8
 // objects of its own (a `constructor` claim makes it throw), and so may any code that reads `request.user`.
 const UNSAFE_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype))
 
-/** The `subject` option's default: the user's `id`, checked like any subject. */
-export function defaultSubject (user: LoginUser): unknown {
-  return (user as { id?: unknown } | null)?.id
-}
-
 /**
  * The tokens' `sub` for a user: what `subject` gives, if it is a non-empty string or a finite number
  * (stringified). Anything else (an object id would make every such user `[object Object]`, one identity)
@@ -25,11 +20,20 @@ export function defaultSubject (user: LoginUser): unknown {
  */
 export async function hostSubject (subject: (user: LoginUser) => unknown, user: LoginUser, request: FastifyRequest): Promise<string> {
   const value = await callHost('subject', request.log, () => subject(user))
-  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
-  if (typeof value === 'string' && value.length > 0 && value.length <= MAX_SUBJECT_LENGTH) return value
+  const sub = userIdOf(value)
+  if (sub !== null) return sub
   request.log.error({ option: 'subject', got: describeSubject(value) },
     'fastify-refresh-auth: the subject option (default: user.id) must give a non-empty string of at most 256 characters or a finite number; login refused')
   throw new InvalidSubjectError()
+}
+
+/**
+ * A user id as tokens carry it in `sub`: a non-empty string of at most 256 characters, or a finite
+ * number made a string; else null.
+ */
+export function userIdOf (id: unknown): string | null {
+  if (typeof id === 'string') return id.length > 0 && id.length <= MAX_SUBJECT_LENGTH ? id : null
+  return typeof id === 'number' && Number.isFinite(id) ? String(id) : null
 }
 
 // Only `typeof`: nothing here may throw, whatever the host gave (a revoked Proxy, say).

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from './errors.js'
+import { refuseOption } from './errors.js'
 
 // A random 32-character hex secret (128 bits) estimates at 87 bits or more; `'a'.repeat(32)` at 0,
 // 24 times 'a' plus 8 random characters at 50. Below this, a secret is mostly a few bytes over and over.
@@ -16,7 +16,7 @@ export function checkSecretLooksRandom (secret: string | Buffer): void {
   if (estimatedBits(bytes) < MIN_ESTIMATED_BITS) reason = 'it is made of too few distinct bytes'
   else if (isRepeated(bytes)) reason = 'it repeats one pattern'
   else if (isRepeated(steps(bytes))) reason = 'it is one run of evenly spaced bytes'
-  if (reason !== null) throw new InvalidOptionError(`secret does not look random (${reason}); ${HOW_TO_GENERATE}`)
+  if (reason !== null) refuseOption(`secret does not look random (${reason}); ${HOW_TO_GENERATE}`)
 }
 
 /** Length times the Shannon entropy of the byte frequencies: what the secret would hold if its bytes were drawn independently. */

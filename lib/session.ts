@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
 import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
-import { hostClaims, hostSubject } from './host-claims.js'
-import type { LoginUser } from './index.js'
+import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
+import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
@@ -28,17 +28,21 @@ export interface IssuedTokens {
  *
  * @example
  * app.post('/account/password', { preHandler: app.authenticate }, async (request) => {
- *   await changePassword(request.user!.sub, request.body)
- *   await app.refreshAuth.revokeUserSessions(request.user!.sub) // sign out every device
+ *   const user = await request.authenticate()
+ *   await changePassword(user.sub, request.body)
+ *   await app.refreshAuth.revokeUserSessions(user.sub) // sign out every device
  * })
  */
 export interface SessionManagement {
   /** Ends one session (check first that it belongs to the user asking). */
   revokeSession (sessionId: string): Promise<void>
-  /** Ends every session of a user: logout everywhere, after a password change or a compromise. */
-  revokeUserSessions (userId: string): Promise<void>
-  /** The user's live sessions, for an "active devices" page; no token ids. */
-  listUserSessions (userId: string): Promise<SessionInfo[]>
+  /**
+   * Ends every session of a user: logout everywhere, after a password change or a compromise.
+   * The id is the user's `sub`, or what `subject` returned for them (a number is made a string, as in `sub`).
+   */
+  revokeUserSessions (userId: string | number): Promise<void>
+  /** The user's live sessions, for an "active devices" page; no token ids. The id as for `revokeUserSessions`. */
+  listUserSessions (userId: string | number): Promise<SessionInfo[]>
 }
 
 // Enough to tell browsers apart; a longer header is cut rather than stored whole.
@@ -154,15 +158,15 @@ export class SessionPolicy {
 export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      const id = requireId(sessionId, 'revokeSession: sessionId')
-      await callStore(log, () => store.revoke(id))
+      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
+      await callStore(log, () => store.revoke(sessionId))
     },
     async revokeUserSessions (userId) {
-      const id = requireId(userId, 'revokeUserSessions: userId')
+      const id = requireUserId(userId, 'revokeUserSessions')
       await callStore(log, () => store.revokeUser(id))
     },
     async listUserSessions (userId) {
-      const id = requireId(userId, 'listUserSessions: userId')
+      const id = requireUserId(userId, 'listUserSessions')
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
@@ -178,7 +182,8 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
   }
 }
 
-function requireId (id: unknown, name: string): string {
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${name} must be a non-empty string`)
+function requireUserId (userId: unknown, method: string): string {
+  const id = userIdOf(userId)
+  if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
 }
