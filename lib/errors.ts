@@ -25,7 +25,7 @@ export const ErrorCodes = {
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
   STORE_UNAVAILABLE: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE',
-  /** A `RedisStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
+  /** A `RedisStore` or `PostgresStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
   STORE_TIMEOUT: 'FST_REFRESH_AUTH_STORE_TIMEOUT',
   /** 503: a resource server has not loaded its JWKS yet. */
   KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
@@ -156,7 +156,7 @@ export const StoreUnavailableError = createError(
 )
 
 /**
- * A store operation did not finish in time (or reached Redis after its deadline and was refused there).
+ * A store operation did not finish in time (or reached Redis or PostgreSQL after its deadline and was refused there).
  *
  * @example
  * const store = new RedisStore({ client: redis, timeout: 500 }) // an operation past 500 ms rejects with it; the client gets 503

@@ -19,6 +19,8 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
+export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 export type {
   SessionStore,
   SessionRecord,
