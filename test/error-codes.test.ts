@@ -10,7 +10,9 @@ import fastifyRefreshAuth, {
   InvalidTokenError,
   MemoryStore,
   MissingTokenError,
+  PostgresStore,
   RedisStore,
+  type PostgresPool,
   type RedisClient
 } from '../lib/index.js'
 import { KeySet } from '../lib/keys.js'
@@ -47,6 +49,16 @@ t.test('misuse at construction: the stores and the token cache throw InvalidOpti
   t.throws(() => new RedisStore(undefined as never), invalidOption(/RedisStore: client/))
   t.throws(() => new RedisStore({ client, prefix: '{x}' }), invalidOption(/RedisStore: prefix/))
   t.throws(() => new RedisStore({ client, timeout: 5 }), invalidOption(/RedisStore: timeout/))
+  const pool: PostgresPool = { connect: async () => { throw new Error('no database here') } }
+  t.throws(() => new PostgresStore({ pool: {} as never }), invalidOption(/PostgresStore: pool must be a pg Pool/))
+  t.throws(() => new PostgresStore({ pool, table: '1sessions' }), invalidOption(/PostgresStore: table must be/))
+  t.throws(() => new PostgresStore({ pool, timeout: 5 }), invalidOption(/PostgresStore: timeout/))
+  t.throws(() => new PostgresStore({ pool, cleanupInterval: -1 }), invalidOption(/PostgresStore: cleanupInterval/))
+  // what the plugin hands a store at a call: an argument error
+  const postgres = new PostgresStore({ pool, cleanupInterval: 0 })
+  const session = { sessionId: 's', userId: 'u', tokenId: 't', previousTokenId: null, createdAt: 0, rotatedAt: 0, expiresAt: 1, absoluteExpiresAt: 1 }
+  await t.rejects(postgres.create(session, { maxSessionsPerUser: 0 }), invalidArgument(/PostgresStore: maxSessionsPerUser must be a positive integer/))
+  t.throws(() => postgres.watchRevocations({ revoked () {}, status () {} }, { retentionMs: 0 }), invalidArgument(/PostgresStore: retentionMs/))
   t.throws(() => new TokenCache(0), invalidOption(/TokenCache: maxEntries/))
   const codec = new TokenCodec({ keys: new KeySet([]), type: 'at+jwt', issuer: 'i', audience: 'a', clockTolerance: 0 })
   t.throws(() => codec.sign({ sub: 's', sid: 's', jti: 'j', iat: 1, exp: 2 }), invalidOption(/no key to sign with/))
