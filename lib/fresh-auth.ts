@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { parseDuration } from './duration.js'
-import { InsufficientUserAuthenticationError } from './errors.js'
+import { InsufficientUserAuthenticationError, InvalidArgumentError } from './errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
 import type { Duration } from './options.js'
 import type { ClaimGuard } from './scopes.js'
@@ -33,7 +33,7 @@ export function createFreshAuthGuards (realm: string): FreshAuthGuards {
     requireFreshAuth (maxAge) {
       const seconds = parseDuration(maxAge)
       if (Number.isNaN(seconds) || seconds < 1) {
-        throw new TypeError("fastify-refresh-auth: requireFreshAuth: maxAge must be a duration of at least one second, such as '5m' or 300")
+        throw new InvalidArgumentError("requireFreshAuth: maxAge must be a duration of at least one second, such as '5m' or 300")
       }
       // RFC 9470 §3: the challenge tells the client how recent a sign-in the route needs.
       const challenge = {

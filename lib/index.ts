@@ -70,7 +70,13 @@ export {
   StoreUnavailableError,
   StoreTimeoutError,
   KeysUnavailableError,
-  InvalidOptionError
+  InvalidOptionError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

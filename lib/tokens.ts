@@ -1,4 +1,5 @@
 import jwt from 'jsonwebtoken'
+import { InvalidOptionError } from './errors.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
 /** Claims of every token this plugin issues: `request.user` has them, with your `RefreshAuthUser` claims. */
@@ -110,7 +111,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       exp: registered.exp
     }
     if (registered.auth_time !== undefined) payload.auth_time = registered.auth_time
-    if (this.#signing === null) throw new TypeError('fastify-refresh-auth: no key to sign with')
+    if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
 

@@ -211,7 +211,7 @@ t.test('maxAge reads durations as the options do, and the realm is ours', async 
 t.test('a maxAge that cannot be one is refused when the guard is built', async t => {
   const app = await buildApp(t)
   for (const bad of [0, 0.5, -60, Number.NaN, Number.POSITIVE_INFINITY, '', 'soon', '-5m', null, undefined, {}, [60], true]) {
-    t.throws(() => app.refreshAuth.requireFreshAuth(bad as never), { message: /requireFreshAuth: maxAge must be a duration of at least one second/ }, String(bad))
+    t.throws(() => app.refreshAuth.requireFreshAuth(bad as never), { code: 'FST_REFRESH_AUTH_INVALID_ARGUMENT', message: /requireFreshAuth: maxAge must be a duration of at least one second/ }, String(bad))
   }
 })
 

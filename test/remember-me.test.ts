@@ -1,10 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
 import jwt from 'jsonwebtoken'
-import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
-import fastifyRefreshAuth, { PostgresStore, RedisStore, type FastifyRefreshAuthOptions, type SessionStore } from '../lib/index.js'
-import { COOKIE, SECRET, USER, buildApp, getPrivate, logout, refresh, refreshCookie, setCookies, verifyCredentials, type ParsedCookie } from './helpers/app.js'
+import { PostgresStore, RedisStore, type SessionStore } from '../lib/index.js'
+import { COOKIE, USER, buildApp, getPrivate, logout, refresh, refreshCookie, setCookies, type ParsedCookie } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
+import { buildLoggedApp, ERROR } from './helpers/logs.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
@@ -160,32 +160,34 @@ t.test('the body transport has no cookie: rememberMe is not asked and the answer
   t.equal(asked, 1)
 })
 
-/** An app whose error logs are collected. */
-async function appWithLogs (t: Test, options: Partial<FastifyRefreshAuthOptions>) {
-  const logs: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      logs.push(JSON.parse(String(chunk)))
-      done()
-    }
-  })
-  const app = Fastify({ logger: { level: 'error', stream } })
-  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, ...options } as FastifyRefreshAuthOptions)
-  await app.ready()
-  t.teardown(() => app.close())
-  return { app, logs }
-}
+const GENERIC = { statusCode: 500, code: 'FST_REFRESH_AUTH_CALLBACK_FAILED', error: 'Internal Server Error', message: 'The server could not complete the request' }
 
-t.test('an answer other than a boolean is the host bug it is: logged, and no session is started', async t => {
-  for (const answer of ['false', 0, 1, null, undefined, {}, Promise.resolve('yes')]) {
-    const { app, logs } = await appWithLogs(t, { rememberMe: () => answer as never })
+t.test('an answer other than a boolean is the host bug it is: logged, a generic 500, and no session', async t => {
+  for (const answer of ['false', 'true', 0, 1, null, undefined, {}, Promise.resolve('yes')]) {
+    const { app, lines, text } = await buildLoggedApp(t, { rememberMe: () => answer as never })
     const response = await signIn(app, undefined)
-    t.equal(response.statusCode, 500, String(answer))
+    t.same(response.json(), GENERIC, `${String(answer)}: a generic 500`)
     t.equal(response.headers['set-cookie'], undefined, 'no cookie')
-    t.notMatch(response.body, /access_token/, 'no token')
     t.same(await app.refreshAuth.listUserSessions('42'), [], 'no session saved')
-    t.ok(logs.some(entry => entry.option === 'rememberMe' && /must answer true or false/.test(String(entry.msg))), 'the operator is told')
+    const line = lines.find(line => line.level === ERROR && line.callback === 'rememberMe')
+    t.match(line, { msg: /must answer true or false/ }, 'the operator is told')
+    if (typeof answer === 'string') t.notMatch(text(), new RegExp(`"${answer}"`), 'by type, not by value')
   }
+})
+
+t.test('rememberMe that throws is handled as every host callback: a generic 500, or its own 4xx', async t => {
+  const { app, lines } = await buildLoggedApp(t, { rememberMe: async () => { throw new Error('preferences service down') } })
+  const response = await signIn(app, undefined)
+  t.same(response.json(), GENERIC)
+  t.notMatch(response.body, /preferences/, 'its message stays in the log')
+  t.same(await app.refreshAuth.listUserSessions('42'), [], 'no session saved')
+  t.match(lines.find(line => line.callback === 'rememberMe'), { level: ERROR, err: { message: 'preferences service down' } })
+
+  const refused = Object.assign(new Error('Shared computers may not stay signed in'), { statusCode: 403 })
+  const { app: strict } = await buildLoggedApp(t, { rememberMe: () => { throw refused } })
+  const answer = await signIn(strict, undefined)
+  t.equal(answer.statusCode, 403, 'a 4xx is the host answering')
+  t.equal(answer.json().message, 'Shared computers may not stay signed in')
 })
 
 t.test('rememberMe must be a function', async t => {
