@@ -17,6 +17,8 @@ export const ErrorCodes = {
   INVALID_TOKEN: 'FST_REFRESH_AUTH_INVALID_TOKEN',
   /** 403: the access token is valid but lacks a required scope or role. */
   INSUFFICIENT_SCOPE: 'FST_REFRESH_AUTH_INSUFFICIENT_SCOPE',
+  /** 401: the access token is valid but its sign-in (`auth_time`) is older than a `requireFreshAuth` route allows. */
+  INSUFFICIENT_USER_AUTHENTICATION: 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION',
   /** 401: `verifyCredentials` found no user. */
   INVALID_CREDENTIALS: 'FST_REFRESH_AUTH_INVALID_CREDENTIALS',
   /** 401: the refresh token is unknown, expired, revoked or reused. */
@@ -27,6 +29,11 @@ export const ErrorCodes = {
   STORE_UNAVAILABLE: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE',
   /** A `RedisStore` or `PostgresStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
   STORE_TIMEOUT: 'FST_REFRESH_AUTH_STORE_TIMEOUT',
+  /**
+   * A `RedisStore` login found its user's sessions revoked while it saved its own (a revocation racing it): the
+   * session is not created; logged, and the client gets `STORE_UNAVAILABLE` (it may sign in again).
+   */
+  STORE_CONFLICT: 'FST_REFRESH_AUTH_STORE_CONFLICT',
   /** 503: a resource server has not loaded its JWKS yet. */
   KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
   /**
@@ -35,7 +42,19 @@ export const ErrorCodes = {
    */
   REVOCATION_UNCONFIRMED: 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED',
   /** Thrown at registration: an option was refused. */
-  INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION'
+  INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION',
+  /** Thrown at a call: an argument was refused (`revokeSession(123)`, `requireScopes('')`…). */
+  INVALID_ARGUMENT: 'FST_REFRESH_AUTH_INVALID_ARGUMENT',
+  /** 400: refresh or logout carried the refresh cookie more than once (cookie tossing); nothing was changed. */
+  DUPLICATE_COOKIE: 'FST_REFRESH_AUTH_DUPLICATE_COOKIE',
+  /** 500: the `claims` option gave something that is not plain JSON data with safe names; the reason is logged. */
+  INVALID_CLAIMS: 'FST_REFRESH_AUTH_INVALID_CLAIMS',
+  /** 500: the `subject` option (default: the user's `id`) gave no non-empty string or finite number; the reason is logged. */
+  INVALID_SUBJECT: 'FST_REFRESH_AUTH_INVALID_SUBJECT',
+  /** 500: a host callback (`verifyCredentials`, `claims`, `subject`, `rememberMe`…) threw an error without a 4xx status (logged whole), or `rememberMe` answered no boolean. */
+  CALLBACK_FAILED: 'FST_REFRESH_AUTH_CALLBACK_FAILED',
+  /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
+  JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
 
 /** One of the codes in {@link ErrorCodes}. */
@@ -50,7 +69,13 @@ export type RefreshAuthErrorCode = typeof ErrorCodes[keyof typeof ErrorCodes]
  *   messages: { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
  * })
  */
-export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_REFRESH_AUTH_INVALID_OPTION' | 'FST_REFRESH_AUTH_STORE_TIMEOUT'>, string>>
+export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, ServerOnlyCode>, string>>
+
+// Codes no client is meant to see: they are thrown at the host's own code or only logged.
+const SERVER_ONLY_CODES = [
+  ErrorCodes.INVALID_OPTION, ErrorCodes.INVALID_ARGUMENT, ErrorCodes.STORE_TIMEOUT, ErrorCodes.STORE_CONFLICT, ErrorCodes.JWKS_FETCH_FAILED
+] as const
+type ServerOnlyCode = typeof SERVER_ONLY_CODES[number]
 
 // Created once: every failure below is an expected outcome, not a bug, so 4xx errors skip the stack trace.
 
@@ -63,7 +88,7 @@ export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_RE
 export const MissingTokenError = createError(
   ErrorCodes.NO_TOKEN,
   'Authorization header with a Bearer token is required',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -75,7 +100,7 @@ export const MissingTokenError = createError(
 export const InvalidTokenError = createError(
   ErrorCodes.INVALID_TOKEN,
   'The access token is invalid or expired',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -87,7 +112,22 @@ export const InvalidTokenError = createError(
 export const InsufficientScopeError = createError(
   ErrorCodes.INSUFFICIENT_SCOPE,
   'The access token does not grant access to this resource',
-  403, TypeError, false
+  403, Error, false
+)
+
+/**
+ * A valid access token whose sign-in is older than a `requireFreshAuth(maxAge)` route allows (or that
+ * carries no `auth_time`): 401 `insufficient_user_authentication` with the route's `max_age` (RFC 9470 §3).
+ * The user signs in again (the new session's tokens carry a fresh `auth_time`), then retries.
+ *
+ * @example
+ * // DELETE /account with a token from a sign-in 20 minutes ago, behind requireFreshAuth('5m')
+ * { statusCode: 401, code: 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION', error: 'Unauthorized', message: 'A more recent sign-in is required' }
+ */
+export const InsufficientUserAuthenticationError = createError(
+  ErrorCodes.INSUFFICIENT_USER_AUTHENTICATION,
+  'A more recent sign-in is required',
+  401, Error, false
 )
 
 /**
@@ -100,7 +140,7 @@ export const InsufficientScopeError = createError(
 export const InvalidCredentialsError = createError(
   ErrorCodes.INVALID_CREDENTIALS,
   'Invalid credentials',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -113,7 +153,7 @@ export const InvalidCredentialsError = createError(
 export const InvalidRefreshTokenError = createError(
   ErrorCodes.INVALID_REFRESH_TOKEN,
   'The refresh token is invalid or expired',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -126,7 +166,7 @@ export const InvalidRefreshTokenError = createError(
 export const CrossSiteRequestError = createError(
   ErrorCodes.CROSS_SITE,
   'Cross-site request refused',
-  403, TypeError, false
+  403, Error, false
 )
 
 /**
@@ -150,6 +190,20 @@ export const StoreUnavailableError = createError(
  */
 export const StoreTimeoutError = createError<'FST_REFRESH_AUTH_STORE_TIMEOUT', 503, [string]>(
   ErrorCodes.STORE_TIMEOUT,
+  'Session store: %s',
+  503
+)
+
+/**
+ * A store operation found what it was to change changed under it by another one: a login whose session was
+ * revoked (with its user's others) while it was being saved. Nothing was created; the client gets 503.
+ *
+ * @example
+ * // logged when POST /auth/login races app.refreshAuth.revokeUserSessions(userId) on RedisStore
+ * // FST_REFRESH_AUTH_STORE_CONFLICT Session store: the session was revoked while it was being created
+ */
+export const StoreConflictError = createError<'FST_REFRESH_AUTH_STORE_CONFLICT', 503, [string]>(
+  ErrorCodes.STORE_CONFLICT,
   'Session store: %s',
   503
 )
@@ -195,19 +249,109 @@ export const RevocationUnconfirmedError = createError(
   503
 )
 
+/**
+ * A function of this plugin was called with an argument it cannot use; the message names it.
+ *
+ * @example
+ * await app.refreshAuth.revokeSession(123 as never)
+ * // rejects: FST_REFRESH_AUTH_INVALID_ARGUMENT fastify-refresh-auth: revokeSession: sessionId must be a non-empty string
+ */
+export const InvalidArgumentError = createError<[string]>(
+  ErrorCodes.INVALID_ARGUMENT,
+  'fastify-refresh-auth: %s',
+  500, TypeError
+)
+
+/**
+ * Refresh or logout carried the refresh cookie's name more than once, as when a sibling subdomain plants a
+ * cookie of the same name (cookie tossing): the request is refused before any token is read, so nothing is
+ * consumed or revoked, and the cookies are left as they are.
+ *
+ * @example
+ * // POST /auth/refresh with `Cookie: __Secure-refresh_token=…; __Secure-refresh_token=…`
+ * { statusCode: 400, code: 'FST_REFRESH_AUTH_DUPLICATE_COOKIE', error: 'Bad Request', message: '…' }
+ */
+export const DuplicateCookieError = createError(
+  ErrorCodes.DUPLICATE_COOKIE,
+  'The request carries the refresh cookie more than once',
+  400, Error, false
+)
+
+/**
+ * The `claims` option gave something that cannot go into a token (not plain JSON data, a name such as
+ * `constructor`, too deep or too large). The reason is logged; the client gets this fixed message.
+ *
+ * @example
+ * // claims: (user) => ({ constructor: 'x' }) answers POST /auth/login with
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_INVALID_CLAIMS', error: 'Internal Server Error', message: '…' }
+ */
+export const InvalidClaimsError = createError(
+  ErrorCodes.INVALID_CLAIMS,
+  'The claims option gave data that cannot go into a token',
+  500
+)
+
+/**
+ * The `subject` option (by default the user's `id`) gave neither a non-empty string nor a finite number.
+ * The reason is logged; the client gets this fixed message.
+ *
+ * @example
+ * // verifyCredentials resolved to { id: { tenant: 1, user: 2 } } without a subject option:
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_INVALID_SUBJECT', error: 'Internal Server Error', message: '…' }
+ */
+export const InvalidSubjectError = createError(
+  ErrorCodes.INVALID_SUBJECT,
+  'The subject option gave no usable user id',
+  500
+)
+
+/**
+ * A host callback threw (or rejected with) an error without a 4xx `statusCode`: the error is logged whole,
+ * the client gets this generic 500. An error with a 4xx `statusCode` is answered as it is instead.
+ *
+ * @example
+ * // claims: (user) => ({ scope: user.scopes.join(' ') }) for a user without scopes:
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_CALLBACK_FAILED', error: 'Internal Server Error', message: '…' }
+ */
+export const CallbackFailedError = createError(
+  ErrorCodes.CALLBACK_FAILED,
+  'The server could not complete the request',
+  500
+)
+
+/**
+ * A resource server could not use a JWKS answer; logged with the URL, never sent (the last good keys stay).
+ *
+ * @example
+ * // logged: FST_REFRESH_AUTH_JWKS_FETCH_FAILED JWKS fetch failed: the answer is larger than 262144 bytes
+ */
+export const JwksFetchError = createError<[string]>(
+  ErrorCodes.JWKS_FETCH_FAILED,
+  'JWKS fetch failed: %s',
+  502
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
 export type InvalidTokenError = InstanceType<typeof InvalidTokenError>
 export type InsufficientScopeError = InstanceType<typeof InsufficientScopeError>
+export type InsufficientUserAuthenticationError = InstanceType<typeof InsufficientUserAuthenticationError>
 export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsError>
 export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
 export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
 export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
+export type StoreConflictError = InstanceType<typeof StoreConflictError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 export type RevocationUnconfirmedError = InstanceType<typeof RevocationUnconfirmedError>
+export type InvalidArgumentError = InstanceType<typeof InvalidArgumentError>
+export type DuplicateCookieError = InstanceType<typeof DuplicateCookieError>
+export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
+export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
+export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
+export type JwksFetchError = InstanceType<typeof JwksFetchError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */
@@ -216,7 +360,7 @@ export function refuseOption (message: string): never {
 }
 
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
-  Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION && code !== ErrorCodes.STORE_TIMEOUT)
+  Object.values(ErrorCodes).filter(code => !(SERVER_ONLY_CODES as readonly string[]).includes(code))
 )
 
 /** Whether `code` is one whose message the `messages` option may replace. */

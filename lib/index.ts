@@ -43,6 +43,7 @@ export type { LoginUser, RefreshAuthUser } from './user.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
+export type { FreshAuthGuards } from './fresh-auth.js'
 export type { JwksRouteFactory } from './jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
 export type { RefreshAuthApi } from './plugin.js'
@@ -63,14 +64,22 @@ export {
   MissingTokenError,
   InvalidTokenError,
   InsufficientScopeError,
+  InsufficientUserAuthenticationError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
   CrossSiteRequestError,
   StoreUnavailableError,
   StoreTimeoutError,
+  StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
-  InvalidOptionError
+  InvalidOptionError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

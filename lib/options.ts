@@ -1,8 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
+import { checkCookiePrefix } from './cookie.js'
 import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
 import type { RevocationSettings } from './revocation.js'
+import { checkSecretLooksRandom } from './secret.js'
 import type { LoginUser, RefreshAuthUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
@@ -118,14 +120,27 @@ export interface FastifyRefreshAuthOptions {
   realm?: string
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** The user's id for `sub`: a non-empty string, or a finite number (made a string). Default `user.id`. */
+  /**
+   * The user's id for `sub`: a non-empty string (at most 256 characters) or a finite number (made a
+   * string). Default `user.id`. Anything else refuses the login with `FST_REFRESH_AUTH_INVALID_SUBJECT`.
+   */
   subject?: (user: LoginUser) => string | number
   /**
    * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
    * Typed against `RefreshAuthUser`: what you declare there, it must return. Reserved names (`iss`,
-   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped. The rest must be plain JSON
+   * data (objects, arrays, strings, finite numbers, booleans, null; at most 8 levels deep and 4 KiB as
+   * JSON) with no name of `Object.prototype` (`constructor`, `__proto__`…); anything else refuses the
+   * login with `FST_REFRESH_AUTH_INVALID_CLAIMS` and logs why.
    */
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
+  /**
+   * Asked at each login answered with the refresh cookie ("Keep me signed in"): `false` makes the cookie a
+   * browser-session cookie (no `Max-Age`, gone when the browser ends its session) for that session's
+   * whole life, every rotation included; the session's idle and absolute limits still apply on the
+   * server. Must answer a boolean. Default: always true (a persistent cookie). Not asked on the body transport.
+   */
+  rememberMe?: (user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>
   /**
    * Called at every refresh, after the refresh token checked out and before anything is issued, with the
    * token's `sub`: resolve to the user, whose `claims` are then computed again (a role change shows at the
@@ -220,6 +235,7 @@ export interface ResolvedOptions {
   /** What names the user: checked at login, where it becomes `sub`. */
   subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
+  rememberMe: FastifyRefreshAuthOptions['rememberMe']
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
   onRefresh: AuditHook | undefined
@@ -316,7 +332,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")
   const cookieSecure = cookie.secure ?? true
   if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
-  if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
+  checkCookiePrefix({ name: cookieName, path: cookiePath, secure: cookieSecure })
   const cookieSameSite = cookie.sameSite ?? 'strict'
   if (!isOneOf(cookieSameSite, SAME_SITE)) fail("cookie.sameSite must be 'strict' or 'lax'")
 
@@ -362,6 +378,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     clockTolerance,
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
+    rememberMe: optionalFunction(options.rememberMe, 'rememberMe'),
     trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
     onLogin: optionalFunction(options.onLogin, 'onLogin'),
     onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
@@ -420,6 +437,7 @@ function resolveServerRole (secret: unknown, access: AccessKeySource, routes: bo
 function checkSecret (secret: unknown): string | Buffer {
   if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
   if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+  checkSecretLooksRandom(secret)
   return secret
 }
 
@@ -429,7 +447,7 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
   if (!isOneOf(algorithm, ACCESS_TOKEN_ALGORITHMS)) fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
   // checked whether or not a JWKS URL is set: a wrong value is refused, never silently unused
   const timeout = duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout')
-  const cooldown = duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true)
+  const cooldown = jwksCooldown(accessToken?.jwksCooldown)
   const refreshInterval = duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
   if (keys !== undefined && jwksUrl !== undefined) fail('accessToken.keys and accessToken.jwksUrl exclude each other')
   if (keys !== undefined) {
@@ -448,6 +466,14 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
   }
   if (algorithm !== 'HS256') fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
   return { source: 'secret' }
+}
+
+// Every request with an unknown `kid` may refetch the JWKS once per cooldown: below a second, anyone
+// could make a resource server fetch as often as they send requests.
+function jwksCooldown (value: unknown): number {
+  const seconds = duration(value, '30s', 'accessToken.jwksCooldown', true)
+  if (seconds < 1) fail('accessToken.jwksCooldown must be at least 1 second')
+  return seconds
 }
 
 function hasPrivateKey (keys: AccessTokenKey[]): boolean {

@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
+import { checkRefreshCookiePath } from './cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './jwks.js'
 import { bearerSecurityMarker } from './openapi.js'
@@ -9,6 +10,7 @@ import { SessionRevocations } from './revocation.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { createClaimGuards, type ClaimGuards } from './scopes.js'
+import { createFreshAuthGuards, type FreshAuthGuards } from './fresh-auth.js'
 import { MemoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './token-cache.js'
@@ -19,7 +21,7 @@ const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
 
 /**
- * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
+ * `app.refreshAuth`: the route factories, session management, and the scope, role and fresh sign-in guards.
  *
  * @example
  * app.get('/devices', { preHandler: app.authenticate }, async (request) => {
@@ -27,7 +29,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -80,11 +82,18 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       revocations
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwksRoute) }
-  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log, revocations), ...createClaimGuards(options.realm) }
+  const api: RefreshAuthApi = {
+    ...factories,
+    ...createSessionManagement(store, fastify.log, revocations),
+    ...createClaimGuards(options.realm),
+    ...createFreshAuthGuards(options.realm)
+  }
   fastify.decorate('refreshAuth', api)
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
   fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
+  // refresh and logout must be mounted where the browser sends the refresh cookie
+  fastify.addHook('onRoute', checkRefreshCookiePath)
   if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
   if (options.serveJwks) fastify.route(factories.jwksRoute())

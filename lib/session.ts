@@ -1,16 +1,23 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
-import { StoreUnavailableError } from './errors.js'
+import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
+import { callHost } from './host-call.js'
+import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionRevocations } from './revocation.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
-import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
+import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
   ext?: Record<string, unknown>
+  /**
+   * `false` when `rememberMe` said no at login: the session's cookie is a browser-session cookie, at every
+   * rotation. Carried by the (signed) token so the store keeps nothing more; absent means remembered.
+   */
+  remember?: false
 }
 
 /** What login and refresh hand to the client. */
@@ -19,8 +26,8 @@ export interface IssuedTokens {
   /** Seconds. */
   accessExpiresIn: number
   refreshToken: string
-  /** Seconds the refresh cookie may live. */
-  refreshMaxAge: number
+  /** Seconds the refresh cookie may live; null: a browser-session cookie (`rememberMe` said no). */
+  refreshMaxAge: number | null
 }
 
 /**
@@ -76,13 +83,13 @@ export class SessionPolicy {
     this.#revocations = revocations
   }
 
-  /** Starts a session for a user that `verifyCredentials` accepted. */
-  async startSession (user: LoginUser, request: FastifyRequest): Promise<IssuedTokens> {
-    const sub = userIdOf(this.#options.subject(user))
-    if (sub === null) {
-      throw new TypeError('fastify-refresh-auth: the user has no id; return one from verifyCredentials or set the subject option')
-    }
-    const ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
+  /**
+   * Starts a session for a user that `verifyCredentials` accepted; `remember` false makes its refresh
+   * cookie a browser-session cookie for the whole session.
+   */
+  async startSession (user: LoginUser, request: FastifyRequest, remember = true): Promise<IssuedTokens> {
+    const sub = await hostSubject(this.#options.subject, user, request)
+    const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -99,7 +106,7 @@ export class SessionPolicy {
     }
     await callStore(request.log, () => this.#store.create(session))
     notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
-    return this.#issueTokens(session, now, ext)
+    return this.#issueTokens(session, now, ext, remember)
   }
 
   /**
@@ -121,7 +128,7 @@ export class SessionPolicy {
         await this.#endRefusedSession(claims, request)
         return null
       }
-      ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
+      ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
     }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
@@ -139,7 +146,7 @@ export class SessionPolicy {
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
     notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    return this.#issueTokens(result.session, now, ext)
+    return this.#issueTokens(result.session, now, ext, claims.remember !== false)
   }
 
   /**
@@ -185,22 +192,24 @@ export class SessionPolicy {
     notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, reason: 'user-refused' }, request)
   }
 
-  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
+  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
     // an access token never outlives its session: expiry is not announced on the revocation feed
     const accessExp = Math.min(iat + this.#options.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
+    // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
+    const authTime = Math.floor(session.createdAt / 1000)
     const accessToken = this.#accessTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: accessExp
+      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: accessExp, auth_time: authTime
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
-    }, ext === undefined ? undefined : { ext })
+    }, refreshTokenExtras(ext, remember))
     return {
       accessToken,
       accessExpiresIn: accessExp - iat,
       refreshToken,
-      refreshMaxAge: refreshExp - iat
+      refreshMaxAge: remember ? refreshExp - iat : null
     }
   }
 }
@@ -212,16 +221,16 @@ export class SessionPolicy {
 export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger, revocations: SessionRevocations | null): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('fastify-refresh-auth: sessionId must be a non-empty string')
+      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
       await callStore(log, () => store.revoke(sessionId))
       revocations?.ended([sessionId])
     },
     async revokeUserSessions (userId) {
-      const id = requireUserId(userId)
+      const id = requireUserId(userId, 'revokeUserSessions')
       await endUserSessions(store, revocations, id, log)
     },
     async listUserSessions (userId) {
-      const id = requireUserId(userId)
+      const id = requireUserId(userId, 'listUserSessions')
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
@@ -244,12 +253,7 @@ async function endUserSessions (store: SessionStore, revocations: SessionRevocat
 async function loadHostUser (
   loadUser: NonNullable<ResolvedOptions['loadUser']>, userId: string, request: FastifyRequest
 ): Promise<LoginUser | null | undefined> {
-  try {
-    return await loadUser(userId, request)
-  } catch (err) {
-    request.log.error({ err, callback: 'loadUser' }, 'fastify-refresh-auth: the loadUser callback failed; the refresh answered 503 and the session is kept')
-    throw new StoreUnavailableError()
-  }
+  return await callHost('loadUser', request.log, () => loadUser(userId, request), () => new StoreUnavailableError())
 }
 
 /** Runs a store call; any failure is logged for the operator and becomes a generic 503 for the client. */
@@ -262,22 +266,14 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
   }
 }
 
-/** A user id as tokens carry it in `sub`: a non-empty string, or a finite number made a string; else null. */
-function userIdOf (id: unknown): string | null {
-  if (typeof id === 'string') return id.length === 0 ? null : id
-  return typeof id === 'number' && Number.isFinite(id) ? String(id) : null
-}
-
-function requireUserId (userId: unknown): string {
+function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
-  if (id === null) throw new TypeError('fastify-refresh-auth: userId must be a non-empty string or a finite number')
+  if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
 }
 
-function withoutReserved (claims: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {}
-  for (const name of Object.keys(claims)) {
-    if (!RESERVED_CLAIMS.has(name)) kept[name] = claims[name]
-  }
-  return kept
+/** What a refresh token carries besides its registered claims: the host's extras, and a "not remembered". */
+function refreshTokenExtras (ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> | undefined {
+  if (remember) return ext === undefined ? undefined : { ext }
+  return ext === undefined ? { remember: false } : { ext, remember: false }
 }

@@ -1,3 +1,4 @@
+import { InvalidOptionError } from './errors.js'
 import type { RegisteredClaims } from './tokens.js'
 
 interface CacheEntry<Claims> {
@@ -36,7 +37,7 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   #front: MapIterator<[string, CacheEntry<Claims>]>
 
   constructor (maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('TokenCache: maxEntries must be a positive integer')
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('TokenCache: maxEntries must be a positive integer')
     this.#maxEntries = maxEntries
     this.#front = this.#entries.entries()
   }

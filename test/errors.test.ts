@@ -4,6 +4,7 @@ import fastifyRefreshAuth, {
   CrossSiteRequestError,
   ErrorCodes,
   InsufficientScopeError,
+  InsufficientUserAuthenticationError,
   InvalidCredentialsError,
   InvalidOptionError,
   InvalidRefreshTokenError,
@@ -11,8 +12,15 @@ import fastifyRefreshAuth, {
   KeysUnavailableError,
   MissingTokenError,
   RevocationUnconfirmedError,
+  StoreConflictError,
   StoreTimeoutError,
-  StoreUnavailableError
+  StoreUnavailableError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from '../lib/index.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
 
@@ -21,11 +29,16 @@ t.test('every error class has its stable code and status', async t => {
     [MissingTokenError, 'FST_REFRESH_AUTH_NO_TOKEN', 401],
     [InvalidTokenError, 'FST_REFRESH_AUTH_INVALID_TOKEN', 401],
     [InsufficientScopeError, 'FST_REFRESH_AUTH_INSUFFICIENT_SCOPE', 403],
+    [InsufficientUserAuthenticationError, 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION', 401],
     [InvalidCredentialsError, 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', 401],
     [InvalidRefreshTokenError, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 401],
     [CrossSiteRequestError, 'FST_REFRESH_AUTH_CROSS_SITE', 403],
     [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503],
     [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503],
+    [DuplicateCookieError, 'FST_REFRESH_AUTH_DUPLICATE_COOKIE', 400],
+    [InvalidClaimsError, 'FST_REFRESH_AUTH_INVALID_CLAIMS', 500],
+    [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
+    [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500],
     [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
@@ -40,8 +53,15 @@ t.test('every error class has its stable code and status', async t => {
   const option = new InvalidOptionError('secret is missing')
   t.equal(option.code, 'FST_REFRESH_AUTH_INVALID_OPTION')
   t.equal(option.message, 'fastify-refresh-auth: secret is missing')
-  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_STORE_TIMEOUT', 'FST_REFRESH_AUTH_INVALID_OPTION'].sort(),
-    'ErrorCodes lists every code')
+  const argument = new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
+  t.equal(argument.code, 'FST_REFRESH_AUTH_INVALID_ARGUMENT')
+  t.ok(argument instanceof TypeError, 'an argument error is a TypeError, as in Node')
+  t.equal(new JwksFetchError('HTTP status 500').code, 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED')
+  const conflict = new StoreConflictError('the session was revoked while it was being created')
+  t.equal(conflict.code, 'FST_REFRESH_AUTH_STORE_CONFLICT')
+  t.equal(conflict.statusCode, 503)
+  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_STORE_TIMEOUT', 'FST_REFRESH_AUTH_INVALID_OPTION',
+    'FST_REFRESH_AUTH_INVALID_ARGUMENT', 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED', 'FST_REFRESH_AUTH_STORE_CONFLICT'].sort(), 'ErrorCodes lists every code')
 })
 
 t.test('messages replace what clients read, never the code, status or challenge', async t => {
@@ -98,6 +118,9 @@ t.test('the messages option is validated', async t => {
     [{ FST_REFRESH_AUTH_TYPO: 'x' }, /FST_REFRESH_AUTH_TYPO is not an error code/],
     [{ FST_REFRESH_AUTH_INVALID_OPTION: 'x' }, /FST_REFRESH_AUTH_INVALID_OPTION is not an error code/],
     [{ FST_REFRESH_AUTH_STORE_TIMEOUT: 'x' }, /FST_REFRESH_AUTH_STORE_TIMEOUT is not an error code/],
+    [{ FST_REFRESH_AUTH_STORE_CONFLICT: 'x' }, /FST_REFRESH_AUTH_STORE_CONFLICT is not an error code/],
+    [{ FST_REFRESH_AUTH_INVALID_ARGUMENT: 'x' }, /FST_REFRESH_AUTH_INVALID_ARGUMENT is not an error code/],
+    [{ FST_REFRESH_AUTH_JWKS_FETCH_FAILED: 'x' }, /FST_REFRESH_AUTH_JWKS_FETCH_FAILED is not an error code/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: '' }, /messages.FST_REFRESH_AUTH_NO_TOKEN must be a non-empty string/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: 5 }, /must be a non-empty string/]
   ]

@@ -241,7 +241,7 @@ t.test('on a real Redis', async (t) => {
     await until(async () => (await client.zrange(store.userKey(session.userId), '0', '-1')).includes(session.sessionId))
     await store.revokeUser(session.userId)
     release()
-    await t.rejects(login, /revoked while it was being created/, 'the login fails (503): its user was signed out meanwhile')
+    await t.rejects(login, { code: 'FST_REFRESH_AUTH_STORE_CONFLICT', message: /revoked while it was being created/ }, 'the login fails (503): its user was signed out meanwhile')
     t.equal((await store.rotate({ sessionId: session.sessionId, presentedTokenId: session.tokenId, nextTokenId: randomUUID(), now: Date.now(), nextExpiresAt: Date.now() + DAY, reuseIntervalMs: 0 })).outcome, 'not-found')
     t.same(await store.listUserSessions(session.userId, Date.now()), [])
     const ttl = await client.pttl(store.sessionKey(session.sessionId))

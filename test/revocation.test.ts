@@ -312,7 +312,7 @@ t.test('a JWKS resource server sharing the store: fail closed holds for a token 
     verifyCredentials: undefined,
     routes: false,
     store,
-    accessToken: { jwksUrl, jwksCooldown: 0, revocation: { failClosed: true, feedTolerance: 1 } }
+    accessToken: { jwksUrl, jwksCooldown: 1, revocation: { failClosed: true, feedTolerance: 1 } }
   })
   // the auth server has moved on to a key the resource server has not fetched yet
   const { privateKey, publicKey } = pem(next)
@@ -321,6 +321,8 @@ t.test('a JWKS resource server sharing the store: fail closed holds for a token 
   keys = [jwk(first, 'k1'), jwk(next, 'k2')]
   store.status('down')
   await until(() => warnings(lines, 'revocation feed has been down').length > 0)
+  // past the JWKS cooldown (1 s) since the first fetch, so the unknown kid makes it fetch again
+  await new Promise(resolve => setTimeout(resolve, 1100))
   const refused = await getPrivate(resources, session.accessToken)
   t.equal(refused.statusCode, 503, 'verified after the refetch, then refused: the session cannot be confirmed')
   t.equal(refused.json().code, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED')

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '../errors.js'
 import type { RevocationFeedStatus, RevocationListener, WatchOptions } from './store.js'
 
 /** One watch of a store object: its listener and how long it wants revocations kept. */
@@ -28,10 +29,10 @@ export class LocalListeners {
   add (listener: RevocationListener, options: WatchOptions): Watcher {
     const retentionMs = options?.retentionMs
     if (typeof retentionMs !== 'number' || !Number.isFinite(retentionMs) || retentionMs <= 0) {
-      throw new TypeError('watchRevocations: retentionMs must be a positive number of milliseconds')
+      throw new InvalidArgumentError('watchRevocations: retentionMs must be a positive number of milliseconds')
     }
     if (listener === null || typeof listener !== 'object' || typeof listener.revoked !== 'function' || typeof listener.status !== 'function') {
-      throw new TypeError('watchRevocations: the listener must have revoked() and status() methods')
+      throw new InvalidArgumentError('watchRevocations: the listener must have revoked() and status() methods')
     }
     const watcher = { listener, retentionMs }
     this.#watchers.add(watcher)

@@ -13,6 +13,7 @@
 // Parameters $1 and $2 of every guarded statement: the start budget and the commit budget, in milliseconds.
 
 import { createHash } from 'node:crypto'
+import { InvalidOptionError } from '../errors.js'
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
 // PostgreSQL truncates identifiers past 63 bytes; the longest derived name adds 12 to the table's own.
@@ -42,13 +43,13 @@ export interface TableNames {
 
 /** Validates `table` (`name` or `schema.name`) and derives every name from it; throws a TypeError otherwise. */
 export function tableNames (table: unknown): TableNames {
-  if (typeof table !== 'string') throw new TypeError('PostgresStore: table must be a string')
+  if (typeof table !== 'string') throw new InvalidOptionError('PostgresStore: table must be a string')
   const parts = table.split('.')
   const name = parts[parts.length - 1]
   const schema = parts.length === 2 ? parts[0] : null
   if (parts.length > 2 || !parts.every(part => IDENTIFIER.test(part)) ||
       name.length > MAX_TABLE_LENGTH || (schema !== null && schema.length > MAX_SCHEMA_LENGTH)) {
-    throw new TypeError(`PostgresStore: table must be a name or schema.name of letters, digits and _ (not starting with a digit), the name at most ${MAX_TABLE_LENGTH} characters`)
+    throw new InvalidOptionError(`PostgresStore: table must be a name or schema.name of letters, digits and _ (not starting with a digit), the name at most ${MAX_TABLE_LENGTH} characters`)
   }
   const qualify = (relation: string): string => schema === null ? `"${relation}"` : `"${schema}"."${relation}"`
   // NOTIFY channels are database-wide names of at most 63 bytes: a long one is replaced by its digest

@@ -1,4 +1,4 @@
-import { StoreTimeoutError } from '../errors.js'
+import { InvalidArgumentError, InvalidOptionError, StoreTimeoutError } from '../errors.js'
 import type { PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
@@ -84,13 +84,13 @@ export class PostgresStore implements SessionStore {
   constructor (options: PostgresStoreOptions) {
     const { pool, table = 'refresh_auth_sessions', timeout = 2000, cleanupInterval = 60 } = options ?? {}
     if (pool === null || typeof pool !== 'object' || typeof pool.connect !== 'function') {
-      throw new TypeError('PostgresStore: pool must be a pg Pool (an object with connect())')
+      throw new InvalidOptionError('PostgresStore: pool must be a pg Pool (an object with connect())')
     }
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 10) {
-      throw new TypeError('PostgresStore: timeout must be a number of milliseconds, at least 10')
+      throw new InvalidOptionError('PostgresStore: timeout must be a number of milliseconds, at least 10')
     }
     if (typeof cleanupInterval !== 'number' || !Number.isFinite(cleanupInterval) || cleanupInterval < 0) {
-      throw new TypeError('PostgresStore: cleanupInterval must be a number of seconds (0: no timer)')
+      throw new InvalidOptionError('PostgresStore: cleanupInterval must be a number of seconds (0: no timer)')
     }
     this.#pool = pool
     this.#names = tableNames(table)
@@ -125,7 +125,7 @@ export class PostgresStore implements SessionStore {
   async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
     const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
-      throw new TypeError('PostgresStore: maxSessionsPerUser must be a positive integer')
+      throw new InvalidArgumentError('PostgresStore: maxSessionsPerUser must be a positive integer')
     }
     return await this.#transaction('create', async (tx) => {
       // logins of one user wait for each other here, so the count below cannot go stale
@@ -214,7 +214,7 @@ export class PostgresStore implements SessionStore {
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
     const retentionMs = options?.retentionMs
     if (typeof retentionMs !== 'number' || !(retentionMs > 0) || !Number.isFinite(retentionMs)) {
-      throw new TypeError('PostgresStore: retentionMs must be a positive number of milliseconds')
+      throw new InvalidArgumentError('PostgresStore: retentionMs must be a positive number of milliseconds')
     }
     const feed = new PostgresRevocationFeed({
       pool: this.#pool,

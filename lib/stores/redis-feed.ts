@@ -1,3 +1,4 @@
+import { StoreTimeoutError } from '../errors.js'
 import { deliver, report, type Watcher } from './listeners.js'
 import type { RevocationFeedStatus, RevocationWatch } from './store.js'
 
@@ -171,7 +172,7 @@ function streamEntries (reply: unknown): StreamEntry[] {
 /** Settles as `promise`, or rejects once `ms` have passed; a late rejection of `promise` is ignored. */
 function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms}ms`)), ms)
+    const timer = setTimeout(() => reject(new StoreTimeoutError(`revocation feed: no answer within ${ms}ms`)), ms)
     promise.then(
       value => { clearTimeout(timer); resolve(value) },
       (err: unknown) => { clearTimeout(timer); reject(err) }

@@ -1,4 +1,4 @@
-import { StoreTimeoutError } from '../errors.js'
+import { InvalidOptionError, StoreConflictError, StoreTimeoutError } from '../errors.js'
 import { LocalListeners } from './listeners.js'
 import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
@@ -100,13 +100,13 @@ export class RedisStore implements SessionStore {
   constructor (options: RedisStoreOptions) {
     const { client, prefix = 'refresh-auth:', timeout = 2000 } = options ?? {}
     if (client === null || typeof client !== 'object' || typeof client.defineCommand !== 'function') {
-      throw new TypeError('RedisStore: client must be an ioredis client')
+      throw new InvalidOptionError('RedisStore: client must be an ioredis client')
     }
     if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-      throw new TypeError('RedisStore: prefix must be a string without { or }')
+      throw new InvalidOptionError('RedisStore: prefix must be a string without { or }')
     }
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 10) {
-      throw new TypeError('RedisStore: timeout must be a number of milliseconds, at least 10')
+      throw new InvalidOptionError('RedisStore: timeout must be a number of milliseconds, at least 10')
     }
     const commands = client as unknown as Record<string, unknown>
     for (const [name, { lua, readOnly }] of Object.entries(SCRIPTS)) {
@@ -148,7 +148,7 @@ export class RedisStore implements SessionStore {
         session.absoluteExpiresAt, Math.min(session.expiresAt, session.absoluteExpiresAt) - now,
         session.userAgent ?? '', session.ip ?? '')
       // the user's sessions were revoked while this one was being saved: it must not live on
-      if (reply[1] === 'ended') throw new Error('RedisStore: the session was revoked while it was being created')
+      if (reply[1] === 'ended') throw new StoreConflictError('the session was revoked while it was being created')
     })
   }
 
@@ -200,7 +200,7 @@ export class RedisStore implements SessionStore {
    * it holds, and hears at once (before the method resolves) of every session this store object ends.
    */
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
-    if (typeof this.#redis.duplicate !== 'function') throw new TypeError('RedisStore: the client has no duplicate(); the revocation feed needs its own connection')
+    if (typeof this.#redis.duplicate !== 'function') throw new InvalidOptionError('RedisStore: the client has no duplicate(); the revocation feed needs a connection of its own')
     const watcher = this.#listeners.add(listener, options)
     const feed = new RedisRevocationFeed({
       connect: () => this.#redis.duplicate(),
