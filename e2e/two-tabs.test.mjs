@@ -106,11 +106,13 @@ t.test('4b. with reuseInterval 0, the second presentation is reuse: the session 
   await waitForStatus(loser, 'Signed out.')
   await loser.locator('#error').filter({ hasText: 'Your session has ended' }).waitFor()
 
-  // The winner holds an access token that stays valid until it expires (access tokens are not looked up),
-  // but its session is gone: its next refresh is refused and it is signed out too.
+  // The winner holds an access token of the session that reuse ended: its API call is refused at once (the
+  // token died with the session), the page's one refresh is refused too, and it is signed out.
+  const api = winner.waitForResponse(isResponse('/api/me'))
   const next = winner.waitForResponse(isResponse('/auth/refresh'))
-  await winner.click('#refresh-now')
-  t.equal((await next).status(), 401, 'the other tab\'s next refresh is refused')
+  await winner.click('#call-api')
+  t.equal((await api).status(), 401, 'the other tab\'s access token died with the session')
+  t.equal((await next).status(), 401, 'and its refresh is refused')
   await waitForStatus(winner, 'Signed out.')
   t.ok(await winner.isVisible('#login-form'), 'both tabs show the login form')
   t.equal(await refreshCookie(winner.context(), proxy.url), undefined, 'the refresh cookie is cleared')
