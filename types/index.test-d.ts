@@ -12,6 +12,7 @@ import fastifyRefreshAuth, {
   type AuthenticateHook,
   type FastifyRefreshAuthOptions,
   type LoginUser,
+  type PresentResult,
   type RotateResult,
   type SessionStore
 } from 'fastify-refresh-auth'
@@ -164,12 +165,21 @@ describe('stores', () => {
     class SqlStore {
       async create () {}
       async rotate (): Promise<RotateResult> { return { outcome: 'not-found' } }
+      async present (): Promise<PresentResult> { return { outcome: 'not-found' } }
       async revoke () {}
       async revokeUser () {}
       async listUserSessions () { return [] }
     }
     expect<SessionStore>().type.toBeAssignableFrom(new SqlStore())
     expect<SessionStore>().type.not.toBeAssignableFrom({ create: async () => {} })
+    // present is required: logout asks it
+    expect<SessionStore>().type.not.toBeAssignableFrom({
+      create: async () => {},
+      rotate: async (): Promise<RotateResult> => ({ outcome: 'not-found' }),
+      revoke: async () => {},
+      revokeUser: async () => {},
+      listUserSessions: async () => []
+    })
   })
 
   test('MemoryStore takes its options', () => {

@@ -239,7 +239,9 @@ export interface RevocationWatch {
  * class SqlStore implements SessionStore {
  *   async create (session) { … }
  *   async rotate (request) { … } // UPDATE sessions SET token_id = $next WHERE id = $sid AND token_id = $presented
+ *   async present (request) { … } // SELECT … FOR UPDATE, then the rules of rotate; DELETE with `end`
  *   async revoke (sessionId) { … }
+ *   // revokeUser, listUserSessions; watchRevocations (optional) for revocation across instances
  * }
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store: new SqlStore(pool) })
  */
