@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError } from './errors.js'
 import type { RefreshAuthUser } from './index.js'
-import { deepFreeze, type TokenCache } from './token-cache.js'
+import { freezeNested, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /**
@@ -56,16 +56,16 @@ export function createAuthenticator (
     if (token === null) return null
     const claims = cache === null ? verifyToken(token) : verifyCachedToken(token, cache)
     if (claims === null) return null
-    // Each request gets its own object to write on; the frozen claims may be shared through the cache.
+    // Each request gets its own object to write on; the claims (nested values frozen) may be shared through the cache.
     const user = { ...claims }
     request.user = user
     return user
   }
 
-  // Frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
+  // Nested values frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
   function verifyToken (token: string): AuthenticatedUser | null {
     const claims = accessTokens.verify(token) as AuthenticatedUser | null
-    return claims === null ? null : deepFreeze(claims)
+    return claims === null ? null : freezeNested(claims)
   }
 
   function verifyCachedToken (token: string, cache: TokenCache<AuthenticatedUser>): AuthenticatedUser | null {
