@@ -1,11 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 
-/**
- * What the audit hooks receive: ids only, never a token. The request gives the IP, User-Agent and logger.
- *
- * @example
- * const onLogin: AuditHook = (event: SessionEvent, request) => audit.write('login', event.userId, event.sessionId, request.ip)
- */
+/** What the audit hooks receive: ids only, never a token. The request gives the IP, User-Agent and logger. */
 export interface SessionEvent {
   /** The user's id, the tokens' `sub`. */
   userId: string
@@ -13,12 +8,7 @@ export interface SessionEvent {
   sessionId: string
 }
 
-/**
- * What `onLogout` receives.
- *
- * @example
- * const onLogout: AuditHook<LogoutEvent> = (event) => audit.write(event.all ? 'logout-everywhere' : 'logout', event.userId)
- */
+/** What `onLogout` receives. */
 export interface LogoutEvent extends SessionEvent {
   /** True for `{ "all": true }`: every session of the user was revoked, not only this one. */
   all: boolean

@@ -1,41 +1,23 @@
-const UNIT_SECONDS: Record<string, number> = {
-  s: 1,
-  sec: 1,
-  secs: 1,
-  second: 1,
-  seconds: 1,
-  m: 60,
-  min: 60,
-  mins: 60,
-  minute: 60,
-  minutes: 60,
-  h: 3600,
-  hr: 3600,
-  hrs: 3600,
-  hour: 3600,
-  hours: 3600,
-  d: 86400,
-  day: 86400,
-  days: 86400,
-  w: 604800,
-  week: 604800,
-  weeks: 604800
-}
+import ms from 'ms'
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*([a-z]+)?$/i
+// Duration strings are read by `ms`, the parser jsonwebtoken uses. What differs is ours to say: a
+// string without a unit is seconds, as a number is (ms and jsonwebtoken read it as milliseconds), and
+// a lifetime is never negative.
+const UNITLESS = /^\d+(?:\.\d+)?$/
 
 /**
- * Reads a lifetime: a number is seconds, a string is a count with a unit ('15m', '7d', '30 days').
- * Returns whole seconds, or NaN when the value is not a duration.
+ * Reads a lifetime: a number is seconds; a string is a count with a unit that `ms` knows ('15m', '7d',
+ * '30 days', '1.5h'), or a count of seconds without one ('600'). Returns whole seconds (rounded down),
+ * or NaN for anything else: a negative, NaN or infinite value, or a string `ms` cannot read.
  */
 export function parseDuration (value: unknown): number {
-  if (typeof value === 'number') {
-    return Number.isFinite(value) && value >= 0 ? Math.floor(value) : NaN
-  }
-  if (typeof value !== 'string') return NaN
-  const match = DURATION.exec(value.trim())
-  if (match === null) return NaN
-  const unit = match[2] === undefined ? 1 : UNIT_SECONDS[match[2].toLowerCase()]
-  if (unit === undefined) return NaN
-  return Math.floor(Number(match[1]) * unit)
+  const seconds = typeof value === 'number' ? value : typeof value === 'string' ? stringSeconds(value.trim()) : NaN
+  return Number.isFinite(seconds) && seconds >= 0 ? Math.floor(seconds) : NaN
+}
+
+function stringSeconds (text: string): number {
+  if (UNITLESS.test(text)) return Number(text)
+  // ms throws on an empty string and returns undefined for one it cannot read
+  const milliseconds: number | undefined = text === '' ? undefined : ms(text as ms.StringValue)
+  return milliseconds === undefined ? NaN : milliseconds / 1000
 }

@@ -33,19 +33,17 @@ export const ErrorCodes = {
   INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION'
 } as const
 
-/**
- * One of the codes in {@link ErrorCodes}.
- *
- * @example
- * const code: RefreshAuthErrorCode = 'FST_REFRESH_AUTH_INVALID_TOKEN'
- */
+/** One of the codes in {@link ErrorCodes}. */
 export type RefreshAuthErrorCode = typeof ErrorCodes[keyof typeof ErrorCodes]
 
 /**
  * Codes whose message a client can see, and so a host may replace through the `messages` option.
  *
  * @example
- * const messages: ErrorMessages = { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   messages: { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
+ * })
  */
 export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_REFRESH_AUTH_INVALID_OPTION' | 'FST_REFRESH_AUTH_STORE_TIMEOUT'>, string>>
 
@@ -190,6 +188,11 @@ export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 /* eslint-enable @typescript-eslint/no-redeclare */
+
+/** Refuses an option at registration: the message names the option and what it must be. */
+export function refuseOption (message: string): never {
+  throw new InvalidOptionError(message)
+}
 
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
   Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION && code !== ErrorCodes.STORE_TIMEOUT)

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
-import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
-import { refreshAuth, type RefreshAuthApi } from './plugin.js'
+import './decorators.js'
+import { refreshAuth } from './plugin.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -36,6 +36,7 @@ export type {
 } from './stores/store.js'
 export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
+export type { LoginUser, RefreshAuthUser } from './user.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
@@ -67,47 +68,6 @@ export {
   KeysUnavailableError,
   InvalidOptionError
 } from './errors.js'
-
-// The two interfaces hosts augment live here, in the entry module itself: TypeScript merges a
-// `declare module 'fastify-refresh-auth'` augmentation only into declarations made in that module.
-
-/**
- * What `verifyCredentials` resolves to for a known user: any object. Only its `id` is read (as the
- * tokens' `sub`) unless `subject` says otherwise. Augment it to type your user in `subject` and `claims`.
- *
- * @example
- * declare module 'fastify-refresh-auth' {
- *   interface LoginUser { id: number, email: string }
- * }
- */
-
-export interface LoginUser {}
-
-/**
- * Claims a host adds through the `claims` option. Augment it to type them on `request.user`.
- *
- * @example
- * declare module 'fastify-refresh-auth' {
- *   interface RefreshAuthUser { roles: string[] }
- * }
- */
-
-export interface RefreshAuthUser {}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** preHandler/onRequest hook that lets only requests with a valid access token through. */
-    authenticate: AuthenticateHook
-    /** The route factories, session management (`revokeSession`, `revokeUserSessions`, `listUserSessions`), and the scope and role guards. */
-    refreshAuth: RefreshAuthApi
-  }
-  interface FastifyRequest {
-    /** The verified access-token claims once authenticated, else null. */
-    user: AuthenticatedUser | null
-    /** Verifies the Bearer token; resolves to its claims (also set on `request.user`) or rejects with a 401 error. */
-    authenticate (): Promise<AuthenticatedUser>
-  }
-}
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.
 // (The ESM build has no `module`, and keeps its `export default`.)

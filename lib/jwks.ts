@@ -1,9 +1,7 @@
 import type { FastifyBaseLogger, RouteOptions } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from './keys.js'
-
-/** What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's. */
-type JwksRouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
+import type { RouteOverrides } from './routes.js'
 
 /**
  * The JWKS route factory behind `app.refreshAuth.jwksRoute`.
@@ -13,7 +11,7 @@ type JwksRouteOverrides = Partial<Omit<RouteOptions, 'handler'>>
  */
 export interface JwksRouteFactory {
   /** `GET /.well-known/jwks.json` (or `jwks.url`): the public access-token keys as a JWK Set. */
-  jwksRoute (overrides?: JwksRouteOverrides): RouteOptions
+  jwksRoute (overrides?: RouteOverrides): RouteOptions
 }
 
 /**
@@ -59,6 +57,11 @@ export interface JwksClientOptions {
 // A JWK Set is a few kilobytes: a huge answer is an error, not something to parse.
 const MAX_JWKS_BYTES = 256 * 1024
 
+// Ours rather than get-jwks (the fetcher @fastify/jwt uses): get-jwks builds the URL from the token's
+// `iss` unless issuers are allow-listed, follows redirects, reads bodies whole (error bodies too) with no
+// byte cap, fetches again for every unknown `kid` with no cooldown, and answers each lookup with a
+// promise of a PEM; this client fetches one configured URL under those bounds and keeps KeyObjects
+// built once, so a known `kid` is verified synchronously.
 /**
  * Keeps a resource server's key set in step with the auth server's JWKS. A token whose `kid` is known
  * never waits on the network; an unknown `kid` may trigger one refetch per cooldown. A failed fetch

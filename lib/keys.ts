@@ -1,24 +1,18 @@
 import { createPrivateKey, createPublicKey, createSecretKey, hkdfSync, KeyObject, type JsonWebKey } from 'node:crypto'
-import { InvalidOptionError } from './errors.js'
+import { refuseOption as fail } from './errors.js'
 
 /**
  * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
  *
  * @example
- * const algorithm: AccessTokenAlgorithm = 'ES256'
- * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, accessToken: { algorithm, keys } })
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, accessToken: { algorithm: 'ES256', keys } })
  */
 export type AccessTokenAlgorithm = 'HS256' | 'RS256' | 'PS256' | 'ES256'
 export type AsymmetricAlgorithm = Exclude<AccessTokenAlgorithm, 'HS256'>
 
 export const ASYMMETRIC_ALGORITHMS: readonly AsymmetricAlgorithm[] = ['RS256', 'PS256', 'ES256']
 
-/**
- * Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`.
- *
- * @example
- * const privateKey: KeyInput = readFileSync('keys/2026-11.pem')
- */
+/** Key material: PEM (string or Buffer), a JWK object or a `crypto.KeyObject`. */
 export type KeyInput = string | Buffer | JsonWebKey | KeyObject
 
 /**
@@ -138,21 +132,23 @@ export function tokenKid (token: string): string | undefined {
   return typeof kid === 'string' ? kid : undefined
 }
 
+/** The two keys derived from the secret: one per token type. */
+export interface SecretKeys {
+  access: KeyObject
+  refresh: KeyObject
+}
+
 /**
  * Derives one key per token type from the host's secret (HKDF-SHA256, RFC 5869), so an access token
  * can never verify as a refresh token or the reverse, and the secret itself never signs anything.
  * Keys are KeyObjects made once: jsonwebtoken would otherwise re-parse a string key at every call.
  */
-export function deriveKeys (secret: string | Buffer): { access: KeyObject, refresh: KeyObject } {
+export function deriveKeys (secret: string | Buffer): SecretKeys {
   return { access: deriveKey(secret, ACCESS_INFO), refresh: deriveKey(secret, REFRESH_INFO) }
 }
 
 function deriveKey (secret: string | Buffer, info: string): KeyObject {
   return createSecretKey(Buffer.from(hkdfSync('sha256', secret, SALT, info, 32)))
-}
-
-function fail (message: string): never {
-  throw new InvalidOptionError(message)
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { RouteOptions } from 'fastify'
+import { DEFAULT_COOKIE_NAME } from './options.js'
 
 /**
  * Name of the OpenAPI security scheme of access tokens (`Authorization: Bearer`).
@@ -44,13 +45,7 @@ export interface OpenApiSecuritySchemesOptions {
   cookieName?: string
 }
 
-/**
- * The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options.
- *
- * @example
- * const schemes: OpenApiSecuritySchemes = openApiSecuritySchemes()
- * schemes.bearerAuth.scheme // 'bearer'
- */
+/** The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options. */
 export type OpenApiSecuritySchemes = {
   bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: string, description: string }
   refreshCookie: { type: 'apiKey', in: 'cookie', name: string, description: string }
@@ -77,7 +72,7 @@ export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions =
     refreshCookie: {
       type: 'apiKey',
       in: 'cookie',
-      name: options.cookieName ?? '__Secure-refresh_token',
+      name: options.cookieName ?? DEFAULT_COOKIE_NAME,
       description: 'HTTP-only refresh cookie set by the login and refresh routes'
     }
   }

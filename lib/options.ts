@@ -1,41 +1,53 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
-import { InvalidOptionError, isCustomizableCode, type ErrorMessages } from './errors.js'
+import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
-import type { LoginUser } from './index.js'
+import type { LoginUser, RefreshAuthUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
-import { ASYMMETRIC_ALGORITHMS, type AccessTokenAlgorithm, type AccessTokenKey } from './keys.js'
+import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
+import { hs256AuthServer, jwksResourceServer, keyedServer, type RemoteJwks, type ServerRole } from './server-role.js'
 
 /**
- * A lifetime: a number of seconds, or a string such as `'15m'`, `'7d'` or `'30 days'`.
+ * A lifetime in whole seconds: a number, or a string with a unit as the `ms` package reads it
+ * (`'15m'`, `'7d'`, `'30 days'`, `'1.5h'`). A string without a unit is seconds too (`'600'`), unlike in
+ * `ms` and jsonwebtoken, where it means milliseconds. Negative values are refused.
  *
  * @example
- * const lifetimes: FastifyRefreshAuthOptions['refreshToken'] = { expiresIn: '7d', absoluteExpiresIn: 30 * 86400 }
+ * await app.register(fastifyRefreshAuth, {
+ *   secret, verifyCredentials,
+ *   accessToken: { expiresIn: '10m' },
+ *   refreshToken: { expiresIn: 14 * 86400, absoluteExpiresIn: '90 days' }
+ * })
  */
 export type Duration = number | string
 
 /**
- * The plugin's options: `secret` is required, except on a resource server that only verifies
- * access tokens (`routes: false` with public `accessToken.keys` or `accessToken.jwksUrl`).
+ * A value of a literal union, or any string: options kept in a variable widen to `string`, and must
+ * still compile. Editors still offer the literals; any other string is refused at registration.
+ */
+type OneOf<T extends string> = T | (string & Record<never, never>)
+
+/**
+ * The plugin's options, checked at registration (an `InvalidOptionError` names the one refused).
+ * `secret` is required, except on a resource server that only verifies access tokens (`routes: false`
+ * with public `accessToken.keys` or `accessToken.jwksUrl`).
  *
  * @example
  * const options: FastifyRefreshAuthOptions = {
- *   secret: process.env.AUTH_SECRET!,
+ *   secret: process.env.AUTH_SECRET, // refused at registration when unset or shorter than 32 bytes
  *   verifyCredentials: async (request) => users.check(request.body),
  *   accessToken: { expiresIn: '10m' },
  *   claims: async (user) => ({ roles: user.roles })
  * }
  * await app.register(fastifyRefreshAuth, options)
  */
-export type FastifyRefreshAuthOptions =
-  | (RefreshAuthCommonOptions & {
-    /** At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF). */
-    secret: string | Buffer
-  })
-  | (RefreshAuthCommonOptions & { secret?: undefined, routes: false })
-
-/** Every option but `secret`. */
-export interface RefreshAuthCommonOptions {
+export interface FastifyRefreshAuthOptions {
+  /**
+   * At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF).
+   * Required but on a resource server; `string | undefined` is accepted so that `process.env.X` can be
+   * passed as it is, and a missing secret is refused at registration.
+   */
+  secret?: string | Buffer
   /**
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
@@ -52,7 +64,7 @@ export interface RefreshAuthCommonOptions {
      */
     cacheSize?: number
     /** Default `'HS256'` with a key derived from `secret`; `RS256`, `PS256` and `ES256` need `keys`. */
-    algorithm?: AccessTokenAlgorithm
+    algorithm?: OneOf<AccessTokenAlgorithm>
     /** Asymmetric keys, each with a `kid`: the first that has a private key signs, all verify. */
     keys?: AccessTokenKey[]
     /** Resource server: verify with the keys this JWK Set URL publishes (each key's algorithm from its `alg`). */
@@ -86,19 +98,20 @@ export interface RefreshAuthCommonOptions {
     path?: string
     /** Only for plain-HTTP development on a host other than localhost; never turn it off in production. */
     secure?: boolean
-    sameSite?: 'strict' | 'lax'
+    sameSite?: OneOf<'strict' | 'lax'>
   }
   /** The realm of `WWW-Authenticate` challenges. Default `'fastify-refresh-auth'`. */
   realm?: string
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** The user's id for `sub`. Default `String(user.id)`. */
-  subject?: (user: LoginUser) => string
+  /** The user's id for `sub`: a non-empty string, or a finite number (made a string). Default `user.id`. */
+  subject?: (user: LoginUser) => string | number
   /**
    * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
-   * Reserved names (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   * Typed against `RefreshAuthUser`: what you declare there, it must return. Reserved names (`iss`,
+   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
    */
-  claims?: (user: LoginUser, request: FastifyRequest) => Promise<Record<string, unknown>> | Record<string, unknown>
+  claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
   /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
@@ -115,7 +128,7 @@ export interface RefreshAuthCommonOptions {
    * `'both'`: the cookie for browsers, the body for clients that send `refresh_token` in the body
    * or log in with the `Refresh-Token-Transport: body` header. A token always comes back the way it came.
    */
-  refreshTokenTransport?: RefreshTokenTransport
+  refreshTokenTransport?: OneOf<RefreshTokenTransport>
   /**
    * Messages to answer with instead of the plugin's own, by error code; the codes stay as they are.
    * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
@@ -135,14 +148,8 @@ export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
-  /** Undefined on a resource server. */
-  secret: string | Buffer | undefined
-  accessAlgorithm: AccessTokenAlgorithm
-  accessKeys: AccessTokenKey[] | null
-  jwksUrl: string | null
-  jwksTimeout: number
-  jwksCooldown: number
-  jwksRefreshInterval: number
+  /** What this app is (auth server with HS256 or asymmetric keys, or resource server), with its keys built. */
+  role: ServerRole
   /** Whether the plugin registers the JWKS route itself. */
   serveJwks: boolean
   /** The JWKS route's path and its `Cache-Control` max-age in seconds. */
@@ -164,7 +171,8 @@ export interface ResolvedOptions {
   cookieSameSite: 'strict' | 'lax'
   realm: string
   clockTolerance: number
-  subject: (user: LoginUser) => string
+  /** What names the user: checked at login, where it becomes `sub`. */
+  subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
@@ -175,16 +183,18 @@ export interface ResolvedOptions {
   messages: ErrorMessages | null
 }
 
+/** The refresh cookie's name unless `cookie.name` says otherwise. */
+export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
+
 const MIN_SECRET_BYTES = 32
+const SAME_SITE = ['strict', 'lax'] as const
+const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = ['HS256', ...ASYMMETRIC_ALGORITHMS]
+const TRANSPORTS: readonly RefreshTokenTransport[] = ['cookie', 'body', 'both']
 const STORE_METHODS = ['create', 'rotate', 'revoke', 'revokeUser', 'listUserSessions'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
 const REALM = /^[\x20\x21\x23-\x5b\x5d-\x7e]+$/
-
-function fail (message: string): never {
-  throw new InvalidOptionError(message)
-}
 
 function duration (value: unknown, fallback: Duration, name: string, allowZero = false): number {
   const seconds = parseDuration(value ?? fallback)
@@ -192,6 +202,10 @@ function duration (value: unknown, fallback: Duration, name: string, allowZero =
     fail(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of seconds or a duration string such as '15m'`)
   }
   return seconds
+}
+
+function isOneOf<T extends string> (value: unknown, allowed: readonly T[]): value is T {
+  return (allowed as readonly unknown[]).includes(value)
 }
 
 function text (value: unknown, fallback: string, name: string): string {
@@ -205,23 +219,15 @@ function optionalFunction<T> (value: T | undefined, name: string): T | undefined
   return value
 }
 
-function defaultSubject (user: LoginUser): string {
-  const id = (user as { id?: unknown }).id
-  return id === undefined || id === null ? '' : String(id)
+function defaultSubject (user: LoginUser): unknown {
+  return (user as { id?: unknown }).id
 }
 
 /** Applies defaults and refuses unusable options with a message that names the option. */
 export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOptions {
   const routes = options.routes ?? true
-  const access = resolveAccessKeys(options.accessToken, routes !== false)
-  const { secret } = options
-  if (secret !== undefined || (access.accessKeys === null && access.jwksUrl === null)) {
-    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
-    if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
-  } else if (routes !== false) {
-    fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
-  }
-  const jwks = resolveJwksRoute(options.jwks, access.accessKeys)
+  const role = resolveServerRole(options.secret, resolveAccessKeys(options.accessToken, routes !== false), routes !== false)
+  const jwks = resolveJwksRoute(options.jwks, role.publicKeys)
 
   if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
@@ -248,7 +254,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
 
   const cookie = options.cookie ?? {}
   if (typeof cookie !== 'object') fail('cookie must be an object')
-  const cookieName = text(cookie.name, '__Secure-refresh_token', 'cookie.name')
+  const cookieName = text(cookie.name, DEFAULT_COOKIE_NAME, 'cookie.name')
   if (!COOKIE_NAME.test(cookieName)) fail('cookie.name must be a valid cookie name')
   const cookiePath = text(cookie.path, prefix, 'cookie.path')
   if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")
@@ -256,7 +262,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
   if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
   const cookieSameSite = cookie.sameSite ?? 'strict'
-  if (cookieSameSite !== 'strict' && cookieSameSite !== 'lax') fail("cookie.sameSite must be 'strict' or 'lax'")
+  if (!isOneOf(cookieSameSite, SAME_SITE)) fail("cookie.sameSite must be 'strict' or 'lax'")
 
   const realm = text(options.realm, 'fastify-refresh-auth', 'realm')
   if (!REALM.test(realm)) fail('realm must be printable ASCII without quotes or backslashes')
@@ -272,13 +278,12 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   }
 
   const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
-  if (refreshTokenTransport !== 'cookie' && refreshTokenTransport !== 'body' && refreshTokenTransport !== 'both') {
+  if (!isOneOf(refreshTokenTransport, TRANSPORTS)) {
     fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
   }
 
   return {
-    secret,
-    ...access,
+    role,
     ...jwks,
     verifyCredentials,
     store,
@@ -321,12 +326,42 @@ function resolveMessages (messages: unknown): ErrorMessages | null {
 
 const JWKS_DEFAULT_URL = '/.well-known/jwks.json'
 
-function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean) {
-  const { algorithm = 'HS256', keys, jwksUrl } = accessToken ?? {}
-  if ((algorithm as string) === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
-  if (algorithm !== 'HS256' && !ASYMMETRIC_ALGORITHMS.includes(algorithm)) {
-    fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
+/** Where access-token keys come from: the secret (HS256), `accessToken.keys`, or a JWKS URL. */
+type AccessKeySource =
+  | { source: 'secret' }
+  | { source: 'keys', algorithm: AsymmetricAlgorithm, keys: AccessTokenKey[] }
+  | { source: 'jwks', remoteJwks: RemoteJwks }
+
+/**
+ * Decides once what this app is. A secret, when given, is checked even where it signs nothing; without
+ * one the app can only verify access tokens, so it registers no route.
+ */
+function resolveServerRole (secret: unknown, access: AccessKeySource, routes: boolean): ServerRole {
+  if (access.source === 'secret') {
+    if (secret === undefined) fail('secret is required: it signs the tokens (a resource server sets routes: false with accessToken.keys or accessToken.jwksUrl)')
+    return hs256AuthServer(deriveKeys(checkSecret(secret)))
   }
+  if (secret === undefined && routes) {
+    fail('secret is required while the routes are registered (refresh tokens are signed with it); a resource server sets routes: false')
+  }
+  const secretKeys = secret === undefined ? null : deriveKeys(checkSecret(secret))
+  return access.source === 'keys' ? keyedServer(access.algorithm, access.keys, secretKeys) : jwksResourceServer(access.remoteJwks)
+}
+
+function checkSecret (secret: unknown): string | Buffer {
+  if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
+  if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+  return secret
+}
+
+function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'], routes: boolean): AccessKeySource {
+  const { algorithm = 'HS256', keys, jwksUrl } = accessToken ?? {}
+  if (algorithm === 'EdDSA') fail('accessToken.algorithm EdDSA is not supported (jsonwebtoken 9 has no EdDSA)')
+  if (!isOneOf(algorithm, ACCESS_TOKEN_ALGORITHMS)) fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
+  // checked whether or not a JWKS URL is set: a wrong value is refused, never silently unused
+  const timeout = duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout')
+  const cooldown = duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true)
+  const refreshInterval = duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
   if (keys !== undefined && jwksUrl !== undefined) fail('accessToken.keys and accessToken.jwksUrl exclude each other')
   if (keys !== undefined) {
     if (algorithm === 'HS256') fail('accessToken.keys needs an asymmetric accessToken.algorithm (RS256, PS256 or ES256); HS256 keys come from secret')
@@ -334,20 +369,16 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
     if (routes && !hasPrivateKey(keys)) {
       fail('accessToken.keys has no privateKey to sign with; a resource server that only verifies sets routes: false')
     }
-  } else if (jwksUrl !== undefined) {
+    return { source: 'keys', algorithm, keys }
+  }
+  if (jwksUrl !== undefined) {
     if (!isHttpUrl(jwksUrl)) fail('accessToken.jwksUrl must be an http(s) URL')
     if (routes) fail('accessToken.jwksUrl makes a resource server, which only verifies: set routes: false')
-  } else if (algorithm !== 'HS256') {
-    fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
+    const only = algorithm === 'HS256' ? undefined : algorithm
+    return { source: 'jwks', remoteJwks: { url: jwksUrl, algorithm: only, timeout, cooldown, refreshInterval } }
   }
-  return {
-    accessAlgorithm: algorithm,
-    accessKeys: keys ?? null,
-    jwksUrl: jwksUrl ?? null,
-    jwksTimeout: duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout'),
-    jwksCooldown: duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true),
-    jwksRefreshInterval: duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
-  }
+  if (algorithm !== 'HS256') fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
+  return { source: 'secret' }
 }
 
 function hasPrivateKey (keys: AccessTokenKey[]): boolean {
@@ -362,10 +393,10 @@ function isHttpUrl (value: unknown): boolean {
   }
 }
 
-function resolveJwksRoute (jwks: FastifyRefreshAuthOptions['jwks'] = false, keys: AccessTokenKey[] | null) {
+function resolveJwksRoute (jwks: FastifyRefreshAuthOptions['jwks'] = false, publicKeys: KeySet | null) {
   if (typeof jwks !== 'boolean' && (jwks === null || typeof jwks !== 'object')) fail('jwks must be a boolean or an object')
   const serveJwks = jwks !== false
-  if (serveJwks && (keys === null || !hasPrivateKey(keys))) {
+  if (serveJwks && publicKeys === null) {
     fail('jwks needs asymmetric accessToken.keys with a privateKey: it is served by the auth server that signs (HS256 keys are secret)')
   }
   const settings = typeof jwks === 'object' ? jwks : {}

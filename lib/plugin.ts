@@ -2,12 +2,10 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
 import { messageReplacer } from './errors.js'
-import { createJwksRouteFactory, JwksClient } from './jwks.js'
-import { createAccessKeySet, deriveKeys, KeySet, type AsymmetricAlgorithm } from './keys.js'
+import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './jwks.js'
 import { bearerSecurityMarker } from './openapi.js'
 import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
-import type { JwksRouteFactory } from './jwks.js'
-import { createRouteFactories, type RouteFactories } from './routes.js'
+import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { createClaimGuards, type ClaimGuards } from './scopes.js'
 import { MemoryStore } from './stores/memory.js'
@@ -22,38 +20,27 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
  *
  * @example
- * const api: RefreshAuthApi = app.refreshAuth
- * app.get('/devices', { preHandler: app.authenticate }, async (request) => api.listUserSessions(request.user!.sub))
+ * app.get('/devices', { preHandler: app.authenticate }, async (request) => {
+ *   const user = await request.authenticate() // the user app.authenticate verified, never null
+ *   return app.refreshAuth.listUserSessions(user.sub)
+ * })
  */
 export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
+  const { role } = options
 
   // Registered without its onRequest parsing hook: that hook would parse the Cookie header of every
   // request of the app, protected routes included; the auth routes parse it themselves when they need it.
   if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie, { hook: false })
 
-  // Refresh tokens stay HS256 from the secret (only this server reads them); access tokens use
-  // `accessToken.keys`, a resource server's JWKS, or HS256 from the secret.
-  const secretKeys = options.secret === undefined ? null : deriveKeys(options.secret)
-  const accessKeys = options.accessKeys !== null
-    ? createAccessKeySet(options.accessAlgorithm as AsymmetricAlgorithm, options.accessKeys)
-    : options.jwksUrl !== null ? new KeySet([]) : KeySet.fromSecretKey((secretKeys as NonNullable<typeof secretKeys>).access)
   const common = { issuer: options.issuer, audience: options.audience, clockTolerance: options.clockTolerance }
-  const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, keys: accessKeys, type: ACCESS_TOKEN_TYPE })
+  const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, keys: role.accessKeys, type: ACCESS_TOKEN_TYPE })
 
-  const jwksClient = options.jwksUrl === null
-    ? undefined
-    : new JwksClient({
-      url: options.jwksUrl,
-      keySet: accessKeys,
-      algorithm: options.accessAlgorithm === 'HS256' ? undefined : options.accessAlgorithm,
-      timeout: options.jwksTimeout,
-      cooldown: options.jwksCooldown,
-      refreshInterval: options.jwksRefreshInterval,
-      log: fastify.log
-    })
+  const jwksClient = role.kind === 'resource-server' && role.remoteJwks !== null
+    ? new JwksClient({ ...role.remoteJwks, keySet: role.accessKeys, log: fastify.log })
+    : undefined
   if (jwksClient !== undefined) {
     // the first load is awaited so a healthy app starts with keys; a failed one only logs (503 until loaded)
     fastify.addHook('onReady', async () => {
@@ -73,25 +60,22 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = options.accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(options.accessCacheSize)
-  if (accessTokenCache !== null) accessKeys.onChange(() => accessTokenCache.clear())
+  if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
   const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
 
-  // Only an app that can sign both token types has sessions; elsewhere the route factories refuse.
-  const sessions = secretKeys === null || !accessTokens.canSign
-    ? null
-    : new SessionPolicy({
+  // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
+  const routeFactories = role.kind === 'resource-server'
+    ? resourceServerRouteFactories()
+    : createRouteFactories(options, new SessionPolicy({
       options,
       store,
       accessTokens,
-      refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: KeySet.fromSecretKey(secretKeys.refresh), type: REFRESH_TOKEN_TYPE })
-    })
-  // only an auth server with asymmetric keys publishes them (HS256 keys are secret)
-  const publicKeys = options.accessKeys !== null && accessKeys.signingKey !== null ? accessKeys : null
-  const jwksRoutes = createJwksRouteFactory(publicKeys, options.jwksRoute)
-  const factories = { ...createRouteFactories(options, sessions), ...jwksRoutes }
+      refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE })
+    }))
+  const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwksRoute) }
   const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log), ...createClaimGuards(options.realm) }
   fastify.decorate('refreshAuth', api)
 

@@ -3,6 +3,7 @@ import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, Inv
 import { REFRESH_COOKIE_SCHEME } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
+import { MAX_TOKEN_LENGTH } from './tokens.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
 type RouteSchema = NonNullable<RouteOptions['schema']> & {
@@ -46,9 +47,6 @@ export interface RouteFactories {
   /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
-
-// Longer than any token this plugin issues; anything past it is refused before it reaches the verifier.
-const MAX_TOKEN_LENGTH = 8192
 
 /** RFC 6749 §5.1 access token response; `refresh_token` only for clients on the body transport. */
 function tokenResponseSchema (withRefreshToken: boolean): object {
@@ -108,8 +106,8 @@ const loginBodySchema = {
 // A client on the body transport asks for it at login with this header (`'both'` only).
 const TRANSPORT_HEADER = 'refresh-token-transport'
 
-/** `sessions` is null on a resource server, which can sign nothing: every factory refuses there. */
-export function createRouteFactories (options: ResolvedOptions, sessionPolicy: SessionPolicy | null): RouteFactories {
+/** The route factories of an auth server: its session policy serves them. */
+export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
   const cookieOptions = {
     httpOnly: true,
     secure: options.cookieSecure,
@@ -190,6 +188,11 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
   }
   const refreshBody = bodyAllowed ? { body: refreshTokenBodySchema } : {}
 
+  /** OpenAPI of the two routes a refresh token authenticates. */
+  function refreshTokenRouteSchema (summary: string, description: string, response: RouteSchema['response']): RouteSchema {
+    return { tags: ['auth'], summary, description, security: refreshSecurity, ...refreshBody, response }
+  }
+
   /**
    * Our schema, then the host's on top: its body replaces ours, its responses are merged status by
    * status, and its tags, summary or security win.
@@ -209,16 +212,8 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     }
   }
 
-  const sessions = sessionPolicy as SessionPolicy
-  function refuseOnResourceServer (name: string): void {
-    if (sessionPolicy === null) {
-      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
-    }
-  }
-
   return {
     loginRoute (overrides = {}) {
-      refuseOnResourceServer('login')
       const verifyCredentials = options.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return route('login', overrides, async function login (request, reply) {
@@ -238,7 +233,6 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
     },
 
     refreshRoute (overrides = {}) {
-      refuseOnResourceServer('refresh')
       return route('refresh', overrides, async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -251,18 +245,14 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
           throw new InvalidRefreshTokenError()
         }
         return sendTokens(reply, tokens, inBody)
-      }, {
-        tags: ['auth'],
-        summary: 'Refresh the access token',
-        description: 'Trades the refresh token for a new access token and a new refresh token (rotation).',
-        security: refreshSecurity,
-        ...refreshBody,
-        response: tokenResponses
-      })
+      }, refreshTokenRouteSchema(
+        'Refresh the access token',
+        'Trades the refresh token for a new access token and a new refresh token (rotation).',
+        tokenResponses
+      ))
     },
 
     logoutRoute (overrides = {}) {
-      refuseOnResourceServer('logout')
       return route('logout', overrides, async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
@@ -272,14 +262,21 @@ export function createRouteFactories (options: ResolvedOptions, sessionPolicy: S
         await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
         if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
-      }, {
-        tags: ['auth'],
-        summary: 'Sign out',
-        description: 'Revokes the session of the refresh token and clears the refresh cookie.',
-        security: refreshSecurity,
-        ...refreshBody,
-        response: logoutResponses
-      })
+      }, refreshTokenRouteSchema(
+        'Sign out',
+        'Revokes the session of the refresh token and clears the refresh cookie.',
+        logoutResponses
+      ))
     }
   }
+}
+
+/** A resource server signs nothing, so it has no sessions: its factories exist, and refuse. */
+export function resourceServerRouteFactories (): RouteFactories {
+  function refuse (name: string): () => never {
+    return () => {
+      throw new InvalidOptionError(`this app only verifies access tokens (no secret or no private key to sign with): it cannot serve the ${name} route`)
+    }
+  }
+  return { loginRoute: refuse('login'), refreshRoute: refuse('refresh'), logoutRoute: refuse('logout') }
 }

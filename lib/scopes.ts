@@ -24,8 +24,8 @@ export interface ClaimGuardOptions {
  * (401 as usual), then answers 403 `insufficient_scope` when the token lacks what the route needs.
  *
  * @example
- * const canWriteOrders: ClaimGuard = app.refreshAuth.requireScopes('orders:write')
- * app.put('/orders/:id', { preHandler: canWriteOrders }, updateOrder)
+ * // with @fastify/auth: a Bearer token with the scope, or an API key
+ * app.put('/orders/:id', { preHandler: app.auth([app.refreshAuth.requireScopes('orders:write'), apiKeyCheck]) }, updateOrder)
  */
 export type ClaimGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
@@ -36,7 +36,7 @@ export type ClaimGuard = (request: FastifyRequest, reply: FastifyReply) => Promi
  * @example
  * await app.register(fastifyRefreshAuth, {
  *   secret, verifyCredentials,
- *   claims: async (user) => ({ scope: user.scopes.join(' '), roles: user.roles })
+ *   claims: async (user) => ({ scope: (user.scopes ?? []).join(' '), roles: user.roles ?? [] })
  * })
  * app.get('/reports', { preHandler: app.refreshAuth.requireRoles('analyst') }, listReports)
  */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
 import { StoreUnavailableError } from './errors.js'
-import type { LoginUser } from './index.js'
+import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
@@ -27,17 +27,21 @@ export interface IssuedTokens {
  *
  * @example
  * app.post('/account/password', { preHandler: app.authenticate }, async (request) => {
- *   await changePassword(request.user!.sub, request.body)
- *   await app.refreshAuth.revokeUserSessions(request.user!.sub) // sign out every device
+ *   const user = await request.authenticate()
+ *   await changePassword(user.sub, request.body)
+ *   await app.refreshAuth.revokeUserSessions(user.sub) // sign out every device
  * })
  */
 export interface SessionManagement {
   /** Ends one session (check first that it belongs to the user asking). */
   revokeSession (sessionId: string): Promise<void>
-  /** Ends every session of a user: logout everywhere, after a password change or a compromise. */
-  revokeUserSessions (userId: string): Promise<void>
-  /** The user's live sessions, for an "active devices" page; no token ids. */
-  listUserSessions (userId: string): Promise<SessionInfo[]>
+  /**
+   * Ends every session of a user: logout everywhere, after a password change or a compromise.
+   * The id is the user's `sub`, or what `subject` returned for them (a number is made a string, as in `sub`).
+   */
+  revokeUserSessions (userId: string | number): Promise<void>
+  /** The user's live sessions, for an "active devices" page; no token ids. The id as for `revokeUserSessions`. */
+  listUserSessions (userId: string | number): Promise<SessionInfo[]>
 }
 
 // Enough to tell browsers apart; a longer header is cut rather than stored whole.
@@ -69,8 +73,8 @@ export class SessionPolicy {
 
   /** Starts a session for a user that `verifyCredentials` accepted. */
   async startSession (user: LoginUser, request: FastifyRequest): Promise<IssuedTokens> {
-    const sub = this.#options.subject(user)
-    if (typeof sub !== 'string' || sub.length === 0) {
+    const sub = userIdOf(this.#options.subject(user))
+    if (sub === null) {
       throw new TypeError('fastify-refresh-auth: the user has no id; return one from verifyCredentials or set the subject option')
     }
     const ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
@@ -156,15 +160,15 @@ export class SessionPolicy {
 export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      const id = requireId(sessionId, 'sessionId')
-      await callStore(log, () => store.revoke(id))
+      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('fastify-refresh-auth: sessionId must be a non-empty string')
+      await callStore(log, () => store.revoke(sessionId))
     },
     async revokeUserSessions (userId) {
-      const id = requireId(userId, 'userId')
+      const id = requireUserId(userId)
       await callStore(log, () => store.revokeUser(id))
     },
     async listUserSessions (userId) {
-      const id = requireId(userId, 'userId')
+      const id = requireUserId(userId)
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
@@ -180,8 +184,15 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
   }
 }
 
-function requireId (id: unknown, name: string): string {
-  if (typeof id !== 'string' || id.length === 0) throw new TypeError(`fastify-refresh-auth: ${name} must be a non-empty string`)
+/** A user id as tokens carry it in `sub`: a non-empty string, or a finite number made a string; else null. */
+function userIdOf (id: unknown): string | null {
+  if (typeof id === 'string') return id.length === 0 ? null : id
+  return typeof id === 'number' && Number.isFinite(id) ? String(id) : null
+}
+
+function requireUserId (userId: unknown): string {
+  const id = userIdOf(userId)
+  if (id === null) throw new TypeError('fastify-refresh-auth: userId must be a non-empty string or a finite number')
   return id
 }
 

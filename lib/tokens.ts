@@ -2,15 +2,7 @@ import jwt from 'jsonwebtoken'
 import { Hs256 } from './hs256.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
-/**
- * Claims of every token this plugin issues.
- *
- * @example
- * app.get('/session', { preHandler: app.authenticate }, async (request) => {
- *   const { sub, sid, exp }: RegisteredClaims = request.user!
- *   return { userId: sub, sessionId: sid, expiresAt: exp * 1000 }
- * })
- */
+/** Claims of every token this plugin issues: `request.user` has them, with your `RefreshAuthUser` claims. */
 export interface RegisteredClaims {
   /** The user's id. */
   sub: string
@@ -43,7 +35,7 @@ export interface TokenCodecOptions {
 }
 
 // Tokens are short: anything longer is refused before it is parsed (RFC 8725 §3 resource limits).
-const MAX_TOKEN_LENGTH = 8192
+export const MAX_TOKEN_LENGTH = 8192
 const COMPACT_JWS = /^[\w-]+\.[\w-]+\.[\w-]+$/
 
 type VerifyOptions = jwt.VerifyOptions & { complete: true }

@@ -211,3 +211,21 @@ t.test('a mutated request.user does not leak into the next request', async t => 
   t.same((await getPrivate(app, accessToken, '/mutate')).json(), { before: '42' })
   t.same((await getPrivate(app, accessToken, '/mutate')).json(), { before: '42' })
 })
+
+t.test('behind app.authenticate, request.authenticate() hands back the verified user without verifying again', async t => {
+  const app = await buildApp(t, { accessToken: { cacheSize: 0 } }, app => {
+    app.get('/twice', { preHandler: app.authenticate }, async (request) => {
+      const verified = request.user
+      const user = await request.authenticate()
+      // each verification makes a new object: the same one means nothing was verified again
+      return { same: user === verified, sub: user.sub }
+    })
+  })
+  const { accessToken } = await login(app)
+  const response = await getPrivate(app, accessToken, '/twice')
+  t.equal(response.statusCode, 200)
+  t.same(response.json(), { same: true, sub: '42' })
+  // without the hook it verifies, and refuses a request without a token
+  t.equal((await app.inject({ url: '/me' })).statusCode, 401)
+  t.equal((await getPrivate(app, `${accessToken}x`, '/me')).statusCode, 401)
+})

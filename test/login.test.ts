@@ -94,6 +94,17 @@ t.test('an id of null is no id either', async t => {
   t.equal((await app.inject({ method: 'POST', url: '/auth/login' })).statusCode, 500)
 })
 
+t.test('a subject is a non-empty string or a finite number, made a string', async t => {
+  const numeric = await buildApp(t, { subject: () => 7 })
+  t.equal((jwt.decode((await login(numeric)).accessToken) as jwt.JwtPayload).sub, '7')
+  for (const id of [NaN, Infinity, '', {}, ['1'], true]) {
+    const app = await buildApp(t, { verifyCredentials: async () => ({ id }) as never })
+    const response = await app.inject({ method: 'POST', url: '/auth/login' })
+    t.equal(response.statusCode, 500, `id ${JSON.stringify(id)} is refused`)
+    t.equal(response.headers['set-cookie'], undefined)
+  }
+})
+
 t.test('subject maps the user to sub', async t => {
   const app = await buildApp(t, {
     verifyCredentials: async () => ({ id: 1, uuid: 'f3a9' }) as never,

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyRefreshAuth, { InvalidOptionError, MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
-import { SECRET, verifyCredentials } from './helpers/app.js'
+import { buildApp, login, SECRET, setCookies, verifyCredentials } from './helpers/app.js'
 
 async function register (options: unknown) {
   const app = Fastify()
@@ -16,7 +16,8 @@ async function register (options: unknown) {
 const valid = { secret: SECRET, verifyCredentials }
 
 const refused: Array<[string, unknown, RegExp]> = [
-  ['a missing secret', { verifyCredentials }, /secret must be a string or a Buffer/],
+  ['a missing secret', { verifyCredentials }, /secret is required: it signs the tokens/],
+  ['an undefined secret (an unset environment variable)', { secret: undefined, verifyCredentials }, /secret is required/],
   ['a secret of the wrong type', { ...valid, secret: 12345 }, /secret must be a string or a Buffer/],
   ['a short string secret', { ...valid, secret: 'x'.repeat(31) }, /secret must be at least 32 bytes/],
   ['a short Buffer secret', { ...valid, secret: Buffer.alloc(16, 1) }, /secret must be at least 32 bytes/],
@@ -31,6 +32,10 @@ const refused: Array<[string, unknown, RegExp]> = [
   ['a null store', { ...valid, store: null }, /store must implement/],
   ['an access lifetime that is no duration', { ...valid, accessToken: { expiresIn: 'soon' } }, /accessToken.expiresIn must be a positive/],
   ['an unknown unit', { ...valid, accessToken: { expiresIn: '15 fortnights' } }, /accessToken.expiresIn/],
+  ['a negative duration string', { ...valid, refreshToken: { expiresIn: '-7d' } }, /refreshToken.expiresIn must be a positive/],
+  ['a lifetime under a second', { ...valid, accessToken: { expiresIn: '500ms' } }, /accessToken.expiresIn must be a positive/],
+  ['an empty duration string', { ...valid, accessToken: { expiresIn: '' } }, /accessToken.expiresIn must be a positive/],
+  ['a NaN lifetime', { ...valid, accessToken: { expiresIn: NaN } }, /accessToken.expiresIn must be a positive/],
   ['a zero access lifetime', { ...valid, accessToken: { expiresIn: 0 } }, /accessToken.expiresIn must be a positive/],
   ['a negative lifetime', { ...valid, refreshToken: { expiresIn: -5 } }, /refreshToken.expiresIn must be a positive/],
   ['an infinite lifetime', { ...valid, refreshToken: { expiresIn: Infinity } }, /refreshToken.expiresIn/],
@@ -95,4 +100,15 @@ t.test('registers @fastify/cookie only when the host has not', async t => {
   await app.register(fastifyRefreshAuth, valid)
   await t.resolves(async () => { await app.ready() }, 'no duplicate decorator error')
   await app.close()
+})
+
+t.test('lifetimes are whole seconds: a number, a string with a unit, or a string without one', async t => {
+  const cases: Array<[unknown, number]> = [[90, 90], [90.9, 90], ['1.5m', 90], ['90', 90], [' 2 min ', 120], ['1h', 3600], ['1.5 hours', 5400]]
+  for (const [expiresIn, seconds] of cases) {
+    const app = await buildApp(t, { accessToken: { expiresIn: expiresIn as number } })
+    t.equal((await login(app)).response.json().expires_in, seconds, `accessToken.expiresIn ${JSON.stringify(expiresIn)}`)
+  }
+  const app = await buildApp(t, { refreshToken: { expiresIn: '2 weeks', absoluteExpiresIn: '1y' } })
+  const [cookie] = setCookies((await login(app)).response)
+  t.equal(cookie.attributes['max-age'], String(14 * 86400), 'refreshToken.expiresIn 2 weeks')
 })

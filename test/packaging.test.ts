@@ -65,13 +65,16 @@ t.test('npm pack, install, require, import and type-check', async t => {
     t.equal(esm.stdout.trim(), 'esm ok')
   })
 
-  t.test('TypeScript consumers type-check under "nodenext" and "commonjs"', async t => {
+  // Each module kind in a program of its own: in one program, the CommonJS build's `declare module 'fastify'`
+  // could stand in for a missing ESM one (or the reverse), and hide it.
+  t.test('TypeScript consumers type-check as ESM and CommonJS under "nodenext", and under "commonjs"', async t => {
     const source = readFileSync(join(fixtures, 'consumer-types.ts'), 'utf8')
     // skipLibCheck keeps it fast (fastify's and node's types are not ours to check); the fixture's
     // expected-error lines fail the check if the package's types ever decay to `any`.
     const compilerOptions = { strict: true, noEmit: true, skipLibCheck: true, types: ['node'], target: 'es2022' }
     const configs = {
-      nodenext: { files: ['consumer.mts', 'consumer.cts'], module: 'nodenext', moduleResolution: 'nodenext' },
+      'nodenext-esm': { files: ['consumer.mts'], module: 'nodenext', moduleResolution: 'nodenext' },
+      'nodenext-cjs': { files: ['consumer.cts'], module: 'nodenext', moduleResolution: 'nodenext' },
       commonjs: { files: ['consumer.ts'], module: 'commonjs', esModuleInterop: true }
     }
     for (const [name, { files, ...options }] of Object.entries(configs)) {
@@ -83,7 +86,7 @@ t.test('npm pack, install, require, import and type-check', async t => {
     const results = await Promise.all(Object.keys(configs).map(name =>
       run(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(project, name)], { cwd: project })
         .then(() => '', (error: { stdout: string }) => error.stdout)))
-    t.same(results, ['', ''], 'no type errors')
+    t.same(results, ['', '', ''], 'no type errors')
   })
 
   t.test('@arethetypeswrong/cli and publint find no problem', async t => {

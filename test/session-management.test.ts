@@ -75,11 +75,23 @@ t.test('revokeSession ends one session, revokeUserSessions all of them', async (
   t.same(await app.refreshAuth.listUserSessions('42'), [])
 })
 
-t.test('session management refuses ids that are not strings', async (t) => {
+t.test('a numeric user id names the same user as its sub, as the default subject makes it', async (t) => {
+  const app = await buildApp(t) // verifyCredentials answers { id: 42 }: sub '42'
+  const { refreshToken } = await login(app)
+  t.equal((await app.refreshAuth.listUserSessions(42)).length, 1)
+  await app.refreshAuth.revokeUserSessions(42)
+  t.same(await app.refreshAuth.listUserSessions('42'), [])
+  t.equal((await refresh(app, refreshToken)).statusCode, 401, 'the session is over')
+})
+
+t.test('session management refuses ids that are neither a non-empty string nor a finite number', async (t) => {
   const app = await buildApp(t)
   await t.rejects(app.refreshAuth.revokeSession('' as string), { name: 'TypeError', message: /sessionId must be a non-empty string/ })
-  await t.rejects(app.refreshAuth.revokeUserSessions(42 as unknown as string), /userId must be a non-empty string/)
-  await t.rejects(app.refreshAuth.listUserSessions(undefined as unknown as string), /userId must be a non-empty string/)
+  await t.rejects(app.refreshAuth.revokeSession(42 as unknown as string), /sessionId must be a non-empty string/)
+  for (const id of ['', NaN, Infinity, undefined, null, {}, true]) {
+    await t.rejects(app.refreshAuth.revokeUserSessions(id as string), /userId must be a non-empty string or a finite number/, `revokeUserSessions(${String(id)})`)
+    await t.rejects(app.refreshAuth.listUserSessions(id as string), /userId must be a non-empty string or a finite number/, `listUserSessions(${String(id)})`)
+  }
 })
 
 t.test('session management fails closed with a 503 error when the store fails, and logs it', async (t) => {

@@ -1,6 +1,7 @@
-// Type-level tests of RedisStore, session management, the audit hooks and the store contract battery.
+// Type tests of RedisStore, session management, the audit hooks and the store contract battery (tstyche).
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
+import { describe, expect, test } from 'tstyche'
 import fastifyRefreshAuth, {
   RedisStore,
   StoreTimeoutError,
@@ -11,41 +12,67 @@ import fastifyRefreshAuth, {
 } from 'fastify-refresh-auth'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
 
-function expectType<T> (value: T): T { return value }
-
-// any ioredis client: standalone or cluster
-expectType<SessionStore>(new RedisStore({ client: new Redis(), prefix: 'app:', timeout: 1500 }))
-expectType<SessionStore>(new RedisStore({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]) }))
-// @ts-expect-error a client is required
-expectType<RedisStore>(new RedisStore({ prefix: 'app:' }))
-
 const app = Fastify()
 
-export async function setup (): Promise<void> {
-  await app.register(fastifyRefreshAuth, {
-    secret: 'x'.repeat(32),
-    verifyCredentials: async () => ({ id: 1 }),
-    store: new RedisStore({ client: new Redis() }),
-    onLogin: (event: SessionEvent, request: FastifyRequest) => { request.log.info({ userId: event.userId }) },
-    onRefresh: async ({ sessionId }) => { expectType<string>(sessionId) },
-    onLogout: (event) => { expectType<LogoutEvent>(event); expectType<boolean>(event.all) },
-    onReuseDetected: async (event) => { expectType<SessionEvent>(event) }
+describe('RedisStore', () => {
+  test('takes any ioredis client, standalone or cluster, and requires one', () => {
+    expect<SessionStore>().type.toBeAssignableFrom(new RedisStore({ client: new Redis(), prefix: 'app:', timeout: 1500 }))
+    expect<SessionStore>().type.toBeAssignableFrom(new RedisStore({ client: new Cluster([{ host: '127.0.0.1', port: 7000 }]) }))
+    expect(RedisStore).type.not.toBeConstructableWith({ prefix: 'app:' })
   })
-  expectType<Promise<void>>(app.refreshAuth.revokeSession('sid'))
-  expectType<Promise<void>>(app.refreshAuth.revokeUserSessions('42'))
-  const sessions = await app.refreshAuth.listUserSessions('42')
-  expectType<SessionInfo[]>(sessions)
-  expectType<number>(sessions[0].lastRefreshedAt)
-  expectType<string | undefined>(sessions[0].userAgent)
-  // @ts-expect-error token ids are not listed
-  expectType<string>(sessions[0].tokenId)
-}
 
-expectType<'FST_REFRESH_AUTH_STORE_TIMEOUT'>(new StoreTimeoutError('x').code)
+  test('a timeout is a coded error', () => {
+    expect(new StoreTimeoutError('x').code).type.toBe<'FST_REFRESH_AUTH_STORE_TIMEOUT'>()
+  })
+})
 
-storeContract({
-  test: (name: string, fn: () => Promise<void>) => ({ name, fn }),
-  createStore: () => new RedisStore({ client: new Redis() }),
-  destroyStore: async () => {},
-  createFailingStore: () => new RedisStore({ client: new Redis(1) })
+describe('session management', () => {
+  test('user ids are what subject answers: a string or a number', () => {
+    expect(app.refreshAuth.revokeUserSessions('42')).type.toBe<Promise<void>>()
+    expect(app.refreshAuth.revokeUserSessions).type.toBeCallableWith(42)
+    expect(app.refreshAuth.listUserSessions).type.toBeCallableWith(42)
+    expect(app.refreshAuth.listUserSessions).type.not.toBeCallableWith({ id: 42 })
+    expect(app.refreshAuth.revokeUserSessions).type.not.toBeCallableWith(null)
+  })
+
+  test('session ids are strings', () => {
+    expect(app.refreshAuth.revokeSession('sid')).type.toBe<Promise<void>>()
+    expect(app.refreshAuth.revokeSession).type.not.toBeCallableWith(42)
+  })
+
+  test('the session list has no token ids', () => {
+    expect(app.refreshAuth.listUserSessions('42')).type.toBe<Promise<SessionInfo[]>>()
+    expect<SessionInfo['lastRefreshedAt']>().type.toBe<number>()
+    expect<SessionInfo['userAgent']>().type.toBe<string | undefined>()
+    expect<SessionInfo>().type.not.toHaveProperty('tokenId')
+  })
+})
+
+describe('audit hooks', () => {
+  test('each hook gets its event and the request', async () => {
+    await app.register(fastifyRefreshAuth, {
+      secret: 'x'.repeat(32),
+      verifyCredentials: async () => ({ id: 1 }),
+      onLogin: (event, request) => {
+        expect(event).type.toBe<SessionEvent>()
+        expect(request).type.toBe<FastifyRequest>()
+      },
+      onRefresh: async ({ sessionId }) => { expect(sessionId).type.toBe<string>() },
+      onLogout: (event) => { expect(event).type.toBe<LogoutEvent>() },
+      onReuseDetected: async (event) => { expect(event.userId).type.toBe<string>() }
+    })
+    expect<LogoutEvent['all']>().type.toBe<boolean>()
+  })
+})
+
+describe('the store contract battery', () => {
+  test('runs against any store', () => {
+    expect(storeContract).type.toBeCallableWith({
+      test: (name: string, fn: () => Promise<void>) => ({ name, fn }),
+      createStore: () => new RedisStore({ client: new Redis() }),
+      destroyStore: async () => {},
+      createFailingStore: () => new RedisStore({ client: new Redis(1) })
+    })
+    expect(storeContract).type.not.toBeCallableWith({ createStore: () => ({}) })
+  })
 })

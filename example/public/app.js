@@ -10,7 +10,6 @@ let expiresAt = 0 // on this browser's clock: when the token was received plus e
 let refreshTimer = null
 let refreshInFlight = null // one refresh at a time per tab: callers share it
 let refreshCount = 0
-let sessionsAvailable = true // until GET /api/sessions says otherwise (404: this server has no session API)
 
 // ---- rendering ---------------------------------------------------------------------------------------------
 
@@ -220,14 +219,10 @@ async function logOut (everywhere) {
   log(everywhere ? 'Logged out everywhere: every session of this user is revoked' : 'Logged out: session revoked, cookie cleared')
 }
 
-// The session list exists only when the server has the session-management API (GET /api/sessions answers).
+// The list of this user's sessions (GET /api/sessions), each but this one with a button to revoke it.
 async function loadSessions () {
-  if (!sessionsAvailable || accessToken === null) return
+  if (accessToken === null) return
   const response = await callWithRefresh('/api/sessions')
-  if (response?.status === 404) {
-    sessionsAvailable = false
-    return
-  }
   if (!response?.ok) return
   const list = $('session-list')
   list.replaceChildren()

@@ -9,8 +9,8 @@ import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResul
  * rather than imported, so that users of other stores never need ioredis, not even its types.
  *
  * @example
- * import Redis from 'ioredis'
- * const client: RedisClient = new Redis(process.env.REDIS_URL)
+ * import { Cluster } from 'ioredis'
+ * const store = new RedisStore({ client: new Cluster([{ host: 'redis-1', port: 6379 }]) }) // a Cluster is one too
  */
 export interface RedisClient {
   defineCommand (name: string, definition: { lua: string, numberOfKeys?: number, readOnly?: boolean }): void

@@ -42,6 +42,13 @@ function newSession (now: number, overrides: Partial<SessionRecord> = {}): Sessi
   }
 }
 
+/** A session saved in the store as the plugin does at login, `now` being the login time. */
+async function saveSession (store: SessionStore, now: number, overrides: Partial<SessionRecord> = {}): Promise<SessionRecord> {
+  const session = newSession(now, overrides)
+  await store.create(session)
+  return session
+}
+
 function rotation (session: SessionRecord, presentedTokenId: string, now: number, overrides: Partial<RotateRequest> = {}): RotateRequest {
   return {
     sessionId: session.sessionId,
@@ -54,8 +61,10 @@ function rotation (session: SessionRecord, presentedTokenId: string, now: number
   }
 }
 
-function assertOutcome (result: RotateResult, outcome: RotateResult['outcome']): void {
+/** Asserts the outcome of a rotation, and answers the result narrowed to it. */
+function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult, outcome: O): Extract<RotateResult, { outcome: O }> {
   assert.equal(result.outcome, outcome, `expected the rotation to be ${outcome}, got ${result.outcome}`)
+  return result as Extract<RotateResult, { outcome: O }>
 }
 
 /**
@@ -84,12 +93,9 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('save and rotate: the live token rotates once, its successor becomes live', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const first = rotation(session, session.tokenId, now + 1000)
-    const result = await store.rotate(first)
-    assertOutcome(result, 'rotated')
-    assert.ok(result.outcome === 'rotated')
+    const result = assertOutcome(await store.rotate(first), 'rotated')
     assert.deepEqual(result.session, {
       ...session,
       tokenId: first.nextTokenId,
@@ -102,13 +108,10 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('a retried rotation (same presented and next ids) answers rotated again, not reuse', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const request = rotation(session, session.tokenId, now + 1000)
     assertOutcome(await store.rotate(request), 'rotated')
-    const again = await store.rotate({ ...request, now: now + 1500 })
-    assertOutcome(again, 'rotated')
-    assert.ok(again.outcome === 'rotated')
+    const again = assertOutcome(await store.rotate({ ...request, now: now + 1500 }), 'rotated')
     assert.equal(again.session.tokenId, request.nextTokenId)
     assertOutcome(await store.rotate(rotation(session, request.nextTokenId, now + 2000)), 'rotated')
   })
@@ -123,13 +126,10 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('replaying a rotated token is reuse and revokes the whole session', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const first = rotation(session, session.tokenId, now + 1000)
     assertOutcome(await store.rotate(first), 'rotated')
-    const replay = await store.rotate(rotation(session, session.tokenId, now + 2000))
-    assertOutcome(replay, 'reused')
-    assert.ok(replay.outcome === 'reused')
+    const replay = assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 2000)), 'reused')
     assert.equal(replay.session.userId, session.userId)
     // the successor died with its family
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 3000)), 'not-found')
@@ -137,21 +137,17 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('a token id never issued in the session is reuse too', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     assertOutcome(await store.rotate(rotation(session, randomUUID(), now + 1000)), 'reused')
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 2000)), 'not-found')
   })
 
   withStore('reuse interval: the immediate parent is accepted within it, changing nothing', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })
     assertOutcome(await store.rotate(first), 'rotated')
-    const grace = await store.rotate(rotation(session, session.tokenId, now + 3000, { reuseIntervalMs: 5000 }))
-    assertOutcome(grace, 'grace')
-    assert.ok(grace.outcome === 'grace')
+    const grace = assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 3000, { reuseIntervalMs: 5000 })), 'grace')
     assert.equal(grace.session.tokenId, first.nextTokenId)
     assert.equal(grace.session.rotatedAt, first.now)
     // the live token is still the successor
@@ -160,16 +156,14 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('reuse interval: the parent after the interval is reuse', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })), 'rotated')
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 6000, { reuseIntervalMs: 5000 })), 'reused')
   })
 
   withStore('reuse interval: a grandparent replayed within it is reuse', async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 60_000 })
     assertOutcome(await store.rotate(first), 'rotated')
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2000, { reuseIntervalMs: 60_000 })), 'rotated')
@@ -178,8 +172,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore(`${concurrency} parallel rotations of one token never make two live successors`, async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const requests = Array.from({ length: concurrency }, () => rotation(session, session.tokenId, now + 1000))
     const results = await Promise.all(requests.map(request => store.rotate(request)))
     const rotated = results.flatMap((result, i) => result.outcome === 'rotated' ? [requests[i].nextTokenId] : [])
@@ -192,8 +185,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore(`${concurrency} parallel rotations within a reuse interval: one successor, the others re-issue it`, async (store) => {
     const now = Date.now()
-    const session = newSession(now)
-    await store.create(session)
+    const session = await saveSession(store, now)
     const requests = Array.from({ length: concurrency }, () => rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 10_000 }))
     const results = await Promise.all(requests.map(request => store.rotate(request)))
     const rotated = results.filter(result => result.outcome === 'rotated')
@@ -275,8 +267,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('idle expiry: a token past its expiresAt is not-found, and so is its session', async (store) => {
     const now = Date.now()
-    const session = newSession(now, { expiresAt: now + MINUTE })
-    await store.create(session)
+    const session = await saveSession(store, now, { expiresAt: now + MINUTE })
     assert.equal((await store.listUserSessions(session.userId, now + MINUTE - 1)).length, 1)
     assert.deepEqual(await store.listUserSessions(session.userId, now + MINUTE), [])
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + MINUTE)), 'not-found')
@@ -285,8 +276,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('expiry renews with each rotation', async (store) => {
     const now = Date.now()
-    const session = newSession(now, { expiresAt: now + MINUTE })
-    await store.create(session)
+    const session = await saveSession(store, now, { expiresAt: now + MINUTE })
     const first = rotation(session, session.tokenId, now + 50_000, { nextExpiresAt: now + 50_000 + MINUTE })
     assertOutcome(await store.rotate(first), 'rotated')
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 100_000)), 'rotated')
@@ -294,12 +284,9 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('absolute lifetime: rotation never extends it', async (store) => {
     const now = Date.now()
-    const session = newSession(now, { expiresAt: now + MINUTE, absoluteExpiresAt: now + 2 * MINUTE })
-    await store.create(session)
+    const session = await saveSession(store, now, { expiresAt: now + MINUTE, absoluteExpiresAt: now + 2 * MINUTE })
     const first = rotation(session, session.tokenId, now + 50_000, { nextExpiresAt: now + 50_000 + MINUTE })
-    const result = await store.rotate(first)
-    assertOutcome(result, 'rotated')
-    assert.ok(result.outcome === 'rotated')
+    const result = assertOutcome(await store.rotate(first), 'rotated')
     assert.equal(result.session.absoluteExpiresAt, session.absoluteExpiresAt)
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2 * MINUTE, { nextExpiresAt: now + 3 * MINUTE })), 'not-found')
     assert.deepEqual(await store.listUserSessions(session.userId, now + 2 * MINUTE), [])
