@@ -82,7 +82,7 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   }
 
   /**
-   * Remembers a token that verified. `claims` must be immutable (see `deepFreeze`): every later
+   * Remembers a token that verified. `claims` must have its nested values frozen (see `freezeNested`): every later
    * request with this token gets the very same object.
    */
   set (token: string, claims: Claims, nowMs: number): void {
