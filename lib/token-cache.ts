@@ -82,8 +82,8 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   }
 
   /**
-   * Remembers a token that verified. `claims` must have its nested values frozen (see `freezeNested`): every later
-   * request with this token gets the very same object.
+   * Remembers a token that verified. `claims` must have its nested values frozen (see `freezeNested`): every
+   * later request with this token gets a copy of it that shares them.
    */
   set (token: string, claims: Claims, nowMs: number): void {
     const expiresAtMs = claims.exp * 1000
