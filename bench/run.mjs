@@ -236,13 +236,23 @@ for (const server of servers) {
   }
 }
 
+// The stores against each other, from this run: each refresh variant's median req/s over the others'.
+const storeRatios = {}
+for (const name of ['refresh-postgres', 'refresh-redis']) {
+  if (results[name] === undefined) continue
+  for (const peer of ['refresh-memory', 'refresh-redis']) {
+    if (peer !== name && results[peer] !== undefined) storeRatios[`${name} / ${peer}`] = results[name].medianRps / results[peer].medianRps
+  }
+}
+
 const loadAfter = os.loadavg()
 const report = {
   date: startedAt.toISOString(),
   node: process.version,
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
   settings,
-  results
+  results,
+  storeRatios
 }
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n')
@@ -260,4 +270,5 @@ for (const [i, row] of rows.entries()) {
   console.log('| ' + row.map((cell, c) => c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join(' | ') + ' |')
   if (i === 0) console.log('|' + widths.map((w, c) => c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|')
 }
+for (const [pair, value] of Object.entries(storeRatios)) console.log(`${pair}: ${value.toFixed(2)} (median req/s, this run)`)
 console.log(`\nload average after: ${loadAfter.map(l => l.toFixed(2)).join(' ')}; results written to ${outFile}`)

@@ -134,6 +134,36 @@ export const variants = {
     })
   },
 
+  // POST /auth/refresh with PostgresStore (127.0.0.1:5432, user postgres, database test; a pool of pg's
+  // default 10 clients), in a schema of its own that is dropped afterwards.
+  'refresh-postgres': async (settings) => {
+    if (typeof library.PostgresStore !== 'function') return { skip: 'PostgresStore is not exported by this build' }
+    let pg
+    try {
+      pg = (await import('pg')).default
+    } catch {
+      return { skip: 'pg is not installed' }
+    }
+    const pool = new pg.Pool({ connectionString: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test' })
+    pool.on('error', () => {})
+    try {
+      await pool.query('SELECT 1')
+    } catch {
+      await pool.end()
+      return { skip: 'no PostgreSQL on 127.0.0.1:5432' }
+    }
+    const schema = `bench_${process.pid}`
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`)
+    const store = new library.PostgresStore({ pool, table: `${schema}.refresh_auth_sessions` })
+    await store.migrate()
+    return refreshVariant({ store }, settings, async () => {
+      // leave the server as we found it
+      await store.close()
+      await pool.query(`DROP SCHEMA "${schema}" CASCADE`)
+      await pool.end()
+    })
+  },
+
   // POST /auth/login with a verifyCredentials that accepts at once: the cost of issuing a session.
   login: async () => {
     const app = await ourApp({ plugin: { store: new library.MemoryStore({ maxSessions: 100_000 }) } })

@@ -25,12 +25,24 @@ export const ErrorCodes = {
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
   STORE_UNAVAILABLE: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE',
-  /** A `RedisStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
+  /** A `RedisStore` or `PostgresStore` operation did not finish in time: logged; the client gets `STORE_UNAVAILABLE`. */
   STORE_TIMEOUT: 'FST_REFRESH_AUTH_STORE_TIMEOUT',
   /** 503: a resource server has not loaded its JWKS yet. */
   KEYS_UNAVAILABLE: 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE',
   /** Thrown at registration: an option was refused. */
-  INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION'
+  INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION',
+  /** Thrown at a call: an argument was refused (`revokeSession(123)`, `requireScopes('')`…). */
+  INVALID_ARGUMENT: 'FST_REFRESH_AUTH_INVALID_ARGUMENT',
+  /** 400: refresh or logout carried the refresh cookie more than once (cookie tossing); nothing was changed. */
+  DUPLICATE_COOKIE: 'FST_REFRESH_AUTH_DUPLICATE_COOKIE',
+  /** 500: the `claims` option gave something that is not plain JSON data with safe names; the reason is logged. */
+  INVALID_CLAIMS: 'FST_REFRESH_AUTH_INVALID_CLAIMS',
+  /** 500: the `subject` option (default: the user's `id`) gave no non-empty string or finite number; the reason is logged. */
+  INVALID_SUBJECT: 'FST_REFRESH_AUTH_INVALID_SUBJECT',
+  /** 500: a host callback (`verifyCredentials`, `claims`, `subject`…) threw an error without a 4xx status; it is logged whole. */
+  CALLBACK_FAILED: 'FST_REFRESH_AUTH_CALLBACK_FAILED',
+  /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
+  JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
 
 /** One of the codes in {@link ErrorCodes}. */
@@ -45,7 +57,13 @@ export type RefreshAuthErrorCode = typeof ErrorCodes[keyof typeof ErrorCodes]
  *   messages: { FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }
  * })
  */
-export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_REFRESH_AUTH_INVALID_OPTION' | 'FST_REFRESH_AUTH_STORE_TIMEOUT'>, string>>
+export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, ServerOnlyCode>, string>>
+
+// Codes no client is meant to see: they are thrown at the host's own code or only logged.
+const SERVER_ONLY_CODES = [
+  ErrorCodes.INVALID_OPTION, ErrorCodes.INVALID_ARGUMENT, ErrorCodes.STORE_TIMEOUT, ErrorCodes.JWKS_FETCH_FAILED
+] as const
+type ServerOnlyCode = typeof SERVER_ONLY_CODES[number]
 
 // Created once: every failure below is an expected outcome, not a bug, so 4xx errors skip the stack trace.
 
@@ -58,7 +76,7 @@ export type ErrorMessages = Partial<Record<Exclude<RefreshAuthErrorCode, 'FST_RE
 export const MissingTokenError = createError(
   ErrorCodes.NO_TOKEN,
   'Authorization header with a Bearer token is required',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -70,7 +88,7 @@ export const MissingTokenError = createError(
 export const InvalidTokenError = createError(
   ErrorCodes.INVALID_TOKEN,
   'The access token is invalid or expired',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -82,7 +100,7 @@ export const InvalidTokenError = createError(
 export const InsufficientScopeError = createError(
   ErrorCodes.INSUFFICIENT_SCOPE,
   'The access token does not grant access to this resource',
-  403, TypeError, false
+  403, Error, false
 )
 
 /**
@@ -95,7 +113,7 @@ export const InsufficientScopeError = createError(
 export const InvalidCredentialsError = createError(
   ErrorCodes.INVALID_CREDENTIALS,
   'Invalid credentials',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -108,7 +126,7 @@ export const InvalidCredentialsError = createError(
 export const InvalidRefreshTokenError = createError(
   ErrorCodes.INVALID_REFRESH_TOKEN,
   'The refresh token is invalid or expired',
-  401, TypeError, false
+  401, Error, false
 )
 
 /**
@@ -121,7 +139,7 @@ export const InvalidRefreshTokenError = createError(
 export const CrossSiteRequestError = createError(
   ErrorCodes.CROSS_SITE,
   'Cross-site request refused',
-  403, TypeError, false
+  403, Error, false
 )
 
 /**
@@ -138,7 +156,7 @@ export const StoreUnavailableError = createError(
 )
 
 /**
- * A store operation did not finish in time (or reached Redis after its deadline and was refused there).
+ * A store operation did not finish in time (or reached Redis or PostgreSQL after its deadline and was refused there).
  *
  * @example
  * const store = new RedisStore({ client: redis, timeout: 500 }) // an operation past 500 ms rejects with it; the client gets 503
@@ -175,6 +193,88 @@ export const KeysUnavailableError = createError(
   503
 )
 
+/**
+ * A function of this plugin was called with an argument it cannot use; the message names it.
+ *
+ * @example
+ * await app.refreshAuth.revokeSession(123 as never)
+ * // rejects: FST_REFRESH_AUTH_INVALID_ARGUMENT fastify-refresh-auth: revokeSession: sessionId must be a non-empty string
+ */
+export const InvalidArgumentError = createError<[string]>(
+  ErrorCodes.INVALID_ARGUMENT,
+  'fastify-refresh-auth: %s',
+  500, TypeError
+)
+
+/**
+ * Refresh or logout carried the refresh cookie's name more than once, as when a sibling subdomain plants a
+ * cookie of the same name (cookie tossing): the request is refused before any token is read, so nothing is
+ * consumed or revoked, and the cookies are left as they are.
+ *
+ * @example
+ * // POST /auth/refresh with `Cookie: __Secure-refresh_token=…; __Secure-refresh_token=…`
+ * { statusCode: 400, code: 'FST_REFRESH_AUTH_DUPLICATE_COOKIE', error: 'Bad Request', message: '…' }
+ */
+export const DuplicateCookieError = createError(
+  ErrorCodes.DUPLICATE_COOKIE,
+  'The request carries the refresh cookie more than once',
+  400, Error, false
+)
+
+/**
+ * The `claims` option gave something that cannot go into a token (not plain JSON data, a name such as
+ * `constructor`, too deep or too large). The reason is logged; the client gets this fixed message.
+ *
+ * @example
+ * // claims: (user) => ({ constructor: 'x' }) answers POST /auth/login with
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_INVALID_CLAIMS', error: 'Internal Server Error', message: '…' }
+ */
+export const InvalidClaimsError = createError(
+  ErrorCodes.INVALID_CLAIMS,
+  'The claims option gave data that cannot go into a token',
+  500
+)
+
+/**
+ * The `subject` option (by default the user's `id`) gave neither a non-empty string nor a finite number.
+ * The reason is logged; the client gets this fixed message.
+ *
+ * @example
+ * // verifyCredentials resolved to { id: { tenant: 1, user: 2 } } without a subject option:
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_INVALID_SUBJECT', error: 'Internal Server Error', message: '…' }
+ */
+export const InvalidSubjectError = createError(
+  ErrorCodes.INVALID_SUBJECT,
+  'The subject option gave no usable user id',
+  500
+)
+
+/**
+ * A host callback threw (or rejected with) an error without a 4xx `statusCode`: the error is logged whole,
+ * the client gets this generic 500. An error with a 4xx `statusCode` is answered as it is instead.
+ *
+ * @example
+ * // claims: (user) => ({ scope: user.scopes.join(' ') }) for a user without scopes:
+ * { statusCode: 500, code: 'FST_REFRESH_AUTH_CALLBACK_FAILED', error: 'Internal Server Error', message: '…' }
+ */
+export const CallbackFailedError = createError(
+  ErrorCodes.CALLBACK_FAILED,
+  'The server could not complete the request',
+  500
+)
+
+/**
+ * A resource server could not use a JWKS answer; logged with the URL, never sent (the last good keys stay).
+ *
+ * @example
+ * // logged: FST_REFRESH_AUTH_JWKS_FETCH_FAILED JWKS fetch failed: the answer is larger than 262144 bytes
+ */
+export const JwksFetchError = createError<[string]>(
+  ErrorCodes.JWKS_FETCH_FAILED,
+  'JWKS fetch failed: %s',
+  502
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
@@ -187,6 +287,12 @@ export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
 export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
+export type InvalidArgumentError = InstanceType<typeof InvalidArgumentError>
+export type DuplicateCookieError = InstanceType<typeof DuplicateCookieError>
+export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
+export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
+export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
+export type JwksFetchError = InstanceType<typeof JwksFetchError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */
@@ -195,7 +301,7 @@ export function refuseOption (message: string): never {
 }
 
 const CUSTOMIZABLE_CODES: ReadonlySet<string> = new Set(
-  Object.values(ErrorCodes).filter(code => code !== ErrorCodes.INVALID_OPTION && code !== ErrorCodes.STORE_TIMEOUT)
+  Object.values(ErrorCodes).filter(code => !(SERVER_ONLY_CODES as readonly string[]).includes(code))
 )
 
 /** Whether `code` is one whose message the `messages` option may replace. */

@@ -19,6 +19,8 @@ export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
+export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
+export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 export type {
   SessionStore,
   SessionRecord,
@@ -66,7 +68,13 @@ export {
   StoreUnavailableError,
   StoreTimeoutError,
   KeysUnavailableError,
-  InvalidOptionError
+  InvalidOptionError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, RouteOptions } from 'fastify'
-import { InvalidOptionError } from './errors.js'
+import { readBoundedBody } from './bounded-body.js'
+import { InvalidOptionError, JwksFetchError } from './errors.js'
 import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from './keys.js'
 import type { RouteOverrides } from './routes.js'
 
@@ -56,6 +57,14 @@ export interface JwksClientOptions {
 
 // A JWK Set is a few kilobytes: a huge answer is an error, not something to parse.
 const MAX_JWKS_BYTES = 256 * 1024
+
+function parseJson (body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'))
+  } catch {
+    throw new JwksFetchError('the answer is not JSON')
+  }
+}
 
 // Ours rather than get-jwks (the fetcher @fastify/jwt uses): get-jwks builds the URL from the token's
 // `iss` unless issuers are allow-listed, follows redirects, reads bodies whole (error bodies too) with no
@@ -124,10 +133,14 @@ export class JwksClient {
         redirect: 'error',
         headers: { accept: 'application/jwk-set+json, application/json' }
       })
-      const body = await response.text()
-      if (!response.ok) throw new Error(`HTTP status ${response.status}`)
-      if (body.length > MAX_JWKS_BYTES) throw new Error('JWKS too large')
-      keySet.replace(keysFromJwks(JSON.parse(body), algorithm))
+      if (!response.ok) {
+        // an error answer is never read: cancelling it closes the download
+        await response.body?.cancel()
+        throw new JwksFetchError(`HTTP status ${response.status}`)
+      }
+      const body = await readBoundedBody(response, MAX_JWKS_BYTES)
+      if (body === null) throw new JwksFetchError(`the answer is larger than ${MAX_JWKS_BYTES} bytes`)
+      keySet.replace(keysFromJwks(parseJson(body), algorithm))
       this.#loaded = true
     } catch (err) {
       log.warn({ err, url }, `fastify-refresh-auth: JWKS fetch failed${this.#loaded ? ', keeping the last key set' : ''}`)

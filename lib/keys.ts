@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, createSecretKey, hkdfSync, KeyObject, type JsonWebKey } from 'node:crypto'
-import { refuseOption as fail } from './errors.js'
+import { JwksFetchError, refuseOption as fail } from './errors.js'
 
 /**
  * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
@@ -187,14 +187,14 @@ export function createAccessKeySet (algorithm: AsymmetricAlgorithm, keys: Access
  */
 export function keysFromJwks (jwks: unknown, only?: AsymmetricAlgorithm): TokenKey[] {
   const entries = (jwks as { keys?: unknown } | null)?.keys
-  if (!Array.isArray(entries)) throw new TypeError('not a JWK Set')
+  if (!Array.isArray(entries)) throw new JwksFetchError('the answer is not a JWK Set')
   const keys: TokenKey[] = []
   const seen = new Set<string>()
   for (const jwk of entries) {
     const { kid, alg, use } = (jwk ?? {}) as { kid?: unknown, alg?: unknown, use?: unknown }
     if (typeof kid !== 'string' || (use !== undefined && use !== 'sig')) continue
     if (!ASYMMETRIC_ALGORITHMS.includes(alg as AsymmetricAlgorithm) || (only !== undefined && alg !== only)) continue
-    if (seen.has(kid)) throw new TypeError(`duplicate kid '${kid}'`)
+    if (seen.has(kid)) throw new JwksFetchError(`duplicate kid '${kid}'`)
     seen.add(kid)
     const key = toPublicKey(jwk, `JWK '${kid}'`)
     checkKeyType(key, alg as AsymmetricAlgorithm, `JWK '${kid}'`)

@@ -78,26 +78,102 @@ export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions =
   }
 }
 
+/** The `security` of the refresh and logout routes: the cookie, the body token, or either. */
+export function refreshRouteSecurity (transport: 'cookie' | 'body' | 'both'): Array<Record<string, string[]>> {
+  const security: Array<Record<string, string[]>> = transport === 'cookie'
+    ? [{ [REFRESH_COOKIE_SCHEME]: [] }]
+    : transport === 'body' ? [] : [{ [REFRESH_COOKIE_SCHEME]: [] }, {}]
+  ownSecurity.add(security)
+  return security
+}
+
+// The `security` arrays of this plugin's own routes, told apart from any a host wrote.
+const ownSecurity = new WeakSet<object>()
+
 const PROTECTING_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler'] as const
 
+/** What @fastify/swagger hands a route's `config.swaggerTransform` (`openapiObject` in OpenAPI mode, `swaggerObject` in Swagger 2). */
+interface SwaggerTransformInput {
+  schema?: { security?: unknown }
+  url: string
+  openapiObject?: { components?: { securitySchemes?: object } }
+  swaggerObject?: { securityDefinitions?: object }
+}
+type SwaggerTransform = (input: SwaggerTransformInput) => { schema?: { security?: unknown }, url?: string }
+
 /**
- * An `onRoute` hook: a route protected by `app.authenticate` (or a scope or role guard) and without
- * a `security` of its own is documented as requiring the Bearer scheme. Only the schema's OpenAPI
- * metadata changes; nothing that runs.
+ * The security schemes the document being generated declares. @fastify/swagger throws a TypeError when
+ * a route's `security` names a scheme its document lacks, and only a route's own `swaggerTransform`
+ * sees the document: the refresh and logout routes carry one, which records what it declares while the
+ * document is built (synchronously). Forgotten once that build is over, so another document never
+ * inherits what this one declared.
+ */
+class DeclaredSchemes {
+  #names: ReadonlySet<string> | null = null
+
+  learn (input: SwaggerTransformInput): ReadonlySet<string> {
+    const declared = input.openapiObject?.components?.securitySchemes ?? input.swaggerObject?.securityDefinitions ?? {}
+    const names = new Set(Object.keys(declared))
+    this.#names = names
+    queueMicrotask(() => { this.#names = null })
+    return names
+  }
+
+  has (name: string): boolean {
+    return this.#names?.has(name) === true
+  }
+}
+
+/**
+ * An `onRoute` hook for the OpenAPI document; only the schema's metadata and the route's
+ * `swaggerTransform` change, nothing that runs. Registering the plugin never makes `app.swagger()`
+ * throw: every route refers only to schemes the document declares.
+ * - The refresh and logout routes get a `config.swaggerTransform` (after the host's own, if the
+ *   factories were given one) that keeps only the security requirements the document declares.
+ * - A route protected by `app.authenticate` (or a scope or role guard) and without a `security` of its
+ *   own is documented as requiring the Bearer scheme, when the document declares it. The plugin learns
+ *   that from its refresh and logout routes, which come first when it registers them; where the document
+ *   has neither, the route's `security` is left out (say it with `openApiBearerSecurity`).
  */
 export function bearerSecurityMarker (authenticate: unknown): (route: RouteOptions) => void {
+  const declared = new DeclaredSchemes()
+
   function protects (hook: unknown): boolean {
     return hook === authenticate || (typeof hook === 'function' && (hook as { [REQUIRES_BEARER]?: boolean })[REQUIRES_BEARER] === true)
   }
-  return function markBearerRoute (route) {
+
+  function keepDeclared (hostTransform: unknown): SwaggerTransform {
+    return function keepDeclaredSecurity (input) {
+      const result = typeof hostTransform === 'function' ? (hostTransform as SwaggerTransform)(input) : {}
+      const schema = result.schema ?? input.schema
+      const names = declared.learn(input)
+      const security = schema?.security as Array<Record<string, string[]>> | undefined
+      // a security the host's transform put there is the host's
+      if (!ownSecurity.has(security as object)) return result
+      // a requirement needs all its schemes: one naming an undeclared scheme goes whole
+      const kept = (security as Array<Record<string, string[]>>).filter(requirement => Object.keys(requirement).every(name => names.has(name)))
+      return { ...result, schema: { ...schema, security: kept } }
+    }
+  }
+
+  return function markRoute (route) {
+    const schema = route.schema as { security?: unknown } | undefined
+    if (schema !== undefined && ownSecurity.has(schema.security as object)) {
+      // typed by @fastify/swagger's own augmentation, which this package does not load
+      const config = route.config as Record<string, unknown> | undefined
+      route.config = { ...config, swaggerTransform: keepDeclared(config?.swaggerTransform) } as RouteOptions['config']
+      return
+    }
     const protectedRoute = PROTECTING_HOOKS.some(name => {
       const hooks: unknown = route[name]
       return Array.isArray(hooks) ? hooks.some(protects) : protects(hooks)
     })
-    if (!protectedRoute) return
-    const schema = route.schema as { security?: unknown } | undefined
-    if (schema?.security !== undefined) return
-    // a copy: hosts may share one schema object between routes
-    route.schema = { ...schema, security: [{ [BEARER_SCHEME]: [] }] } as RouteOptions['schema']
+    if (!protectedRoute || schema?.security !== undefined) return
+    // a copy: hosts may share one schema object between routes. Read while the document is built.
+    route.schema = Object.defineProperty({ ...schema }, 'security', {
+      enumerable: true,
+      configurable: true,
+      get: () => declared.has(BEARER_SCHEME) ? [{ [BEARER_SCHEME]: [] }] : undefined
+    }) as RouteOptions['schema']
   }
 }

@@ -1,7 +1,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from './audit.js'
+import { checkCookiePrefix } from './cookie.js'
 import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from './errors.js'
 import { parseDuration } from './duration.js'
+import { checkSecretLooksRandom } from './secret.js'
 import type { LoginUser, RefreshAuthUser } from './user.js'
 import type { SessionStore } from './stores/store.js'
 import { ASYMMETRIC_ALGORITHMS, deriveKeys, type AccessTokenAlgorithm, type AccessTokenKey, type AsymmetricAlgorithm, type KeySet } from './keys.js'
@@ -104,12 +106,18 @@ export interface FastifyRefreshAuthOptions {
   realm?: string
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
-  /** The user's id for `sub`: a non-empty string, or a finite number (made a string). Default `user.id`. */
+  /**
+   * The user's id for `sub`: a non-empty string (at most 256 characters) or a finite number (made a
+   * string). Default `user.id`. Anything else refuses the login with `FST_REFRESH_AUTH_INVALID_SUBJECT`.
+   */
   subject?: (user: LoginUser) => string | number
   /**
    * Extra claims for access tokens (roles, say), computed at login and kept for the session's life.
    * Typed against `RefreshAuthUser`: what you declare there, it must return. Reserved names (`iss`,
-   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped.
+   * `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `typ`, `sid`, …) are dropped. The rest must be plain JSON
+   * data (objects, arrays, strings, finite numbers, booleans, null; at most 8 levels deep and 4 KiB as
+   * JSON) with no name of `Object.prototype` (`constructor`, `__proto__`…); anything else refuses the
+   * login with `FST_REFRESH_AUTH_INVALID_CLAIMS` and logs why.
    */
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
@@ -260,7 +268,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (!PATH.test(cookiePath)) fail("cookie.path must be a path such as '/auth'")
   const cookieSecure = cookie.secure ?? true
   if (typeof cookieSecure !== 'boolean') fail('cookie.secure must be a boolean')
-  if (!cookieSecure && cookieName.startsWith('__Secure-')) fail('a cookie.name starting with __Secure- needs cookie.secure')
+  checkCookiePrefix({ name: cookieName, path: cookiePath, secure: cookieSecure })
   const cookieSameSite = cookie.sameSite ?? 'strict'
   if (!isOneOf(cookieSameSite, SAME_SITE)) fail("cookie.sameSite must be 'strict' or 'lax'")
 
@@ -351,6 +359,7 @@ function resolveServerRole (secret: unknown, access: AccessKeySource, routes: bo
 function checkSecret (secret: unknown): string | Buffer {
   if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) fail('secret must be a string or a Buffer')
   if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) fail(`secret must be at least ${MIN_SECRET_BYTES} bytes long`)
+  checkSecretLooksRandom(secret)
   return secret
 }
 
@@ -360,7 +369,7 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
   if (!isOneOf(algorithm, ACCESS_TOKEN_ALGORITHMS)) fail('accessToken.algorithm must be one of HS256, RS256, PS256, ES256')
   // checked whether or not a JWKS URL is set: a wrong value is refused, never silently unused
   const timeout = duration(accessToken?.jwksTimeout, '5s', 'accessToken.jwksTimeout')
-  const cooldown = duration(accessToken?.jwksCooldown, '30s', 'accessToken.jwksCooldown', true)
+  const cooldown = jwksCooldown(accessToken?.jwksCooldown)
   const refreshInterval = duration(accessToken?.jwksRefreshInterval, '10m', 'accessToken.jwksRefreshInterval')
   if (keys !== undefined && jwksUrl !== undefined) fail('accessToken.keys and accessToken.jwksUrl exclude each other')
   if (keys !== undefined) {
@@ -379,6 +388,14 @@ function resolveAccessKeys (accessToken: FastifyRefreshAuthOptions['accessToken'
   }
   if (algorithm !== 'HS256') fail(`accessToken.algorithm ${algorithm} needs accessToken.keys (or accessToken.jwksUrl on a resource server)`)
   return { source: 'secret' }
+}
+
+// Every request with an unknown `kid` may refetch the JWKS once per cooldown: below a second, anyone
+// could make a resource server fetch as often as they send requests.
+function jwksCooldown (value: unknown): number {
+  const seconds = duration(value, '30s', 'accessToken.jwksCooldown', true)
+  if (seconds < 1) fail('accessToken.jwksCooldown must be at least 1 second')
+  return seconds
 }
 
 function hasPrivateKey (keys: AccessTokenKey[]): boolean {

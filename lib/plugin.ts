@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
+import { checkRefreshCookiePath } from './cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './jwks.js'
 import { bearerSecurityMarker } from './openapi.js'
@@ -81,6 +82,8 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
   fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
+  // refresh and logout must be mounted where the browser sends the refresh cookie
+  fastify.addHook('onRoute', checkRefreshCookiePath)
   if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
   if (options.serveJwks) fastify.route(factories.jwksRoute())

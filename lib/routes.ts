@@ -1,6 +1,8 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { readsRefreshCookie, RefreshCookie } from './cookie.js'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
-import { REFRESH_COOKIE_SCHEME } from './openapi.js'
+import { callHost } from './host-call.js'
+import { refreshRouteSecurity } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 import { MAX_TOKEN_LENGTH } from './tokens.js'
@@ -108,12 +110,9 @@ const TRANSPORT_HEADER = 'refresh-token-transport'
 
 /** The route factories of an auth server: its session policy serves them. */
 export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
-  const cookieOptions = {
-    httpOnly: true,
-    secure: options.cookieSecure,
-    sameSite: options.cookieSameSite,
-    path: options.cookiePath
-  } as const
+  const cookie = new RefreshCookie({
+    name: options.cookieName, path: options.cookiePath, secure: options.cookieSecure, sameSite: options.cookieSameSite
+  })
 
   // Fetch Metadata first (browsers send it on every request), then the optional Origin allow-list.
   // Runs before anything is read, so a refused request consumes no token.
@@ -139,7 +138,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
       })
     }
-    reply.setCookie(options.cookieName, tokens.refreshToken, { ...cookieOptions, maxAge: tokens.refreshMaxAge })
+    cookie.set(reply, tokens.refreshToken, tokens.refreshMaxAge)
     return reply.send({ access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn })
   }
 
@@ -150,15 +149,19 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     return typeof token === 'string' ? token : undefined
   }
 
+  // Throws DuplicateCookieError on a tossed cookie, before anything is consumed or revoked.
   function readRefreshCookie (request: FastifyRequest): string | undefined {
-    if (!cookieAllowed) return undefined
-    // `hook: false` in a host's @fastify/cookie leaves request.cookies unset: parse the header then
-    const cookies = request.cookies ?? request.server.parseCookie(request.headers.cookie ?? '')
-    return cookies[options.cookieName]
+    return cookieAllowed ? cookie.read(request) : undefined
   }
 
   function clearRefreshCookie (reply: FastifyReply): void {
-    if (cookieAllowed) reply.clearCookie(options.cookieName, cookieOptions)
+    if (cookieAllowed) cookie.clear(reply)
+  }
+
+  // The refresh and logout routes read the cookie: where it is sent must cover their URL (checked on
+  // registration, prefixes included).
+  function cookieRoute (handler: RouteOptions['handler']): RouteOptions['handler'] {
+    return cookieAllowed ? readsRefreshCookie(handler, options.cookiePath) : handler
   }
 
   // Login answers in the body on the body transport, or on 'both' when the client asks for it.
@@ -173,9 +176,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
   }
 
   // OpenAPI: the refresh and logout routes authenticate with the cookie, the body token, or either.
-  const refreshSecurity: Array<Record<string, string[]>> = transport === 'cookie'
-    ? [{ [REFRESH_COOKIE_SCHEME]: [] }]
-    : transport === 'body' ? [] : [{ [REFRESH_COOKIE_SCHEME]: [] }, {}]
+  const refreshSecurity = refreshRouteSecurity(transport)
   const tokenResponses = {
     200: tokenResponseSchema(bodyAllowed),
     '4xx': errorResponseSchema,
@@ -219,7 +220,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
       return route('login', overrides, async function login (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        const user = await verifyCredentials(request)
+        const user = await callHost('verifyCredentials', request.log, () => verifyCredentials(request))
         if (user === null || user === undefined) throw new InvalidCredentialsError()
         return sendTokens(reply, await sessions.startSession(user, request), loginInBody(request))
       }, {
@@ -233,7 +234,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     refreshRoute (overrides = {}) {
-      return route('refresh', overrides, async function refresh (request, reply) {
+      return route('refresh', overrides, cookieRoute(async function refresh (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
@@ -245,7 +246,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
           throw new InvalidRefreshTokenError()
         }
         return sendTokens(reply, tokens, inBody)
-      }, refreshTokenRouteSchema(
+      }), refreshTokenRouteSchema(
         'Refresh the access token',
         'Trades the refresh token for a new access token and a new refresh token (rotation).',
         tokenResponses
@@ -253,7 +254,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     },
 
     logoutRoute (overrides = {}) {
-      return route('logout', overrides, async function logout (request, reply) {
+      return route('logout', overrides, cookieRoute(async function logout (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
@@ -262,7 +263,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
         if (bodyToken === undefined) clearRefreshCookie(reply)
         return reply.code(204).send()
-      }, refreshTokenRouteSchema(
+      }), refreshTokenRouteSchema(
         'Sign out',
         'Revokes the session of the refresh token and clears the refresh cookie.',
         logoutResponses

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { InsufficientScopeError } from './errors.js'
+import { InsufficientScopeError, InvalidArgumentError } from './errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
 
 /**
@@ -66,7 +66,7 @@ export function createClaimGuards (realm: string): ClaimGuards {
   function guard (values: string | readonly string[], options: ClaimGuardOptions, claim: string, match: 'all' | 'any', kind: string): ClaimGuard {
     const required = typeof values === 'string' ? [values] : [...values]
     if (required.length === 0 || !required.every(value => typeof value === 'string' && SCOPE_TOKEN.test(value))) {
-      throw new TypeError(`fastify-refresh-auth: ${kind} must be one or more strings without spaces, quotes or backslashes`)
+      throw new InvalidArgumentError(`${kind} must be one or more strings without spaces, quotes or backslashes`)
     }
     const claimName = options.claim ?? claim
     // fail closed: anything but 'any' needs every value
@@ -87,10 +87,10 @@ export function createClaimGuards (realm: string): ClaimGuards {
 
   return {
     requireScopes (scopes, options = {}) {
-      return guard(scopes, options, 'scope', 'all', 'scopes')
+      return guard(scopes, options, 'scope', 'all', 'requireScopes: scopes')
     },
     requireRoles (roles, options = {}) {
-      return guard(roles, options, 'roles', 'any', 'roles')
+      return guard(roles, options, 'roles', 'any', 'requireRoles: roles')
     }
   }
 }

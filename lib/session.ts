@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
-import { StoreUnavailableError } from './errors.js'
+import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
+import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
-import { RESERVED_CLAIMS, type RegisteredClaims, type TokenCodec } from './tokens.js'
+import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
@@ -73,11 +74,8 @@ export class SessionPolicy {
 
   /** Starts a session for a user that `verifyCredentials` accepted. */
   async startSession (user: LoginUser, request: FastifyRequest): Promise<IssuedTokens> {
-    const sub = userIdOf(this.#options.subject(user))
-    if (sub === null) {
-      throw new TypeError('fastify-refresh-auth: the user has no id; return one from verifyCredentials or set the subject option')
-    }
-    const ext = this.#options.claims === undefined ? undefined : withoutReserved(await this.#options.claims(user, request))
+    const sub = await hostSubject(this.#options.subject, user, request)
+    const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -160,15 +158,15 @@ export class SessionPolicy {
 export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('fastify-refresh-auth: sessionId must be a non-empty string')
+      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
       await callStore(log, () => store.revoke(sessionId))
     },
     async revokeUserSessions (userId) {
-      const id = requireUserId(userId)
+      const id = requireUserId(userId, 'revokeUserSessions')
       await callStore(log, () => store.revokeUser(id))
     },
     async listUserSessions (userId) {
-      const id = requireUserId(userId)
+      const id = requireUserId(userId, 'listUserSessions')
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
     }
   }
@@ -184,22 +182,8 @@ async function callStore<T> (log: FastifyBaseLogger, operation: () => Promise<T>
   }
 }
 
-/** A user id as tokens carry it in `sub`: a non-empty string, or a finite number made a string; else null. */
-function userIdOf (id: unknown): string | null {
-  if (typeof id === 'string') return id.length === 0 ? null : id
-  return typeof id === 'number' && Number.isFinite(id) ? String(id) : null
-}
-
-function requireUserId (userId: unknown): string {
+function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
-  if (id === null) throw new TypeError('fastify-refresh-auth: userId must be a non-empty string or a finite number')
+  if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
-}
-
-function withoutReserved (claims: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {}
-  for (const name of Object.keys(claims)) {
-    if (!RESERVED_CLAIMS.has(name)) kept[name] = claims[name]
-  }
-  return kept
 }

@@ -1,3 +1,4 @@
+import { InvalidOptionError } from './errors.js'
 import type { RegisteredClaims } from './tokens.js'
 
 interface CacheEntry<Claims> {
@@ -53,7 +54,7 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   readonly #doorkeeperMask: number
 
   constructor (maxEntries: number) {
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('TokenCache: maxEntries must be a positive integer')
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('TokenCache: maxEntries must be a positive integer')
     this.#maxEntries = maxEntries
     this.#front = this.#entries.entries()
     // about a quarter of the cache: a token must come back within a few thousand misses to be admitted

@@ -1,4 +1,5 @@
 import jwt from 'jsonwebtoken'
+import { InvalidOptionError } from './errors.js'
 import { Hs256 } from './hs256.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
@@ -108,7 +109,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       exp: registered.exp
     }
     if (this.#hs256 !== null) return this.#hs256.sign(payload)
-    if (this.#signing === null) throw new TypeError('fastify-refresh-auth: no key to sign with')
+    if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
 

@@ -11,7 +11,13 @@ import fastifyRefreshAuth, {
   KeysUnavailableError,
   MissingTokenError,
   StoreTimeoutError,
-  StoreUnavailableError
+  StoreUnavailableError,
+  InvalidArgumentError,
+  DuplicateCookieError,
+  InvalidClaimsError,
+  InvalidSubjectError,
+  CallbackFailedError,
+  JwksFetchError
 } from '../lib/index.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
 
@@ -24,7 +30,11 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidRefreshTokenError, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 401],
     [CrossSiteRequestError, 'FST_REFRESH_AUTH_CROSS_SITE', 403],
     [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503],
-    [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503]
+    [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503],
+    [DuplicateCookieError, 'FST_REFRESH_AUTH_DUPLICATE_COOKIE', 400],
+    [InvalidClaimsError, 'FST_REFRESH_AUTH_INVALID_CLAIMS', 500],
+    [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
+    [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()
@@ -38,8 +48,12 @@ t.test('every error class has its stable code and status', async t => {
   const option = new InvalidOptionError('secret is missing')
   t.equal(option.code, 'FST_REFRESH_AUTH_INVALID_OPTION')
   t.equal(option.message, 'fastify-refresh-auth: secret is missing')
-  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_STORE_TIMEOUT', 'FST_REFRESH_AUTH_INVALID_OPTION'].sort(),
-    'ErrorCodes lists every code')
+  const argument = new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
+  t.equal(argument.code, 'FST_REFRESH_AUTH_INVALID_ARGUMENT')
+  t.ok(argument instanceof TypeError, 'an argument error is a TypeError, as in Node')
+  t.equal(new JwksFetchError('HTTP status 500').code, 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED')
+  t.same(Object.values(ErrorCodes).sort(), [...table.map(([, code]) => code), 'FST_REFRESH_AUTH_STORE_TIMEOUT', 'FST_REFRESH_AUTH_INVALID_OPTION',
+    'FST_REFRESH_AUTH_INVALID_ARGUMENT', 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'].sort(), 'ErrorCodes lists every code')
 })
 
 t.test('messages replace what clients read, never the code, status or challenge', async t => {
@@ -96,6 +110,8 @@ t.test('the messages option is validated', async t => {
     [{ FST_REFRESH_AUTH_TYPO: 'x' }, /FST_REFRESH_AUTH_TYPO is not an error code/],
     [{ FST_REFRESH_AUTH_INVALID_OPTION: 'x' }, /FST_REFRESH_AUTH_INVALID_OPTION is not an error code/],
     [{ FST_REFRESH_AUTH_STORE_TIMEOUT: 'x' }, /FST_REFRESH_AUTH_STORE_TIMEOUT is not an error code/],
+    [{ FST_REFRESH_AUTH_INVALID_ARGUMENT: 'x' }, /FST_REFRESH_AUTH_INVALID_ARGUMENT is not an error code/],
+    [{ FST_REFRESH_AUTH_JWKS_FETCH_FAILED: 'x' }, /FST_REFRESH_AUTH_JWKS_FETCH_FAILED is not an error code/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: '' }, /messages.FST_REFRESH_AUTH_NO_TOKEN must be a non-empty string/],
     [{ FST_REFRESH_AUTH_NO_TOKEN: 5 }, /must be a non-empty string/]
   ]

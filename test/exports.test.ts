@@ -32,7 +32,7 @@ t.test('the built plugin works end to end from both module systems', async t => 
   const script = (load: string) => `
     ${load}
     const app = Fastify()
-    await app.register(plugin, { secret: 'x'.repeat(32), verifyCredentials: async () => ({ id: 7 }) })
+    await app.register(plugin, { secret: 'an-export-test-secret-of-32-bytes-or-more', verifyCredentials: async () => ({ id: 7 }) })
     app.get('/me', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub }))
     const login = await app.inject({ method: 'POST', url: '/auth/login' })
     const me = await app.inject({ url: '/me', headers: { authorization: 'Bearer ' + login.json().access_token } })

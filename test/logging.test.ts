@@ -93,7 +93,7 @@ t.test('login, refresh, reuse, logout and failures log through request.log and n
   t.match(storeFailures[0], { err: { message: 'connection to the session store lost' } }, 'the operator sees the cause')
 })
 
-t.test('the README recipe: logging request headers with authorization and the refresh cookie redacted', async t => {
+t.test('the docs/recipes.md recipe: logging request headers with authorization and the refresh cookie redacted', async t => {
   const { app, store, lines } = await loggedApp(t, {
     // a host that logs request headers, as many do
     serializers: {

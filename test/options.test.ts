@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import t from 'tap'
 import fastifyRefreshAuth, { InvalidOptionError, MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
@@ -59,7 +60,11 @@ const refused: Array<[string, unknown, RegExp]> = [
   ['a subject that is no function', { ...valid, subject: 'id' }, /subject must be a function/],
   ['claims that are no function', { ...valid, claims: { role: 'admin' } }, /claims must be a function/],
   ['trustedOrigins that is no array', { ...valid, trustedOrigins: 'https://a.example' }, /trustedOrigins must be an array/],
-  ['trustedOrigins with a non-string', { ...valid, trustedOrigins: [1] }, /trustedOrigins must be an array/]
+  ['trustedOrigins with a non-string', { ...valid, trustedOrigins: [1] }, /trustedOrigins must be an array/],
+  // finding 8 of issue 13: without a floor, every request with an unknown kid could trigger a JWKS fetch
+  ['a JWKS cooldown of 0', { routes: false, accessToken: { jwksUrl: 'http://127.0.0.1:9/jwks.json', jwksCooldown: 0 } }, /accessToken.jwksCooldown must be at least 1 second/],
+  ['a JWKS cooldown under a second', { routes: false, accessToken: { jwksUrl: 'http://127.0.0.1:9/jwks.json', jwksCooldown: 0.5 } }, /accessToken.jwksCooldown must be at least 1 second/],
+  ['a JWKS cooldown of 0s', { routes: false, accessToken: { jwksUrl: 'http://127.0.0.1:9/jwks.json', jwksCooldown: '0s' } }, /accessToken.jwksCooldown must be at least 1 second/]
 ]
 
 for (const [what, options, message] of refused) {
@@ -77,7 +82,7 @@ for (const [what, options, message] of refused) {
 t.test('accepts the documented forms', async t => {
   const accepted: unknown[] = [
     valid,
-    { ...valid, secret: Buffer.alloc(32, 7) },
+    { ...valid, secret: randomBytes(32) },
     { secret: SECRET, routes: false },
     { ...valid, routes: true },
     { ...valid, routes: { prefix: '/api/v1/session' } },

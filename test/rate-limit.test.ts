@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import fastifyRefreshAuth from '../lib/index.js'
 import { COOKIE, SECRET, USER, refreshCookie, verifyCredentials } from './helpers/app.js'
 
-// The README recipe: login limited per IP and per username, refresh limited per IP.
+// The recipe of docs/recipes.md: login limited per IP and per username, refresh limited per IP.
 async function rateLimitedApp (t: Test) {
   let credentialChecks = 0
   const app = Fastify()

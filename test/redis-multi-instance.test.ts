@@ -5,6 +5,9 @@ import t, { type Test } from 'tap'
 import { COOKIE, USER } from './helpers/app.js'
 import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
+// two forked app processes on a machine shared with other test runs: more than tap's default 30 s
+t.setTimeout(120_000)
+
 interface Instance {
   name: string
   post (path: string, refreshToken?: string, body?: unknown): Promise<{ status: number, refreshToken: string | undefined }>

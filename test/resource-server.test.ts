@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
 import { login } from './helpers/app.js'
+import { fakeClock } from './helpers/clock.js'
 import { authServer, ec, header, protectedApp, rsa, type KeyPair } from './helpers/keys.js'
 import type { FastifyInstance } from 'fastify'
 
@@ -151,9 +152,11 @@ t.test('resource server on the auth server JWKS over real HTTP', async t => {
 t.test('key pointers in the header are ignored: no outbound request', async t => {
   const attacker = await countingServer(t, { keys: [jwk(stranger, 'k1')] })
   const jwks = await countingServer(t, { keys: [jwk(signer, 'k1')] })
-  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const clock = fakeClock(t)
+  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 1 })
   const staticResource = await resourceServer(t, { algorithm: 'ES256', keys: [{ kid: 'k1', publicKey: signer.publicKey }] })
   t.equal(jwks.hits, 1)
+  clock.advance(1) // past the cooldown: the unknown kid below may refetch
   const pointers = {
     jku: attacker.url,
     x5u: attacker.url,
@@ -171,14 +174,21 @@ t.test('key pointers in the header are ignored: no outbound request', async t =>
 
 t.test('rotation through the JWKS: an unknown kid refetches, at most once per cooldown', async t => {
   const jwks = await countingServer(t, { keys: [jwk(signer, 'k1')] })
-  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const clock = fakeClock(t)
+  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 1 })
   const patient = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: '1h' })
   t.equal(jwks.hits, 2)
   const newToken = sign(nextSigner, 'k2')
+  t.equal((await get(resource, newToken)).statusCode, 401, 'within the cooldown of the first load: no refetch')
+  t.equal(jwks.hits, 2)
+  clock.advance(1)
   t.equal((await get(resource, newToken)).statusCode, 401, 'not published yet')
   t.equal(jwks.hits, 3, 'refetched for the unknown kid')
 
   jwks.body = JSON.stringify({ keys: [jwk(nextSigner, 'k2'), jwk(signer, 'k1')] })
+  t.equal((await get(resource, newToken)).statusCode, 401, 'published, but within the cooldown of the last refetch')
+  t.equal(jwks.hits, 3)
+  clock.advance(1)
   const [a, b] = await Promise.all([get(resource, newToken, '/me'), get(resource, newToken, '/awaited')])
   t.equal(a.statusCode, 200, 'published: picked up on the unknown kid')
   t.equal(b.statusCode, 200)
@@ -192,6 +202,7 @@ t.test('rotation through the JWKS: an unknown kid refetches, at most once per co
 
   // retire k1: only its tokens die once the resource server refetches
   jwks.body = JSON.stringify({ keys: [jwk(nextSigner, 'k2')] })
+  clock.advance(1)
   t.equal((await get(resource, sign(stranger, 'k3'))).statusCode, 401)
   t.equal(jwks.hits, 5)
   t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 401, 'retired key refused')
@@ -200,9 +211,11 @@ t.test('rotation through the JWKS: an unknown kid refetches, at most once per co
 
 t.test('auth server down after a first load: the last good key set is used', async t => {
   const jwks = await countingServer(t, { keys: [jwk(signer, 'k1')] })
-  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const clock = fakeClock(t)
+  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 1 })
   await jwks.close()
   t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200)
+  clock.advance(1)
   const unknown = await get(resource, sign(nextSigner, 'k2'))
   t.equal(unknown.statusCode, 401, 'unknown kid while the auth server is down: 401, not 503')
   t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200, 'still the last good key set')
@@ -210,7 +223,8 @@ t.test('auth server down after a first load: the last good key set is used', asy
 
 t.test('bad JWKS answers keep the last good key set', async t => {
   const jwks = await countingServer(t, { keys: [jwk(signer, 'k1')] })
-  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const clock = fakeClock(t)
+  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 1 })
   const answers: Array<[number, string]> = [
     [500, JSON.stringify({ keys: [] })],
     [200, 'not json'],
@@ -227,7 +241,10 @@ t.test('bad JWKS answers keep the last good key set', async t => {
   for (const [status, body] of answers) {
     jwks.status = status
     jwks.body = body
+    clock.advance(1)
+    const hits = jwks.hits
     t.equal((await get(resource, sign(signer, 'k2'))).statusCode, 401, `${status} ${body.slice(0, 60)}`)
+    t.equal(jwks.hits, hits + 1, 'refetched')
     t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200, 'k1 still verifies')
   }
 })
@@ -269,7 +286,8 @@ t.test('unusable JWKs are skipped, and accessToken.algorithm pins the algorithm'
 t.test('no key set ever loaded: 503, until the auth server answers', async t => {
   const jwks = await countingServer(t, { keys: [jwk(signer, 'k1')] })
   await jwks.close()
-  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 0 })
+  const clock = fakeClock(t)
+  const resource = await resourceServer(t, { jwksUrl: jwks.url, jwksCooldown: 1 })
   for (const url of ['/private', '/me', '/awaited']) {
     const response = await get(resource, sign(signer, 'k1'), url)
     t.equal(response.statusCode, 503, url)
@@ -277,7 +295,8 @@ t.test('no key set ever loaded: 503, until the auth server answers', async t => 
   }
   t.equal((await get(resource, undefined)).statusCode, 401, 'no token is still a 401')
   await jwks.listen()
-  t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200, 'loads on the next request')
+  clock.advance(1)
+  t.equal((await get(resource, sign(signer, 'k1'))).statusCode, 200, 'loads on the next request after the cooldown')
   t.equal((await get(resource, sign(stranger, 'k1'))).statusCode, 401)
 })
 

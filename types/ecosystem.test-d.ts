@@ -51,6 +51,14 @@ describe('error codes and messages', () => {
     expect<ErrorMessages>().type.toBeAssignableFrom({ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' })
     expect<ErrorMessages>().type.not.toBeAssignableFrom({ FST_REFRESH_AUTH_INVALID_OPTION: 'x' })
     expect<ErrorMessages>().type.not.toBeAssignableFrom({ FST_REFRESH_AUTH_STORE_TIMEOUT: 'x' })
+    expect<ErrorMessages>().type.not.toBeAssignableFrom({ FST_REFRESH_AUTH_INVALID_ARGUMENT: 'x' })
+    expect<ErrorMessages>().type.not.toBeAssignableFrom({ FST_REFRESH_AUTH_JWKS_FETCH_FAILED: 'x' })
+    expect<ErrorMessages>().type.toBeAssignableFrom({
+      FST_REFRESH_AUTH_DUPLICATE_COOKIE: 'Sign in again',
+      FST_REFRESH_AUTH_INVALID_CLAIMS: 'x',
+      FST_REFRESH_AUTH_INVALID_SUBJECT: 'x',
+      FST_REFRESH_AUTH_CALLBACK_FAILED: 'Try again later'
+    })
   })
 
   test('the refresh-token transports', () => {

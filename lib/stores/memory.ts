@@ -1,3 +1,4 @@
+import { InvalidOptionError } from '../errors.js'
 import { toSessionInfo, type CreateOptions, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore } from './store.js'
 
 /**
@@ -32,10 +33,10 @@ export class MemoryStore implements SessionStore {
   constructor (options: MemoryStoreOptions = {}) {
     const { maxSessions = 100_000, pruneInterval = 60 } = options
     if (!Number.isInteger(maxSessions) || maxSessions < 1) {
-      throw new TypeError('MemoryStore: maxSessions must be a positive integer')
+      throw new InvalidOptionError('MemoryStore: maxSessions must be a positive integer')
     }
     if (typeof pruneInterval !== 'number' || !(pruneInterval > 0)) {
-      throw new TypeError('MemoryStore: pruneInterval must be a positive number of seconds')
+      throw new InvalidOptionError('MemoryStore: pruneInterval must be a positive number of seconds')
     }
     this.#maxSessions = maxSessions
     // unref'd: a sweep timer must never keep the process alive

@@ -1,4 +1,4 @@
-import { StoreTimeoutError } from '../errors.js'
+import { InvalidOptionError, StoreTimeoutError } from '../errors.js'
 import {
   CREATE_SESSION, INDEX_SESSION, READ_SESSION, REVOKE_SESSION, ROTATE_SESSION, USER_SESSION_IDS
 } from './redis-scripts.js'
@@ -79,13 +79,13 @@ export class RedisStore implements SessionStore {
   constructor (options: RedisStoreOptions) {
     const { client, prefix = 'refresh-auth:', timeout = 2000 } = options ?? {}
     if (client === null || typeof client !== 'object' || typeof client.defineCommand !== 'function') {
-      throw new TypeError('RedisStore: client must be an ioredis client')
+      throw new InvalidOptionError('RedisStore: client must be an ioredis client')
     }
     if (typeof prefix !== 'string' || /[{}]/.test(prefix)) {
-      throw new TypeError('RedisStore: prefix must be a string without { or }')
+      throw new InvalidOptionError('RedisStore: prefix must be a string without { or }')
     }
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 10) {
-      throw new TypeError('RedisStore: timeout must be a number of milliseconds, at least 10')
+      throw new InvalidOptionError('RedisStore: timeout must be a number of milliseconds, at least 10')
     }
     const commands = client as unknown as Record<string, unknown>
     for (const [name, { lua, readOnly }] of Object.entries(SCRIPTS)) {

@@ -3,15 +3,17 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 type Mode = 'pass' | 'cut' | 'blackhole'
 
 /**
- * A TCP proxy between the app and Redis that a test controls: `cut()` closes every connection and refuses new
- * ones; `blackhole()` keeps the sockets open but holds back all traffic, both ways; `restore()` delivers what
- * was held (late) and lets traffic through again.
+ * A TCP proxy between the app and a server (Redis, PostgreSQL) that a test controls: `cut()` closes every
+ * connection and refuses new ones; `blackhole()` keeps the sockets open but holds back all traffic, both ways,
+ * a connection closed by one side included (as a network partition would hold its FIN); `restore()` delivers
+ * what was held (late), then the held closes, and lets traffic through again.
  */
 export class TcpProxy {
   #mode: Mode = 'pass'
   readonly #server: Server
   readonly #sockets = new Set<Socket>()
-  readonly #held: Array<[Socket, Buffer]> = []
+  // null: the other side closed; end this one once what came before is delivered
+  readonly #held: Array<[Socket, Buffer | null]> = []
   port = 0
 
   constructor (readonly targetHost: string, readonly targetPort: number) {
@@ -35,7 +37,11 @@ export class TcpProxy {
 
   restore (): void {
     this.#mode = 'pass'
-    for (const [to, data] of this.#held.splice(0)) if (!to.destroyed) to.write(data)
+    for (const [to, data] of this.#held.splice(0)) {
+      if (to.destroyed) continue
+      if (data === null) to.end()
+      else to.write(data)
+    }
   }
 
   async close (): Promise<void> {
@@ -58,7 +64,8 @@ export class TcpProxy {
       from.on('error', () => {})
       from.on('close', () => {
         this.#sockets.delete(from)
-        to.destroy()
+        if (this.#mode === 'blackhole') this.#held.push([to, null])
+        else to.destroy()
       })
     }
   }

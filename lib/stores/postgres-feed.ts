@@ -1,0 +1,239 @@
+import { StoreTimeoutError } from '../errors.js'
+import { settleWithin, type PostgresNotification, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
+import type { Statements } from './postgres-sql.js'
+import type { RevocationFeedStatus, RevocationListener, RevocationWatch } from './store.js'
+
+export interface RevocationFeedOptions {
+  pool: PostgresPool
+  statements: Pick<Statements, 'catchUp' | 'revocationById' | 'serverNow' | 'listen' | 'unlisten'>
+  /** The NOTIFY channel, as notifications name it. */
+  channel: string
+  /** Milliseconds each query of the feed may take before its connection is given up. */
+  timeout: number
+  listener: RevocationListener
+  retentionMs: number
+  /** Called once, when the watch is closed. */
+  onClose: (feed: PostgresRevocationFeed) => void
+}
+
+// How far back a catch-up reaches before the last confirmed time: a revocation row is stamped when it is
+// inserted and becomes visible when its transaction commits, at most a store timeout later (statement and
+// idle timeouts see to that), so rows committed after the last confirmation are never older than this.
+const MIN_OVERLAP_MS = 30_000
+const MAX_RETRY_DELAY_MS = 2000
+const MAX_HEARTBEAT_MS = 2000
+
+interface Connection {
+  client: PostgresPoolClient
+  /** False once lost or closed: its handlers do nothing any more and it has been (or is being) released. */
+  alive: boolean
+  onNotification: (message: PostgresNotification) => void
+  onError: (err: Error) => void
+  onEnd: () => void
+}
+
+/**
+ * One watch of a PostgresStore's revocation feed: a client checked out of the pool that `LISTEN`s on the
+ * store's channel and applies each notification at once; on every (re)connect it first catches up from the
+ * revocations table. A heartbeat query on the same client finds a connection that went silent.
+ */
+export class PostgresRevocationFeed implements RevocationWatch {
+  readonly #options: RevocationFeedOptions
+  readonly #overlap: number
+  readonly #heartbeat: number
+  #connection: Connection | null = null
+  #attempt: Promise<void> | null = null
+  #timer: NodeJS.Timeout | null = null
+  #closed = false
+  #closing: Promise<void> | null = null
+  /** Server time up to which every revocation is known to have been delivered; null before the first catch-up. */
+  #lastConfirmed: number | null = null
+  #reported: RevocationFeedStatus | null = null
+  #failures = 0
+
+  constructor (options: RevocationFeedOptions) {
+    this.#options = options
+    this.#overlap = Math.max(MIN_OVERLAP_MS, 2 * options.timeout)
+    this.#heartbeat = Math.min(MAX_HEARTBEAT_MS, options.timeout)
+  }
+
+  get retentionMs (): number {
+    return this.#options.retentionMs
+  }
+
+  start (): void {
+    this.#attempt = this.#connect()
+  }
+
+  /** Sessions this process ended: told at once, before the store's method resolves. */
+  deliver (sessionIds: readonly string[], revokedAt: number): void {
+    if (!this.#closed) callListener(() => this.#options.listener.revoked(sessionIds, revokedAt))
+  }
+
+  close (): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close (): Promise<void> {
+    this.#closed = true
+    this.#options.onClose(this)
+    this.#clearTimer()
+    // a connection attempt under way sees #closed and gives its client back
+    await this.#attempt
+    const connection = this.#connection
+    this.#connection = null
+    if (connection === null || !connection.alive) return
+    connection.alive = false
+    try {
+      // the client goes back to the pool clean, listening to nothing
+      await this.#bounded(connection.client.query(this.#options.statements.unlisten))
+      this.#release(connection, false)
+    } catch {
+      this.#release(connection, true)
+    }
+  }
+
+  async #connect (): Promise<void> {
+    const { pool, statements, retentionMs } = this.#options
+    let client: PostgresPoolClient
+    try {
+      client = await settleWithin(pool.connect(), this.#options.timeout, () => new StoreTimeoutError('revocation feed: no pool client in time'), late => late.release())
+    } catch {
+      this.#retry()
+      return
+    }
+    if (this.#closed) {
+      client.release()
+      return
+    }
+    const connection: Connection = {
+      client,
+      alive: true,
+      onNotification: (message) => this.#onNotification(connection, message),
+      onError: () => this.#lost(connection),
+      onEnd: () => this.#lost(connection)
+    }
+    client.on('notification', connection.onNotification)
+    client.on('error', connection.onError)
+    client.on('end', connection.onEnd)
+    this.#connection = connection
+    try {
+      // LISTEN before reading the table: a revocation committed in between is both notified and read (harmless)
+      await this.#bounded(client.query(statements.listen))
+      const since = this.#lastConfirmed === null ? null : this.#lastConfirmed - this.#overlap
+      const { rows } = await this.#bounded(client.query(statements.catchUp, [since, retentionMs]))
+      if (!connection.alive || this.#closed) return
+      for (const row of rows) {
+        if (row.session_ids !== null) this.deliver(JSON.parse(row.session_ids as string), Number(row.revoked_at))
+      }
+      const now = Number(rows[0].now)
+      // entries older than the retention may have been trimmed before this instance read them
+      const status = since !== null && since < now - retentionMs ? 'gap' : 'live'
+      this.#lastConfirmed = now
+      this.#failures = 0
+      this.#report(status)
+      this.#scheduleHeartbeat(connection)
+    } catch {
+      this.#lost(connection)
+    }
+  }
+
+  #onNotification (connection: Connection, message: PostgresNotification): void {
+    if (!connection.alive || message.channel !== this.#options.channel) return
+    const revocation = parsePayload(message.payload)
+    if (revocation === null) return
+    if (revocation.ids !== undefined) {
+      this.deliver(revocation.ids, revocation.at)
+      return
+    }
+    // too many ids for a notification: read them from the table
+    this.#bounded(connection.client.query(this.#options.statements.revocationById, [revocation.id])).then(({ rows }) => {
+      if (rows.length === 1) this.deliver(JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
+    }, () => this.#lost(connection))
+  }
+
+  #scheduleHeartbeat (connection: Connection): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#bounded(connection.client.query(this.#options.statements.serverNow)).then(({ rows }) => {
+        if (!connection.alive) return
+        this.#lastConfirmed = Number(rows[0].now)
+        this.#scheduleHeartbeat(connection)
+      }, () => this.#lost(connection))
+    }, this.#heartbeat).unref()
+  }
+
+  #lost (connection: Connection): void {
+    if (!connection.alive) return
+    connection.alive = false
+    this.#connection = null
+    this.#clearTimer()
+    this.#release(connection, true)
+    if (this.#closed) return
+    if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
+    this.#retry()
+  }
+
+  #retry (): void {
+    if (this.#closed) return
+    const delay = Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** this.#failures)
+    this.#failures++
+    this.#timer = setTimeout(() => {
+      this.#timer = null
+      this.#attempt = this.#connect()
+    }, delay).unref()
+  }
+
+  #release (connection: Connection, destroy: boolean): void {
+    const { client } = connection
+    client.removeListener('notification', connection.onNotification)
+    client.removeListener('end', connection.onEnd)
+    // the pool takes over error handling once the client is back; until then a late error is ours to swallow
+    client.removeListener('error', connection.onError)
+    // with an error the pool closes the client instead of keeping it
+    client.release(destroy)
+  }
+
+  #report (status: RevocationFeedStatus): void {
+    this.#reported = status
+    callListener(() => this.#options.listener.status(status))
+  }
+
+  #clearTimer (): void {
+    if (this.#timer !== null) clearTimeout(this.#timer)
+    this.#timer = null
+  }
+
+  #bounded<T> (promise: Promise<T>): Promise<T> {
+    return settleWithin(promise, this.#options.timeout, () => new StoreTimeoutError('revocation feed: query timed out'))
+  }
+}
+
+interface Revocation {
+  id: string
+  at: number
+  ids?: string[]
+}
+
+/** A notification's payload, or null when it is not one of ours. */
+function parsePayload (payload: string | undefined): Revocation | null {
+  let value: Partial<Revocation> | null
+  try {
+    value = JSON.parse(payload ?? '') as Partial<Revocation> | null
+  } catch {
+    return null
+  }
+  if (typeof value?.id !== 'string' || typeof value.at !== 'number') return null
+  if (value.ids !== undefined && !(Array.isArray(value.ids) && value.ids.every(id => typeof id === 'string'))) return null
+  return value as Revocation
+}
+
+/** A listener that throws must not break the feed or the store's operation: its error becomes a warning. */
+function callListener (call: () => void): void {
+  try {
+    call()
+  } catch (err) {
+    process.emitWarning(err as Error)
+  }
+}

@@ -1,0 +1,257 @@
+// SQL of PostgresStore. Table names come from the `table` option, validated here as identifiers and always
+// double-quoted; every value travels as a bind parameter. The only numbers written into SQL text are ones this
+// module or the store computed (lock keys, timeouts).
+//
+// Guarded statements. Every statement that a store operation sends inside its transaction starts with the CTE
+// `guard`, which yields one row when the statement started in time and none when it arrived late; every other
+// part of the statement joins it, so a late statement reads and changes nothing, and its result says so
+// (`on_time` false). The times are budgets counted from the transaction's start on the server's clock (`now()`):
+// the store measures them from the moment the reply to BEGIN reached it, which is after the server took `now()`,
+// so on the server they end at or before the store's own deadlines, whatever the two clocks say. The guard also
+// arms `idle_in_transaction_session_timeout` to the commit budget: a COMMIT that reaches the server after it
+// finds the session terminated and the transaction rolled back.
+// Parameters $1 and $2 of every guarded statement: the start budget and the commit budget, in milliseconds.
+
+import { createHash } from 'node:crypto'
+import { InvalidOptionError } from '../errors.js'
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+// PostgreSQL truncates identifiers past 63 bytes; the longest derived name adds 12 to the table's own.
+const MAX_SCHEMA_LENGTH = 63
+const MAX_TABLE_LENGTH = 51
+const MAX_CHANNEL_LENGTH = 63
+
+/** The names PostgresStore uses for one `table` option, quoted and ready for SQL text. */
+export interface TableNames {
+  /** The sessions table, as given (quoted). */
+  sessions: string
+  /** The revocation feed's table: `<table>_revocations` in the same schema (quoted). */
+  revocations: string
+  /** Index names (quoted, unqualified: an index lives in its table's schema). */
+  userIndex: string
+  expiryIndex: string
+  revokedAtIndex: string
+  /** Every relation `schemaSql` creates, qualified like the table, for the check that they exist. */
+  relations: string[]
+  /** The NOTIFY channel, as text (for `pg_notify`), and quoted (for `LISTEN`). */
+  channel: string
+  listenChannel: string
+  /** 32-bit namespace of the per-user advisory locks, and the 64-bit key of the migration lock. */
+  lockNamespace: number
+  migrationLockKey: string
+}
+
+/** Validates `table` (`name` or `schema.name`) and derives every name from it; throws a TypeError otherwise. */
+export function tableNames (table: unknown): TableNames {
+  if (typeof table !== 'string') throw new InvalidOptionError('PostgresStore: table must be a string')
+  const parts = table.split('.')
+  const name = parts[parts.length - 1]
+  const schema = parts.length === 2 ? parts[0] : null
+  if (parts.length > 2 || !parts.every(part => IDENTIFIER.test(part)) ||
+      name.length > MAX_TABLE_LENGTH || (schema !== null && schema.length > MAX_SCHEMA_LENGTH)) {
+    throw new InvalidOptionError(`PostgresStore: table must be a name or schema.name of letters, digits and _ (not starting with a digit), the name at most ${MAX_TABLE_LENGTH} characters`)
+  }
+  const qualify = (relation: string): string => schema === null ? `"${relation}"` : `"${schema}"."${relation}"`
+  // NOTIFY channels are database-wide names of at most 63 bytes: a long one is replaced by its digest
+  const readable = `${schema === null ? '' : `${schema}.`}${name}_revocations`
+  const digest = createHash('sha256').update(`fastify-refresh-auth ${readable}`).digest()
+  const channel = readable.length <= MAX_CHANNEL_LENGTH ? readable : `refresh_auth_${digest.toString('hex').slice(0, 32)}`
+  const indexes = [`${name}_user_idx`, `${name}_expiry_idx`, `${name}_rev_at_idx`]
+  return {
+    sessions: qualify(name),
+    revocations: qualify(`${name}_revocations`),
+    userIndex: `"${indexes[0]}"`,
+    expiryIndex: `"${indexes[1]}"`,
+    revokedAtIndex: `"${indexes[2]}"`,
+    relations: [name, `${name}_revocations`, ...indexes].map(qualify),
+    channel,
+    listenChannel: `"${channel}"`,
+    lockNamespace: digest.readInt32BE(0),
+    migrationLockKey: digest.readBigInt64BE(4).toString()
+  }
+}
+
+/** The server's clock in milliseconds since the epoch. */
+const SERVER_NOW = 'floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint'
+
+const GUARD = `guard AS MATERIALIZED (
+  SELECT set_config('idle_in_transaction_session_timeout', greatest(1, floor($2::float8 - clock.elapsed))::bigint::text, true) AS armed
+  FROM (SELECT extract(epoch FROM clock_timestamp() - now())::float8 * 1000 AS elapsed) AS clock
+  WHERE clock.elapsed <= $1::float8
+)`
+
+/** The one row every guarded statement's result starts from. */
+const ON_TIME = '(SELECT count(*) > 0 AS on_time FROM guard) AS g'
+
+const SESSION_COLUMNS = 'session_id, user_id, token_id, previous_token_id, created_at, rotated_at, expires_at, absolute_expires_at, user_agent, ip'
+
+/** The DDL that `migrate()` runs, also printed in docs/postgres.md. Idempotent. */
+export function schemaSql (names: TableNames): string {
+  return `CREATE TABLE IF NOT EXISTS ${names.sessions} (
+  session_id text PRIMARY KEY,
+  user_id text NOT NULL,
+  token_id text NOT NULL,
+  previous_token_id text,
+  created_at bigint NOT NULL,
+  rotated_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  absolute_expires_at bigint NOT NULL,
+  user_agent text,
+  ip text
+);
+CREATE INDEX IF NOT EXISTS ${names.userIndex} ON ${names.sessions} (user_id);
+CREATE INDEX IF NOT EXISTS ${names.expiryIndex} ON ${names.sessions} ((least(expires_at, absolute_expires_at)));
+CREATE TABLE IF NOT EXISTS ${names.revocations} (
+  id bigserial PRIMARY KEY,
+  session_ids text[] NOT NULL,
+  revoked_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${names.revokedAtIndex} ON ${names.revocations} (revoked_at);`
+}
+
+/** The statements of one store, built once from its table names. */
+export interface Statements {
+  /** Whether every table and index of `schemaSql` exists (migrate skips its locks when so). Params: none. */
+  schemaExists: string
+  /** `schemaSql` under the migration lock, in one transaction. Params: none. */
+  migrate: string
+  /** Serialises logins of one user. Params: guard, lock namespace, user id. */
+  lockUser: string
+  /** The user's sessions, locked. Params: guard, user id. */
+  userSessionsForUpdate: string
+  /** The compare-and-set of a rotation. Params: guard, session id, next token id, now, next expiresAt, presented token id. */
+  rotate: string
+  /** One session, locked. Params: guard, session id. */
+  sessionForUpdate: string
+  /** Deletes sessions without announcing them (expired). Params: guard, session ids. */
+  deleteExpired: string
+  /** Ends sessions by id and announces them. Params: guard, channel, session ids. */
+  endSessions: string
+  /** Ends every session of a user and announces them. Params: guard, channel, user id. */
+  endUserSessions: string
+  /** Ends every session of a user but one and announces them. Params: guard, channel, user id, kept session id. */
+  endOtherSessions: string
+  /**
+   * A login: ends (and announces) the evicted and replaced sessions, drops the user's expired ones and saves
+   * the new one. Params: guard, channel, ended ids, expired ids, then the session's ten columns.
+   */
+  saveSession: string
+  /** The user's live sessions. Params: guard, user id, now. */
+  listUserSessions: string
+  /** Deletes a batch of expired sessions. Params: guard, now, batch size. */
+  deleteExpiredBatch: string
+  /** Deletes a batch of revocations older than the retention. Params: guard, retention ms, batch size. */
+  trimRevocations: string
+  /** The feed's catch-up: revocations since a time (null: the retention before now). Params: since, retention ms. */
+  catchUp: string
+  /** One revocation, for a notification too long to carry its ids. Params: revocation id. */
+  revocationById: string
+  /** The server's clock. Params: none. */
+  serverNow: string
+  /** `LISTEN` on the store's channel. Params: none. */
+  listen: string
+  unlisten: string
+}
+
+/** CTEs that announce the sessions that `ended` (a CTE of `session_id`s) names: one revocation row, one notification. */
+function announce (channelParam: string, names: TableNames): string {
+  // NOTIFY payloads are limited to 8000 bytes: a long list travels by its id only, and listeners read it
+  return `announced AS (
+  INSERT INTO ${names.revocations} (session_ids, revoked_at)
+  SELECT array_agg(session_id), ${SERVER_NOW} FROM ended HAVING count(*) > 0
+  RETURNING id, session_ids, revoked_at
+),
+notified AS MATERIALIZED (
+  SELECT pg_notify(${channelParam}, CASE WHEN octet_length(payload.full) <= 7900 THEN payload.full ELSE payload.short END)
+  FROM announced,
+    LATERAL (SELECT json_build_object('id', id::text, 'at', revoked_at, 'ids', session_ids)::text AS full,
+                    json_build_object('id', id::text, 'at', revoked_at)::text AS short) AS payload
+)`
+}
+
+const ANNOUNCED_RESULT = `SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids, (SELECT count(*) FROM notified) AS notified
+FROM ${ON_TIME} LEFT JOIN announced AS a ON true`
+
+function endWhere (names: TableNames, condition: string): string {
+  return `WITH ${GUARD},
+ended AS (DELETE FROM ${names.sessions} AS s USING guard WHERE ${condition} RETURNING s.session_id),
+${announce('$3', names)}
+${ANNOUNCED_RESULT}`
+}
+
+export function buildStatements (names: TableNames): Statements {
+  const { sessions, revocations } = names
+  const schema = schemaSql(names)
+  return {
+    schemaExists: `SELECT ${names.relations.map(relation => `to_regclass('${relation}') IS NOT NULL`).join(' AND ')} AS ready`,
+    migrate: `BEGIN;
+SELECT pg_advisory_xact_lock(${names.migrationLockKey});
+${schema}
+COMMIT;`,
+    lockUser: `WITH ${GUARD},
+locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, hashtext($4)) FROM guard)
+SELECT g.on_time, (SELECT count(*) FROM locked) AS locked FROM ${ON_TIME}`,
+    userSessionsForUpdate: `WITH ${GUARD},
+mine AS (SELECT s.session_id, s.rotated_at, s.expires_at, s.absolute_expires_at FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)
+SELECT g.on_time, mine.* FROM ${ON_TIME} LEFT JOIN mine ON true`,
+    rotate: `WITH ${GUARD},
+rotated AS (
+  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, rotated_at = $5, expires_at = $6
+  FROM guard
+  WHERE s.session_id = $3 AND s.token_id = $7 AND s.expires_at > $5 AND s.absolute_expires_at > $5
+  RETURNING ${SESSION_COLUMNS.split(', ').map(column => `s.${column}`).join(', ')}
+)
+SELECT g.on_time, rotated.* FROM ${ON_TIME} LEFT JOIN rotated ON true`,
+    sessionForUpdate: `WITH ${GUARD},
+locked AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.session_id = $3 FOR UPDATE OF s)
+SELECT g.on_time, locked.* FROM ${ON_TIME} LEFT JOIN locked ON true`,
+    deleteExpired: `WITH ${GUARD},
+deleted AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($3::text[]) RETURNING 1)
+SELECT g.on_time, (SELECT count(*) FROM deleted) AS deleted FROM ${ON_TIME}`,
+    endSessions: endWhere(names, 's.session_id = ANY($4::text[])'),
+    endUserSessions: endWhere(names, 's.user_id = $4'),
+    endOtherSessions: endWhere(names, 's.user_id = $4 AND s.session_id <> $5'),
+    saveSession: `WITH ${GUARD},
+ended AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($4::text[]) RETURNING s.session_id),
+expired AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($5::text[]) RETURNING 1),
+saved AS (
+  INSERT INTO ${sessions} AS s (${SESSION_COLUMNS})
+  SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM guard
+  ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, token_id = excluded.token_id,
+    previous_token_id = excluded.previous_token_id, created_at = excluded.created_at, rotated_at = excluded.rotated_at,
+    expires_at = excluded.expires_at, absolute_expires_at = excluded.absolute_expires_at,
+    user_agent = excluded.user_agent, ip = excluded.ip
+  RETURNING 1
+),
+${announce('$3', names)}
+SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids,
+  (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM saved) AS saved
+FROM ${ON_TIME} LEFT JOIN announced AS a ON true`,
+    listUserSessions: `WITH ${GUARD},
+listed AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 AND s.expires_at > $4 AND s.absolute_expires_at > $4)
+SELECT g.on_time, listed.* FROM ${ON_TIME} LEFT JOIN listed ON true`,
+    // SKIP LOCKED: instances cleaning at once take different rows, and a session being rotated is left for later
+    deleteExpiredBatch: `WITH ${GUARD},
+doomed AS (
+  SELECT s.session_id FROM ${sessions} AS s, guard WHERE least(s.expires_at, s.absolute_expires_at) <= $3
+  LIMIT $4 FOR UPDATE OF s SKIP LOCKED
+),
+deleted AS (DELETE FROM ${sessions} AS s WHERE s.session_id IN (SELECT session_id FROM doomed) RETURNING 1)
+SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`,
+    trimRevocations: `WITH ${GUARD},
+doomed AS (
+  SELECT r.id FROM ${revocations} AS r, guard WHERE r.revoked_at < ${SERVER_NOW} - $3::bigint
+  LIMIT $4 FOR UPDATE OF r SKIP LOCKED
+),
+deleted AS (DELETE FROM ${revocations} AS r WHERE r.id IN (SELECT id FROM doomed) RETURNING 1)
+SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`,
+    catchUp: `SELECT clock.now, r.revoked_at, array_to_json(r.session_ids)::text AS session_ids
+FROM (SELECT ${SERVER_NOW} AS now) AS clock
+LEFT JOIN ${revocations} AS r ON r.revoked_at >= coalesce($1::bigint, clock.now - $2::bigint)
+ORDER BY r.revoked_at, r.id`,
+    revocationById: `SELECT revoked_at, array_to_json(session_ids)::text AS session_ids FROM ${revocations} WHERE id = $1::bigint`,
+    serverNow: `SELECT ${SERVER_NOW} AS now`,
+    listen: `LISTEN ${names.listenChannel}`,
+    unlisten: `UNLISTEN ${names.listenChannel}`
+  }
+}

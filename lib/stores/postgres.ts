@@ -1,0 +1,387 @@
+import { InvalidArgumentError, InvalidOptionError, StoreTimeoutError } from '../errors.js'
+import type { PostgresPool, PostgresPoolClient } from './postgres-client.js'
+import { PostgresRevocationFeed } from './postgres-feed.js'
+import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
+import {
+  toSessionInfo,
+  type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener,
+  type RevocationWatch, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore,
+  type WatchOptions
+} from './store.js'
+
+/**
+ * Options of `PostgresStore`.
+ *
+ * @example
+ * const store = new PostgresStore({ pool, table: 'auth.sessions', timeout: 1000, cleanupInterval: 300 })
+ */
+export interface PostgresStoreOptions {
+  /** Your node-postgres `Pool` (or anything with its `connect()`). Never ended by the store. */
+  pool: PostgresPool
+  /**
+   * The sessions table, `name` or `schema.name` (letters, digits and `_`; used as written, quoted). The
+   * revocation feed's table is `<table>_revocations` beside it. Default `'refresh_auth_sessions'`.
+   */
+  table?: string
+  /**
+   * Milliseconds each store operation may take, the wait for a pool client included; past it the plugin
+   * answers 503 and the operation can no longer take effect on the server. Default 2000.
+   */
+  timeout?: number
+  /**
+   * Seconds between the batched deletes of expired sessions and old revocations; 0 turns the timer off (call
+   * `cleanup()` from your own job then). Default 60.
+   */
+  cleanupInterval?: number
+}
+
+type Row = Record<string, unknown>
+
+/** A store operation's transaction, as the operation's body sees it. */
+interface Transaction {
+  /** Runs a guarded statement; rejects with StoreTimeoutError when it started too late to take effect. */
+  run (sql: string, values: unknown[]): Promise<Row[]>
+  /** Revocations to tell this process's listeners once the transaction has committed. */
+  announce (row: Row): void
+}
+
+// Cleanup: each batch is one short transaction; a run stops after MAX_BATCHES, the next tick goes on.
+const BATCH_SIZE = 1000
+const MAX_BATCHES = 10
+// SQLSTATE of a statement cancelled by statement_timeout.
+const QUERY_CANCELED = '57014'
+// How long revocations are kept when this store object has no watcher to say (one day).
+const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
+
+/**
+ * Sessions in PostgreSQL, shared by every instance of the app: one row per session, and a feed of revocations
+ * (a table plus `LISTEN`/`NOTIFY`) that every instance hears. Each operation is one short transaction on a client
+ * of your pool: rotation is a compare-and-set `UPDATE … WHERE token_id = $presented`, logins of one user are
+ * serialised by an advisory lock, and every statement carries a deadline checked by the server, so that an
+ * operation the caller was told failed never takes effect. Run `migrate()` once (or the SQL in docs/postgres.md).
+ *
+ * @example
+ * import pg from 'pg'
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ * const store = new PostgresStore({ pool })
+ * await store.migrate()
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store })
+ * app.addHook('onClose', async () => { await store.close(); await pool.end() })
+ */
+export class PostgresStore implements SessionStore {
+  readonly #pool: PostgresPool
+  readonly #names: TableNames
+  readonly #sql: Statements
+  readonly #timeout: number
+  // A statement must start within the first three quarters of the timeout, and the COMMIT reach the server
+  // within seven eighths: the rest is left for the replies to travel back.
+  readonly #startWindow: number
+  readonly #commitWindow: number
+  readonly #feeds = new Set<PostgresRevocationFeed>()
+  readonly #timer: NodeJS.Timeout | null
+  #cleaning: Promise<unknown> | null = null
+
+  constructor (options: PostgresStoreOptions) {
+    const { pool, table = 'refresh_auth_sessions', timeout = 2000, cleanupInterval = 60 } = options ?? {}
+    if (pool === null || typeof pool !== 'object' || typeof pool.connect !== 'function') {
+      throw new InvalidOptionError('PostgresStore: pool must be a pg Pool (an object with connect())')
+    }
+    if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 10) {
+      throw new InvalidOptionError('PostgresStore: timeout must be a number of milliseconds, at least 10')
+    }
+    if (typeof cleanupInterval !== 'number' || !Number.isFinite(cleanupInterval) || cleanupInterval < 0) {
+      throw new InvalidOptionError('PostgresStore: cleanupInterval must be a number of seconds (0: no timer)')
+    }
+    this.#pool = pool
+    this.#names = tableNames(table)
+    this.#sql = buildStatements(this.#names)
+    this.#timeout = timeout
+    this.#startWindow = Math.floor(timeout * 0.75)
+    this.#commitWindow = Math.floor(timeout * 0.875)
+    // unref'd: a cleanup timer must never keep the process alive
+    this.#timer = cleanupInterval === 0 ? null : setInterval(() => { this.#cleanInBackground() }, cleanupInterval * 1000).unref()
+  }
+
+  /**
+   * Creates the tables and indexes if they are missing. Idempotent; several instances may run it at once
+   * (an advisory lock serialises them). The schema of a schema-qualified table must exist.
+   */
+  async migrate (): Promise<void> {
+    const client = await this.#pool.connect()
+    const stopHoldingErrors = holdErrors(client)
+    try {
+      // checked first, so that an app starting against a migrated database takes no lock on its tables
+      const { rows } = await client.query(this.#sql.schemaExists)
+      if (rows[0].ready !== true) await client.query(this.#sql.migrate)
+      stopHoldingErrors()
+      client.release()
+    } catch (err) {
+      stopHoldingErrors()
+      client.release(true)
+      throw err
+    }
+  }
+
+  async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
+    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new InvalidArgumentError('PostgresStore: maxSessionsPerUser must be a positive integer')
+    }
+    return await this.#transaction('create', async (tx) => {
+      // logins of one user wait for each other here, so the count below cannot go stale
+      await tx.run(this.#sql.lockUser, [this.#names.lockNamespace, session.userId])
+      const rows = await tx.run(this.#sql.userSessionsForUpdate, [session.userId])
+      const expired: string[] = []
+      const replaced: string[] = []
+      const live: Row[] = []
+      for (const row of rows) {
+        const id = row.session_id as string | null
+        if (id === null || id === session.sessionId) continue
+        if (isExpired(row, session.createdAt)) expired.push(id)
+        else if (id === replaceSessionId) replaced.push(id)
+        else live.push(row)
+      }
+      let evicted: string[] = []
+      if (limit !== undefined && live.length >= limit) {
+        if (onLimit === 'refuse') return { outcome: 'limit-reached' }
+        // least recently used first: the oldest last refresh
+        live.sort((a, b) => Number(a.rotated_at) - Number(b.rotated_at) || String(a.session_id).localeCompare(String(b.session_id)))
+        evicted = live.slice(0, live.length - limit + 1).map(row => row.session_id as string)
+      }
+      const endedSessionIds = [...evicted, ...replaced]
+      const [saved] = await tx.run(this.#sql.saveSession, [
+        this.#names.channel, endedSessionIds, expired,
+        session.sessionId, session.userId, session.tokenId, session.previousTokenId, session.createdAt,
+        session.rotatedAt, session.expiresAt, session.absoluteExpiresAt, session.userAgent ?? null, session.ip ?? null
+      ])
+      tx.announce(saved)
+      return { outcome: 'created', endedSessionIds }
+    })
+  }
+
+  async rotate (request: RotateRequest): Promise<RotateResult> {
+    const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt, reuseIntervalMs } = request
+    return await this.#transaction('rotate', async (tx) => {
+      // the compare-and-set: it changes the row only while the presented token is the live one
+      const [rotated] = await tx.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId])
+      if (rotated.session_id !== null) return { outcome: 'rotated', session: toRecord(rotated) }
+      const session = await this.#lockSession(tx, sessionId, now)
+      if (session === null) return { outcome: 'not-found' }
+      // the same request again (its reply was lost): answer it again rather than call it reuse
+      if (presentedTokenId === session.previousTokenId && session.tokenId === nextTokenId) return { outcome: 'rotated', session }
+      if (withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)) return { outcome: 'grace', session }
+      await this.#end(tx, this.#sql.endSessions, [[sessionId]])
+      return { outcome: 'reused', session }
+    })
+  }
+
+  async present (request: PresentRequest): Promise<PresentResult> {
+    const { sessionId, presentedTokenId, now, reuseIntervalMs, end } = request
+    return await this.#transaction('present', async (tx) => {
+      const session = await this.#lockSession(tx, sessionId, now)
+      if (session === null) return { outcome: 'not-found' }
+      const live = presentedTokenId === session.tokenId || withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)
+      if (live && !end) return { outcome: 'live', session }
+      await this.#end(tx, this.#sql.endSessions, [[sessionId]])
+      return { outcome: live ? 'live' : 'reused', session }
+    })
+  }
+
+  async revoke (sessionId: string): Promise<void> {
+    await this.#transaction('revoke', async (tx) => this.#end(tx, this.#sql.endSessions, [[sessionId]]))
+  }
+
+  async revokeUser (userId: string): Promise<void> {
+    await this.#transaction('revokeUser', async (tx) => this.#end(tx, this.#sql.endUserSessions, [userId]))
+  }
+
+  async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
+    await this.#transaction('revokeOtherSessions', async (tx) => this.#end(tx, this.#sql.endOtherSessions, [userId, keepSessionId]))
+  }
+
+  async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
+    return await this.#transaction('listUserSessions', async (tx) => {
+      const rows = await tx.run(this.#sql.listUserSessions, [userId, now])
+      return rows.filter(row => row.session_id !== null).map(row => toSessionInfo(toRecord(row)))
+    })
+  }
+
+  /**
+   * Tells `listener` of every session that ends through any PostgresStore on this table: at once for this
+   * store object, through `LISTEN`/`NOTIFY` for the others, after a catch-up from the revocations table on
+   * every (re)connect. Holds one client of the pool until closed.
+   */
+  watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
+    const retentionMs = options?.retentionMs
+    if (typeof retentionMs !== 'number' || !(retentionMs > 0) || !Number.isFinite(retentionMs)) {
+      throw new InvalidArgumentError('PostgresStore: retentionMs must be a positive number of milliseconds')
+    }
+    const feed = new PostgresRevocationFeed({
+      pool: this.#pool,
+      statements: this.#sql,
+      channel: this.#names.channel,
+      timeout: this.#timeout,
+      listener,
+      retentionMs,
+      onClose: (closed) => this.#feeds.delete(closed)
+    })
+    this.#feeds.add(feed)
+    feed.start()
+    return feed
+  }
+
+  /**
+   * Deletes expired sessions and revocations past their retention, in batches of a thousand rows (ten batches
+   * at most per call); the timer calls it every `cleanupInterval` seconds. Resolves to what it deleted.
+   */
+  async cleanup (now = Date.now()): Promise<{ sessions: number, revocations: number }> {
+    const sessions = await this.#inBatches('cleanup', this.#sql.deleteExpiredBatch, now)
+    const revocations = await this.#inBatches('cleanup', this.#sql.trimRevocations, this.#retentionMs())
+    return { sessions, revocations }
+  }
+
+  /** Stops the cleanup timer and closes the watches still open; the pool stays yours to end. */
+  async close (): Promise<void> {
+    if (this.#timer !== null) clearInterval(this.#timer)
+    await Promise.all([this.#cleaning, ...[...this.#feeds].map(feed => feed.close())])
+  }
+
+  /** Locks a session's row; null (and an expired row deleted, unannounced) when there is no live session. */
+  async #lockSession (tx: Transaction, sessionId: string, now: number): Promise<SessionRecord | null> {
+    const [row] = await tx.run(this.#sql.sessionForUpdate, [sessionId])
+    if (row.session_id === null) return null
+    if (!isExpired(row, now)) return toRecord(row)
+    await tx.run(this.#sql.deleteExpired, [[sessionId]])
+    return null
+  }
+
+  /** Runs one of the statements that end sessions, and has what it ended announced. */
+  async #end (tx: Transaction, sql: string, values: unknown[]): Promise<void> {
+    const [row] = await tx.run(sql, [this.#names.channel, ...values])
+    tx.announce(row)
+  }
+
+  async #inBatches (operation: string, sql: string, value: number): Promise<number> {
+    let total = 0
+    for (let batch = 0; batch < MAX_BATCHES; batch++) {
+      const [row] = await this.#transaction(operation, async (tx) => tx.run(sql, [value, BATCH_SIZE]))
+      total += row.deleted as number
+      if (row.deleted as number < BATCH_SIZE) break
+    }
+    return total
+  }
+
+  #cleanInBackground (): void {
+    // a failed run is tried again at the next tick; nothing to report to, and nothing is lost by waiting
+    this.#cleaning ??= this.cleanup().catch(() => {}).finally(() => { this.#cleaning = null })
+  }
+
+  #retentionMs (): number {
+    let retention = 0
+    for (const feed of this.#feeds) retention = Math.max(retention, feed.retentionMs)
+    return retention === 0 ? DEFAULT_RETENTION_MS : retention
+  }
+
+  #deliver (row: Row): void {
+    if (row.session_ids === null) return
+    const sessionIds = JSON.parse(row.session_ids as string) as string[]
+    const revokedAt = Number(row.revoked_at)
+    for (const feed of this.#feeds) feed.deliver(sessionIds, revokedAt)
+  }
+
+  /**
+   * Runs `body` in a transaction on a pool client, within the store's timeout (the wait for the client
+   * included). After the timeout nothing more is sent, the client is closed rather than given back, and the
+   * statements' guards and the server's timeouts see to it that nothing sent before takes effect late.
+   */
+  #transaction<T> (operation: string, body: (tx: Transaction) => Promise<T>): Promise<T> {
+    const started = Date.now()
+    const state = { stopped: false }
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        state.stopped = true
+        // setImmediate: a reply already read from the socket in this loop turn still wins over the timer
+        setImmediate(() => reject(new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms`)))
+      }, this.#timeout)
+      this.#runTransaction(operation, started, state, body).then(
+        value => { clearTimeout(timer); resolve(value) },
+        (err: unknown) => { clearTimeout(timer); reject(err) }
+      )
+    })
+  }
+
+  async #runTransaction<T> (operation: string, started: number, state: { stopped: boolean }, body: (tx: Transaction) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect()
+    if (state.stopped) {
+      // the caller has its answer already: the client goes back unused
+      client.release()
+      throw new StoreTimeoutError(`${operation} got a pool client too late`)
+    }
+    const stopHoldingErrors = holdErrors(client)
+    const late = (): StoreTimeoutError => new StoreTimeoutError(`${operation} reached PostgreSQL after its deadline and was refused`)
+    try {
+      const budget = Math.max(1, Math.floor(started + this.#timeout - Date.now()))
+      await client.query(`BEGIN; SET LOCAL statement_timeout = ${budget}; SET LOCAL idle_in_transaction_session_timeout = ${budget}`)
+      const begun = Date.now()
+      const guard = [started + this.#startWindow - begun, started + this.#commitWindow - begun]
+      const announced: Row[] = []
+      const result = await body({
+        run: async (sql, values) => {
+          if (state.stopped || Date.now() > started + this.#startWindow) throw late()
+          const { rows } = await client.query(sql, [...guard, ...values])
+          if (rows[0].on_time !== true) throw late()
+          return rows
+        },
+        announce: (row) => { announced.push(row) }
+      })
+      if (state.stopped || Date.now() >= started + this.#commitWindow) throw late()
+      await client.query('COMMIT')
+      stopHoldingErrors()
+      client.release()
+      for (const row of announced) this.#deliver(row)
+      return result
+    } catch (err) {
+      stopHoldingErrors()
+      // closed, not given back: it may be mid-transaction or have a statement in flight
+      client.release(true)
+      // the server's statement_timeout may fire just before our own timer: the same timeout to the caller
+      if ((err as { code?: unknown }).code === QUERY_CANCELED) throw new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms (cancelled by PostgreSQL)`)
+      throw err
+    }
+  }
+}
+
+/**
+ * Keeps a checked-out client's 'error' events (the server ended the session between two queries) from
+ * crashing the process: the next query fails instead. pg-pool listens again once the client is released.
+ */
+function holdErrors (client: PostgresPoolClient): () => void {
+  const ignore = (): void => {}
+  client.on('error', ignore)
+  return () => { client.removeListener('error', ignore) }
+}
+
+function isExpired (row: Row, now: number): boolean {
+  return now >= Number(row.expires_at) || now >= Number(row.absolute_expires_at)
+}
+
+function withinReuseInterval (session: SessionRecord, presentedTokenId: string, now: number, reuseIntervalMs: number): boolean {
+  return presentedTokenId === session.previousTokenId && now - session.rotatedAt < reuseIntervalMs
+}
+
+/** A row of the sessions table as a SessionRecord (bigint columns may arrive as strings). */
+function toRecord (row: Row): SessionRecord {
+  const record: SessionRecord = {
+    sessionId: row.session_id as string,
+    userId: row.user_id as string,
+    tokenId: row.token_id as string,
+    previousTokenId: row.previous_token_id as string | null,
+    createdAt: Number(row.created_at),
+    rotatedAt: Number(row.rotated_at),
+    expiresAt: Number(row.expires_at),
+    absoluteExpiresAt: Number(row.absolute_expires_at)
+  }
+  if (row.user_agent !== null) record.userAgent = row.user_agent as string
+  if (row.ip !== null) record.ip = row.ip as string
+  return record
+}
