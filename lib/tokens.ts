@@ -116,8 +116,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
   /** Returns the verified claims, or null for any token that is not a valid one of this type. */
   verify (token: string): Claims | null {
     if (token.length > MAX_TOKEN_LENGTH) return null
-    const payload = this.#hs256 !== null ? this.#hs256.verify(token) : this.#verifySigned(token)
-    return payload === null ? null : this.#checkClaims(payload)
+    return this.#checkClaims(this.#hs256 !== null ? this.#hs256.verify(token) : this.#verifySigned(token))
   }
 
   /** Asymmetric keys (or a JWKS): jsonwebtoken with the key's one algorithm, then the `typ` header. */
