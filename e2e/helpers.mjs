@@ -103,15 +103,27 @@ function completedRequests (log) {
   return completed
 }
 
+const LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu']
+}
+
 /** Debian's Chromium, headless. Playwright gives each launch a fresh temporary --user-data-dir and removes it. */
 export async function launchChromium (t) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu']
-  })
+  const browser = await chromium.launch(LAUNCH)
   t.teardown(() => browser.close())
   return browser
+}
+
+/**
+ * Chromium on a profile folder the caller owns, as a user's browser keeps one from run to run: closing the
+ * context ends the browser (and its session), launching again on the same folder starts the next one.
+ */
+export async function launchProfile (userDataDir) {
+  const context = await chromium.launchPersistentContext(userDataDir, { ...LAUNCH, viewport: { width: 900, height: 1000 } })
+  context.setDefaultTimeout(WAIT)
+  return context
 }
 
 export async function newPage (browser, t) {
@@ -140,10 +152,12 @@ export async function waitForStatus (page, text) {
   await page.locator('#status').filter({ hasText: text }).waitFor({ timeout: WAIT })
 }
 
-export async function signIn (page, username = 'alice', password = 'wonderland') {
+/** Signs in through the form; `remember` ticks "Keep me signed in" (unticked by default, as the page has it). */
+export async function signIn (page, username = 'alice', password = 'wonderland', { remember = false } = {}) {
   await page.locator('#login-form').waitFor({ state: 'visible' })
   await page.fill('#username', username)
   await page.fill('#password', password)
+  await page.setChecked('#remember', remember)
   const response = page.waitForResponse(r => r.url().endsWith('/auth/login'))
   await page.click('#login-button')
   return response

@@ -40,7 +40,9 @@ await app.register(fastifyRefreshAuth, {
     if (typeof username !== 'string' || typeof password !== 'string' || username.length > 100 || password.length > 200) return null
     return users.verify(username, password)
   },
-  claims: (user) => ({ name: user.name })
+  claims: (user) => ({ name: user.name }),
+  // "Keep me signed in": unticked, the refresh cookie is a browser-session cookie (for this whole session)
+  rememberMe: (user, request) => request.body?.remember === true
 })
 
 // The page and its script: plain files, no build step. The CSP allows scripts from this origin only.

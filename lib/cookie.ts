@@ -27,10 +27,12 @@ export class RefreshCookie {
     this.#clearing = `${options.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${this.#attributes}`
   }
 
-  /** Stores `token` for `maxAge` seconds. */
-  set (reply: FastifyReply, token: string, maxAge: number): void {
+  /** Stores `token` for `maxAge` seconds, or (null) for the browser session: no `Max-Age`, no `Expires`. */
+  set (reply: FastifyReply, token: string, maxAge: number | null): void {
     // `reply.header` adds a Set-Cookie to those already set, @fastify/cookie's included
-    reply.header('set-cookie', `${this.#name}=${token}; Max-Age=${maxAge}${this.#attributes}`)
+    reply.header('set-cookie', maxAge === null
+      ? `${this.#name}=${token}${this.#attributes}`
+      : `${this.#name}=${token}; Max-Age=${maxAge}${this.#attributes}`)
   }
 
   clear (reply: FastifyReply): void {

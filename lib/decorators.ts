@@ -6,7 +6,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** preHandler/onRequest hook that lets only requests with a valid access token through. */
     authenticate: AuthenticateHook
-    /** The route factories, session management (`revokeSession`, `revokeUserSessions`, `listUserSessions`), and the scope and role guards. */
+    /** The route factories, session management (`revokeSession`, `revokeUserSessions`, `listUserSessions`), and the scope, role and fresh sign-in guards. */
     refreshAuth: RefreshAuthApi
   }
   interface FastifyRequest {

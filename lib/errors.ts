@@ -17,6 +17,8 @@ export const ErrorCodes = {
   INVALID_TOKEN: 'FST_REFRESH_AUTH_INVALID_TOKEN',
   /** 403: the access token is valid but lacks a required scope or role. */
   INSUFFICIENT_SCOPE: 'FST_REFRESH_AUTH_INSUFFICIENT_SCOPE',
+  /** 401: the access token is valid but its sign-in (`auth_time`) is older than a `requireFreshAuth` route allows. */
+  INSUFFICIENT_USER_AUTHENTICATION: 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION',
   /** 401: `verifyCredentials` found no user. */
   INVALID_CREDENTIALS: 'FST_REFRESH_AUTH_INVALID_CREDENTIALS',
   /** 401: the refresh token is unknown, expired, revoked or reused. */
@@ -39,7 +41,7 @@ export const ErrorCodes = {
   INVALID_CLAIMS: 'FST_REFRESH_AUTH_INVALID_CLAIMS',
   /** 500: the `subject` option (default: the user's `id`) gave no non-empty string or finite number; the reason is logged. */
   INVALID_SUBJECT: 'FST_REFRESH_AUTH_INVALID_SUBJECT',
-  /** 500: a host callback (`verifyCredentials`, `claims`, `subject`…) threw an error without a 4xx status; it is logged whole. */
+  /** 500: a host callback (`verifyCredentials`, `claims`, `subject`, `rememberMe`…) threw an error without a 4xx status (logged whole), or `rememberMe` answered no boolean. */
   CALLBACK_FAILED: 'FST_REFRESH_AUTH_CALLBACK_FAILED',
   /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
@@ -101,6 +103,21 @@ export const InsufficientScopeError = createError(
   ErrorCodes.INSUFFICIENT_SCOPE,
   'The access token does not grant access to this resource',
   403, Error, false
+)
+
+/**
+ * A valid access token whose sign-in is older than a `requireFreshAuth(maxAge)` route allows (or that
+ * carries no `auth_time`): 401 `insufficient_user_authentication` with the route's `max_age` (RFC 9470 §3).
+ * The user signs in again (the new session's tokens carry a fresh `auth_time`), then retries.
+ *
+ * @example
+ * // DELETE /account with a token from a sign-in 20 minutes ago, behind requireFreshAuth('5m')
+ * { statusCode: 401, code: 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION', error: 'Unauthorized', message: 'A more recent sign-in is required' }
+ */
+export const InsufficientUserAuthenticationError = createError(
+  ErrorCodes.INSUFFICIENT_USER_AUTHENTICATION,
+  'A more recent sign-in is required',
+  401, Error, false
 )
 
 /**
@@ -280,6 +297,7 @@ export const JwksFetchError = createError<[string]>(
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
 export type InvalidTokenError = InstanceType<typeof InvalidTokenError>
 export type InsufficientScopeError = InstanceType<typeof InsufficientScopeError>
+export type InsufficientUserAuthenticationError = InstanceType<typeof InsufficientUserAuthenticationError>
 export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsError>
 export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>

@@ -42,6 +42,7 @@ export type { LoginUser, RefreshAuthUser } from './user.js'
 export type { RegisteredClaims } from './tokens.js'
 export type { RouteFactories, RouteOverrides } from './routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
+export type { FreshAuthGuards } from './fresh-auth.js'
 export type { JwksRouteFactory } from './jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
 export type { RefreshAuthApi } from './plugin.js'
@@ -62,6 +63,7 @@ export {
   MissingTokenError,
   InvalidTokenError,
   InsufficientScopeError,
+  InsufficientUserAuthenticationError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
   CrossSiteRequestError,

@@ -120,6 +120,13 @@ export interface FastifyRefreshAuthOptions {
    * login with `FST_REFRESH_AUTH_INVALID_CLAIMS` and logs why.
    */
   claims?: (user: LoginUser, request: FastifyRequest) => Promise<RefreshAuthUser & Record<string, unknown>> | (RefreshAuthUser & Record<string, unknown>)
+  /**
+   * Asked at each login answered with the refresh cookie ("Keep me signed in"): `false` makes the cookie a
+   * browser-session cookie (no `Max-Age`, gone when the browser ends its session) for that session's
+   * whole life, every rotation included; the session's idle and absolute limits still apply on the
+   * server. Must answer a boolean. Default: always true (a persistent cookie). Not asked on the body transport.
+   */
+  rememberMe?: (user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>
   /** When set, cookie-authenticated routes refuse a request whose `Origin` header is not in this list. */
   trustedOrigins?: string[]
   /** Audit hook: a session started. Receives ids only, never a token; errors are logged and ignored. */
@@ -182,6 +189,7 @@ export interface ResolvedOptions {
   /** What names the user: checked at login, where it becomes `sub`. */
   subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
+  rememberMe: FastifyRefreshAuthOptions['rememberMe']
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
   onRefresh: AuditHook | undefined
@@ -312,6 +320,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     clockTolerance,
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
+    rememberMe: optionalFunction(options.rememberMe, 'rememberMe'),
     trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
     onLogin: optionalFunction(options.onLogin, 'onLogin'),
     onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),

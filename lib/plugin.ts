@@ -8,6 +8,7 @@ import { resolveOptions, type FastifyRefreshAuthOptions } from './options.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './session.js'
 import { createClaimGuards, type ClaimGuards } from './scopes.js'
+import { createFreshAuthGuards, type FreshAuthGuards } from './fresh-auth.js'
 import { MemoryStore } from './stores/memory.js'
 import { TokenCache } from './token-cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens.js'
@@ -17,7 +18,7 @@ const ACCESS_TOKEN_TYPE = 'at+jwt'
 const REFRESH_TOKEN_TYPE = 'rt+jwt'
 
 /**
- * `app.refreshAuth`: the route factories, session management, and the scope and role guards.
+ * `app.refreshAuth`: the route factories, session management, and the scope, role and fresh sign-in guards.
  *
  * @example
  * app.get('/devices', { preHandler: app.authenticate }, async (request) => {
@@ -25,7 +26,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards {}
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -72,7 +73,12 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE })
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwksRoute) }
-  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log), ...createClaimGuards(options.realm) }
+  const api: RefreshAuthApi = {
+    ...factories,
+    ...createSessionManagement(store, fastify.log),
+    ...createClaimGuards(options.realm),
+    ...createFreshAuthGuards(options.realm)
+  }
   fastify.decorate('refreshAuth', api)
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected

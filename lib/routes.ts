@@ -4,6 +4,7 @@ import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, Inv
 import { callHost } from './host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
+import { hostRememberMe } from './remember-me.js'
 import type { IssuedTokens, SessionPolicy } from './session.js'
 import { MAX_TOKEN_LENGTH } from './tokens.js'
 
@@ -222,7 +223,10 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         refuseCrossSite(request)
         const user = await callHost('verifyCredentials', request.log, () => verifyCredentials(request))
         if (user === null || user === undefined) throw new InvalidCredentialsError()
-        return sendTokens(reply, await sessions.startSession(user, request), loginInBody(request))
+        const inBody = loginInBody(request)
+        // remember me only shapes the cookie: a login answered in the body never asks
+        const remember = inBody || await hostRememberMe(options.rememberMe, user, request)
+        return sendTokens(reply, await sessions.startSession(user, request, remember), inBody)
       }, {
         tags: ['auth'],
         summary: 'Sign in',

@@ -21,7 +21,8 @@ export interface ClaimGuardOptions {
 
 /**
  * A preHandler (also usable with `@fastify/auth`) that authenticates the request if nothing did yet
- * (401 as usual), then answers 403 `insufficient_scope` when the token lacks what the route needs.
+ * (401 as usual), then refuses a token that does not meet the route's need: 403 `insufficient_scope`
+ * for a scope or role it lacks, 401 `insufficient_user_authentication` for a sign-in too old for `requireFreshAuth`.
  *
  * @example
  * // with @fastify/auth: a Bearer token with the scope, or an API key

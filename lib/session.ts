@@ -11,6 +11,11 @@ import type { RegisteredClaims, TokenCodec } from './tokens.js'
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
   ext?: Record<string, unknown>
+  /**
+   * `false` when `rememberMe` said no at login: the session's cookie is a browser-session cookie, at every
+   * rotation. Carried by the (signed) token so the store keeps nothing more; absent means remembered.
+   */
+  remember?: false
 }
 
 /** What login and refresh hand to the client. */
@@ -19,8 +24,8 @@ export interface IssuedTokens {
   /** Seconds. */
   accessExpiresIn: number
   refreshToken: string
-  /** Seconds the refresh cookie may live. */
-  refreshMaxAge: number
+  /** Seconds the refresh cookie may live; null: a browser-session cookie (`rememberMe` said no). */
+  refreshMaxAge: number | null
 }
 
 /**
@@ -72,8 +77,11 @@ export class SessionPolicy {
     this.#refreshTokens = refreshTokens
   }
 
-  /** Starts a session for a user that `verifyCredentials` accepted. */
-  async startSession (user: LoginUser, request: FastifyRequest): Promise<IssuedTokens> {
+  /**
+   * Starts a session for a user that `verifyCredentials` accepted; `remember` false makes its refresh
+   * cookie a browser-session cookie for the whole session.
+   */
+  async startSession (user: LoginUser, request: FastifyRequest, remember = true): Promise<IssuedTokens> {
     const sub = await hostSubject(this.#options.subject, user, request)
     const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
     const now = Date.now()
@@ -92,7 +100,7 @@ export class SessionPolicy {
     }
     await callStore(request.log, () => this.#store.create(session))
     notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
-    return this.#issueTokens(session, now, ext)
+    return this.#issueTokens(session, now, ext, remember)
   }
 
   /**
@@ -119,7 +127,7 @@ export class SessionPolicy {
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
     notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    return this.#issueTokens(result.session, now, claims.ext)
+    return this.#issueTokens(result.session, now, claims.ext, claims.remember !== false)
   }
 
   /**
@@ -133,20 +141,22 @@ export class SessionPolicy {
     notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all }, request)
   }
 
-  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined): IssuedTokens {
+  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
+    // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
+    const authTime = Math.floor(session.createdAt / 1000)
     const accessToken = this.#accessTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: iat + this.#options.accessExpiresIn
+      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: iat + this.#options.accessExpiresIn, auth_time: authTime
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
-    }, ext === undefined ? undefined : { ext })
+    }, refreshTokenExtras(ext, remember))
     return {
       accessToken,
       accessExpiresIn: this.#options.accessExpiresIn,
       refreshToken,
-      refreshMaxAge: refreshExp - iat
+      refreshMaxAge: remember ? refreshExp - iat : null
     }
   }
 }
@@ -186,4 +196,10 @@ function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
   if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
+}
+
+/** What a refresh token carries besides its registered claims: the host's extras, and a "not remembered". */
+function refreshTokenExtras (ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> | undefined {
+  if (remember) return ext === undefined ? undefined : { ext }
+  return ext === undefined ? { remember: false } : { ext, remember: false }
 }

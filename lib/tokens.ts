@@ -15,13 +15,19 @@ export interface RegisteredClaims {
   iat: number
   /** Expires at, seconds since the epoch. */
   exp: number
+  /**
+   * Access tokens: when the user signed in to start this session, seconds since the epoch (RFC 9068
+   * §2.2.1, OpenID Connect); a refresh keeps it. `requireFreshAuth` reads it. Absent in refresh tokens,
+   * and in access tokens from other issuers or older versions of this plugin.
+   */
+  auth_time?: number
   iss: string
   aud: string
 }
 
 /** Names a host's own claims can never take: they carry the token's meaning. */
 export const RESERVED_CLAIMS: ReadonlySet<string> = new Set([
-  'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'typ', 'sid', 'ext', 'cnf'
+  'iss', 'sub', 'aud', 'exp', 'iat', 'nbf', 'jti', 'typ', 'sid', 'ext', 'cnf', 'auth_time'
 ])
 
 export interface TokenCodecOptions {
@@ -98,7 +104,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
    * which are written last so nothing can override them.
    */
   sign (registered: Omit<RegisteredClaims, 'iss' | 'aud'>, extra?: Record<string, unknown>): string {
-    const payload = {
+    const payload: Record<string, unknown> = {
       ...extra,
       iss: this.#issuer,
       aud: this.#audience,
@@ -108,6 +114,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       iat: registered.iat,
       exp: registered.exp
     }
+    if (registered.auth_time !== undefined) payload.auth_time = registered.auth_time
     if (this.#hs256 !== null) return this.#hs256.sign(payload)
     if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
@@ -145,6 +152,8 @@ export class TokenCodec<Claims extends RegisteredClaims> {
     if (claims.iss !== this.#issuer || claims.aud !== this.#audience) return null
     if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number' ||
         !isId(claims.sub) || !isId(claims.jti) || !isId(claims.sid)) return null
+    // optional, but never of another type than `request.user` says
+    if (claims.auth_time !== undefined && typeof claims.auth_time !== 'number') return null
     const now = Math.floor(Date.now() / 1000)
     const tolerance = this.#clockTolerance
     if (now >= claims.exp + tolerance || claims.iat > now + tolerance) return null

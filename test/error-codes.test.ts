@@ -5,6 +5,7 @@ import t from 'tap'
 import fastifyRefreshAuth, {
   CrossSiteRequestError,
   InsufficientScopeError,
+  InsufficientUserAuthenticationError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
   InvalidTokenError,
@@ -37,6 +38,7 @@ t.test('misuse at a call: an argument error with a code, naming the function and
   t.throws(() => api.requireScopes([]), invalidArgument(/requireScopes: scopes/))
   t.throws(() => api.requireScopes(['a b']), invalidArgument(/requireScopes: scopes/))
   t.throws(() => api.requireRoles([7 as never]), invalidArgument(/requireRoles: roles/))
+  t.throws(() => api.requireFreshAuth(0), invalidArgument(/requireFreshAuth: maxAge must be a duration/))
   const error = await api.revokeSession(123 as never).catch((err: Error) => err)
   t.ok(error instanceof TypeError, 'argument errors stay TypeErrors, as in Node')
 })
@@ -65,7 +67,7 @@ t.test('misuse at construction: the stores and the token cache throw InvalidOpti
 })
 
 t.test('the 401 and 403 errors are Errors, not TypeErrors', async t => {
-  for (const ErrorClass of [MissingTokenError, InvalidTokenError, InsufficientScopeError, InvalidCredentialsError, InvalidRefreshTokenError, CrossSiteRequestError]) {
+  for (const ErrorClass of [MissingTokenError, InvalidTokenError, InsufficientScopeError, InsufficientUserAuthenticationError, InvalidCredentialsError, InvalidRefreshTokenError, CrossSiteRequestError]) {
     const error = new ErrorClass()
     t.ok(error instanceof Error, error.code)
     t.notOk(error instanceof TypeError, `${error.code} is no TypeError`)

@@ -160,7 +160,7 @@ async function signIn (event) {
     const response = await send('/auth/login', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: $('username').value, password: $('password').value })
+      body: JSON.stringify({ username: $('username').value, password: $('password').value, remember: $('remember').checked })
     })
     if (response === null) return showError('Cannot reach the server. Is the demo still running?')
     if (!response.ok) {

@@ -1,0 +1,67 @@
+// Type tests of the session controls (issue 11): the rememberMe option, auth_time and the step-up guard (tstyche).
+import Fastify, { type FastifyRequest } from 'fastify'
+import { describe, expect, test } from 'tstyche'
+import fastifyRefreshAuth, {
+  ErrorCodes,
+  InsufficientUserAuthenticationError,
+  type AuthenticatedUser,
+  type ClaimGuard,
+  type ErrorMessages,
+  type FastifyRefreshAuthOptions,
+  type FreshAuthGuards,
+  type LoginUser
+} from 'fastify-refresh-auth'
+
+const app = Fastify()
+const secret = 'x'.repeat(32)
+const verifyCredentials = async () => ({ id: 1 })
+
+describe('rememberMe', () => {
+  test('gets the user and the request, and answers a boolean, sync or async', () => {
+    expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, {
+      secret,
+      verifyCredentials,
+      rememberMe: (user: LoginUser, request: FastifyRequest) => {
+        expect(user.id).type.toBe<number>()
+        return (request.body as { remember?: boolean }).remember === true
+      }
+    })
+    expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, rememberMe: async () => false })
+    expect<Parameters<NonNullable<FastifyRefreshAuthOptions['rememberMe']>>>().type.toBe<[user: LoginUser, request: FastifyRequest]>()
+  })
+
+  test('anything but a boolean is refused', () => {
+    expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ rememberMe: () => 'yes' })
+    expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ rememberMe: async () => 1 })
+    expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ rememberMe: true })
+  })
+})
+
+describe('auth_time', () => {
+  test('request.user carries it, in seconds; tokens of other issuers may lack it', () => {
+    expect<AuthenticatedUser['auth_time']>().type.toBe<number | undefined>()
+  })
+})
+
+describe('requireFreshAuth', () => {
+  test('takes a duration and returns a guard, as requireScopes does', () => {
+    expect(app.refreshAuth.requireFreshAuth('5m')).type.toBe<ClaimGuard>()
+    expect(app.refreshAuth.requireFreshAuth).type.toBeCallableWith(300)
+    expect(app.refreshAuth.requireFreshAuth).type.not.toBeCallableWith()
+    expect(app.refreshAuth.requireFreshAuth).type.not.toBeCallableWith(true)
+    expect(app.refreshAuth.requireFreshAuth).type.not.toBeCallableWith({ maxAge: 300 })
+    expect<FreshAuthGuards['requireFreshAuth']>().type.toBe(app.refreshAuth.requireFreshAuth)
+  })
+
+  test('is a preHandler, alone or with other guards', () => {
+    app.delete('/account', { preHandler: app.refreshAuth.requireFreshAuth('5m') }, async () => 'deleted')
+    app.post('/payouts', { preHandler: [app.refreshAuth.requireScopes('payouts:write'), app.refreshAuth.requireFreshAuth(300)] }, async () => 'paid')
+  })
+
+  test('its refusal has a code of its own, and a message the host may replace', () => {
+    expect(new InsufficientUserAuthenticationError().code).type.toBe<'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION'>()
+    expect(new InsufficientUserAuthenticationError().statusCode).type.toBe<401>()
+    expect(ErrorCodes.INSUFFICIENT_USER_AUTHENTICATION).type.toBe<'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION'>()
+    expect<ErrorMessages>().type.toBeAssignableFrom({ FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION: 'Please confirm your password' })
+  })
+})
