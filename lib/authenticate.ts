@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fast
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from './errors.js'
 import type { SessionRevocations } from './revocation.js'
 import type { RefreshAuthUser } from './user.js'
-import { deepFreeze, type TokenCache } from './token-cache.js'
+import { freezeNested, type TokenCache } from './token-cache.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /**
@@ -68,16 +68,16 @@ export function createAuthenticator (
       if (revocations.has(claims.sid)) return null
       if (revocations.failing && claims.iat < revocations.unconfirmedBefore) return UNCONFIRMED
     }
-    // Each request gets its own object to write on; the frozen claims may be shared through the cache.
+    // Each request gets its own object to write on; the claims (nested values frozen) may be shared through the cache.
     const user = { ...claims }
     request.user = user
     return user
   }
 
-  // Frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
+  // Nested values frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
   function verifyToken (token: string): AuthenticatedUser | null {
     const claims = accessTokens.verify(token) as AuthenticatedUser | null
-    return claims === null ? null : deepFreeze(claims)
+    return claims === null ? null : freezeNested(claims)
   }
 
   function verifyCachedToken (token: string, cache: TokenCache<AuthenticatedUser>): AuthenticatedUser | null {

@@ -36,16 +36,17 @@ export interface AccessTokenKey {
 /** A verification key and the one algorithm it may be used with. */
 export interface TokenKey {
   algorithm: AccessTokenAlgorithm
-  /** A public key, or the derived secret key in HS256 mode. */
+  /** A public key. */
   key: KeyObject
-  /** Undefined only for the one key of secret-derived HS256 mode, whose tokens carry no `kid`. */
-  kid?: string
+  /** The `kid` header that selects it. */
+  kid: string
 }
 
 /** The key tokens are signed with: its private (or secret) half. */
 export interface SigningKey {
   algorithm: AccessTokenAlgorithm
   key: KeyObject
+  /** Undefined only for the derived key of secret-derived HS256 mode, whose tokens carry no `kid`. */
   kid?: string
 }
 
@@ -65,18 +66,19 @@ const KID = /^[\x21-\x7e]{1,128}$/
 export class KeySet {
   readonly signingKey: SigningKey | null
   #byKid: Map<string, TokenKey>
-  readonly #unnamed: TokenKey | null
   readonly #listeners: Array<() => void> = []
 
   constructor (keys: TokenKey[], signingKey: SigningKey | null = null) {
     this.signingKey = signingKey
-    this.#unnamed = keys.length === 1 && keys[0].kid === undefined ? keys[0] : null
     this.#byKid = byKid(keys)
   }
 
-  /** The one HS256 key of secret-derived mode: tokens carry no `kid`, signed and verified with it. */
+  /**
+   * The one HS256 key of secret-derived mode: tokens carry no `kid`, and are signed and verified with it
+   * through the one-pass HS256 path (`lib/hs256.ts`), never looked up here.
+   */
   static fromSecretKey (key: KeyObject): KeySet {
-    return new KeySet([{ algorithm: 'HS256', key }], { algorithm: 'HS256', key })
+    return new KeySet([], { algorithm: 'HS256', key })
   }
 
   /**
@@ -84,7 +86,6 @@ export class KeySet {
    * or query). Every other key pointer in the header (`jku`, `x5u`, `jwk`, `x5c`) is ignored.
    */
   select (token: string): TokenKey | undefined {
-    if (this.#unnamed !== null) return this.#unnamed
     const kid = tokenKid(token)
     return kid === undefined ? undefined : this.#byKid.get(kid)
   }
@@ -116,7 +117,7 @@ export class KeySet {
 
 function byKid (keys: TokenKey[]): Map<string, TokenKey> {
   const map = new Map<string, TokenKey>()
-  for (const key of keys) if (key.kid !== undefined) map.set(key.kid, key)
+  for (const key of keys) map.set(key.kid, key)
   return map
 }
 

@@ -1,4 +1,3 @@
-import fastifyCookie from '@fastify/cookie'
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './authenticate.js'
 import { checkRefreshCookiePath } from './cookie.js'
@@ -34,10 +33,6 @@ export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, Sessio
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
   const { role } = options
-
-  // Registered without its onRequest parsing hook: that hook would parse the Cookie header of every
-  // request of the app, protected routes included; the auth routes parse it themselves when they need it.
-  if (!fastify.hasDecorator('parseCookie')) await fastify.register(fastifyCookie, { hook: false })
 
   const common = { issuer: options.issuer, audience: options.audience, clockTolerance: options.clockTolerance }
   const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, keys: role.accessKeys, type: ACCESS_TOKEN_TYPE })

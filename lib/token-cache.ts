@@ -19,10 +19,24 @@ function keyOf (token: string): string {
   return token.length > KEY_LENGTH ? token.slice(-KEY_LENGTH) : token
 }
 
+// Admission when full: a token is cached only on a second sighting within roughly `slots` refused
+// admissions. A stream of tokens that never come back soon (every request a miss) then costs no insertion,
+// no eviction and no long-lived garbage, so a miss is no dearer than with no cache at all; a token that is
+// used again is cached from its second request on.
+const MIN_DOORKEEPER_SLOTS = 64
+
+/** A 32-bit hash of the token's last characters (its signature's: for verified tokens, effectively random). */
+function tailHash (token: string): number {
+  let hash = 0x811c9dc5
+  for (let i = Math.max(0, token.length - 12); i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193)
+  return hash | 1 // never 0, the value of an empty slot
+}
+
 /**
  * Access tokens that already passed verification, so a token presented again skips the HMAC, the
  * base64 and the JSON parsing. Bounded: past `maxEntries` the least recently used entries go, by the
- * second-chance approximation of LRU (a hit sets a flag rather than reordering anything). Only
+ * second-chance approximation of LRU (a hit sets a flag rather than reordering anything), and a full cache
+ * admits a token only on its second sighting (see the doorkeeper above). Only
  * successful verifications may be stored (the caller's duty), an entry answers only for its exact
  * token string and never at or past the token's `exp`, and `clear()` empties it whenever the
  * access-token keys change.
@@ -35,11 +49,19 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   // would step again over every slot deleted since V8 last compacted the table. Everything the
   // iterator has passed was deleted (evicted or moved to the back), so its next entry is the oldest.
   #front: MapIterator<[string, CacheEntry<Claims>]>
+  // Hashes of tokens refused admission, one per slot: a later token landing on the same slot overwrites it.
+  readonly #doorkeeper: Int32Array
+  readonly #doorkeeperMask: number
 
   constructor (maxEntries: number) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('TokenCache: maxEntries must be a positive integer')
     this.#maxEntries = maxEntries
     this.#front = this.#entries.entries()
+    // about a quarter of the cache: a token must come back within a few thousand misses to be admitted
+    let slots = MIN_DOORKEEPER_SLOTS
+    while (slots * 4 < maxEntries) slots *= 2
+    this.#doorkeeper = new Int32Array(slots)
+    this.#doorkeeperMask = slots - 1
   }
 
   /** Number of entries held, expired ones not yet looked up included. */
@@ -61,15 +83,27 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   }
 
   /**
-   * Remembers a token that verified. `claims` must be immutable (see `deepFreeze`): every later
-   * request with this token gets the very same object.
+   * Remembers a token that verified. `claims` must have its nested values frozen (see `freezeNested`): every
+   * later request with this token gets a copy of it that shares them.
    */
   set (token: string, claims: Claims, nowMs: number): void {
     const expiresAtMs = claims.exp * 1000
     if (nowMs >= expiresAtMs) return
     const key = keyOf(token)
-    if (!this.#entries.delete(key) && this.#entries.size >= this.#maxEntries) this.#evictOne()
+    if (!this.#entries.delete(key) && this.#entries.size >= this.#maxEntries) {
+      if (!this.#seenRecently(token)) return
+      this.#evictOne()
+    }
     this.#entries.set(key, { token, claims, expiresAtMs, used: false })
+  }
+
+  /** Whether the token was refused admission recently; if not, remembers it for next time. */
+  #seenRecently (token: string): boolean {
+    const hash = tailHash(token)
+    const slot = hash & this.#doorkeeperMask
+    if (this.#doorkeeper[slot] === hash) return true
+    this.#doorkeeper[slot] = hash
+    return false
   }
 
   /** Forgets every token: call it whenever a key that verified them may no longer be trusted. */
@@ -99,14 +133,20 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
 }
 
 /**
- * Freezes a JSON value and everything in it, so a handler that writes to `request.user` can change
- * neither the cache nor the next request. Verified claims come from JSON.parse: plain objects and arrays.
+ * Freezes every object and array inside a claims object, leaving the claims object itself as it is: it is
+ * only ever handed out as a copy (`{ ...claims }`, fast on an unfrozen object, slow on a frozen one), while
+ * the nested values are shared by every copy, so a handler that writes to them could otherwise change the
+ * cache and the next request. Verified claims come from JSON.parse: plain objects and arrays.
  */
-export function deepFreeze<T> (value: T): T {
+export function freezeNested<T extends object> (claims: T): T {
+  for (const key in claims) deepFreeze(claims[key])
+  return claims
+}
+
+function deepFreeze (value: unknown): void {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value)
     // for…in rather than Object.keys: no array per object on the path of every uncached token
-    for (const key in value) deepFreeze(value[key])
+    for (const key in value) deepFreeze((value as Record<string, unknown>)[key])
   }
-  return value
 }

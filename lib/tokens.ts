@@ -1,5 +1,6 @@
 import jwt from 'jsonwebtoken'
 import { InvalidOptionError } from './errors.js'
+import { Hs256 } from './hs256.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 
 /** Claims of every token this plugin issues: `request.user` has them, with your `RefreshAuthUser` claims. */
@@ -50,6 +51,8 @@ type VerifyOptions = jwt.VerifyOptions & { complete: true }
 export class TokenCodec<Claims extends RegisteredClaims> {
   readonly #keys: KeySet
   readonly #signing: { key: SigningKey['key'], options: jwt.SignOptions } | null
+  // Secret-derived HS256 (no `kid`): one-pass sign and verify of our own tokens, no jsonwebtoken.
+  readonly #hs256: Hs256 | null
   readonly #type: string
   readonly #clockTolerance: number
   readonly #verifyOptions: Record<AccessTokenAlgorithm, VerifyOptions>
@@ -64,6 +67,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
     this.#clockTolerance = options.clockTolerance
     // Built once: the algorithm comes from the key, never from a token or a caller.
     const signing = options.keys.signingKey
+    this.#hs256 = signing?.algorithm === 'HS256' ? new Hs256(signing.key, options.type) : null
     this.#signing = signing === null
       ? null
       : {
@@ -111,13 +115,20 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       exp: registered.exp
     }
     if (registered.auth_time !== undefined) payload.auth_time = registered.auth_time
+    if (this.#hs256 !== null) return this.#hs256.sign(payload)
     if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
 
   /** Returns the verified claims, or null for any token that is not a valid one of this type. */
   verify (token: string): Claims | null {
-    if (token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) return null
+    if (token.length > MAX_TOKEN_LENGTH) return null
+    return this.#checkClaims(this.#hs256 !== null ? this.#hs256.verify(token) : this.#verifySigned(token))
+  }
+
+  /** Asymmetric keys (or a JWKS): jsonwebtoken with the key's one algorithm, then the `typ` header. */
+  #verifySigned (token: string): unknown {
+    if (!COMPACT_JWS.test(token)) return null
     // `kid` picks one of the configured keys, whose own algorithm is the only one accepted
     const key = this.#keys.select(token)
     if (key === undefined) return null
@@ -127,14 +138,26 @@ export class TokenCodec<Claims extends RegisteredClaims> {
     } catch {
       return null
     }
-    if (decoded.header.typ !== this.#type) return null
-    const claims = decoded.payload as Claims
-    // jsonwebtoken accepts tokens without exp, jti or sub: this plugin never issues such tokens.
+    return decoded.header.typ === this.#type ? decoded.payload : null
+  }
+
+  /**
+   * The claims every token of ours carries, checked whatever verified the signature: issuer, audience,
+   * `exp` (required: jsonwebtoken accepts tokens without one), `nbf`, `iat` not in the future, and
+   * non-empty `sub`, `jti` and `sid`.
+   */
+  #checkClaims (payload: unknown): Claims | null {
+    if (typeof payload !== 'object' || payload === null) return null
+    const claims = payload as Claims & { nbf?: unknown }
+    if (claims.iss !== this.#issuer || claims.aud !== this.#audience) return null
     if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number' ||
         !isId(claims.sub) || !isId(claims.jti) || !isId(claims.sid)) return null
     // optional, but never of another type than `request.user` says
     if (claims.auth_time !== undefined && typeof claims.auth_time !== 'number') return null
-    if (claims.iat > Date.now() / 1000 + this.#clockTolerance) return null
+    const now = Math.floor(Date.now() / 1000)
+    const tolerance = this.#clockTolerance
+    if (now >= claims.exp + tolerance || claims.iat > now + tolerance) return null
+    if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || now < claims.nbf - tolerance)) return null
     return claims
   }
 }

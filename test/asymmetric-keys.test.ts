@@ -115,6 +115,10 @@ t.test('attacks on an asymmetric auth server', async t => {
   // signed with the real key but for another issuer or audience
   await expectRefused(forge(claims({ iss: 'someone-else' }), rsaKey.privateKey, 'RS256', { kid: 'k1' }), 'other issuer')
   await expectRefused(forge(claims({ aud: 'another-api' }), rsaKey.privateKey, 'RS256', { kid: 'k1' }), 'other audience')
+  // signed with the real key, but not typed as an access token
+  await expectRefused(forge(claims(), rsaKey.privateKey, 'RS256', { kid: 'k1', typ: 'rt+jwt' }), 'typed as a refresh token')
+  await expectRefused(forge(claims(), rsaKey.privateKey, 'RS256', { kid: 'k1', typ: 'JWT' }), 'typed JWT')
+  await expectRefused(jwt.sign('"a string payload"', rsaKey.privateKey, { algorithm: 'RS256', header: { alg: 'RS256', typ: 'at+jwt', kid: 'k1' } as jwt.JwtHeader }), 'a string payload')
   // control: the same forging with the right claims passes, so the refusals above are about what they change
   t.equal((await getPrivate(app, forge(claims(), rsaKey.privateKey, 'RS256', { kid: 'k1' }))).statusCode, 200)
 })

@@ -71,11 +71,14 @@ t.test('the handler cannot be overridden', async t => {
   t.not(route.handler.toString(), (async () => 'hijacked').toString())
 })
 
-t.test('the plugin\'s own @fastify/cookie registration parses no cookie on the app\'s other routes', async t => {
+t.test('the plugin puts no cookie machinery on the app\'s other routes: no parsing hook, no onSend hook', async t => {
   const app = Fastify()
   await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials })
   app.get('/other', async (request) => ({ cookies: request.cookies ?? null }))
   t.teardown(() => app.close())
+  await app.ready()
+  t.notOk(app.hasPlugin('@fastify/cookie'), '@fastify/cookie is not registered: its onSend hook would run on every route')
+  t.notOk(app.hasReplyDecorator('setCookie'))
   const other = await app.inject({ url: '/other', headers: { cookie: 'theme=dark' } })
   t.same(other.json(), { cookies: null }, 'no per-request cookie parsing outside the auth routes')
   const login = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })

@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { type AuthenticatedUser } from '../lib/index.js'
 import { createAuthenticator } from '../lib/authenticate.js'
-import { deepFreeze, TokenCache } from '../lib/token-cache.js'
+import { freezeNested, TokenCache } from '../lib/token-cache.js'
 import type { RegisteredClaims, TokenCodec } from '../lib/tokens.js'
 import { buildApp, derivedKey, getPrivate, login, SECRET, verifyCredentials } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
@@ -14,7 +14,7 @@ import { ec, protectedApp, type KeyPair } from './helpers/keys.js'
 const NOW = 1_800_000_000_000
 
 function claimsFor (sub: string, expSeconds = NOW / 1000 + 900): AuthenticatedUser {
-  return deepFreeze({ sub, sid: `s-${sub}`, jti: `j-${sub}`, iat: NOW / 1000, exp: expSeconds, iss: 'i', aud: 'a' })
+  return freezeNested({ sub, sid: `s-${sub}`, jti: `j-${sub}`, iat: NOW / 1000, exp: expSeconds, iss: 'i', aud: 'a' })
 }
 
 /** Moves `Date.now()` (which jsonwebtoken reads too) by `offsetMs` until the test ends. */
@@ -51,17 +51,51 @@ t.test('TokenCache', async t => {
     cache.set('b', claimsFor('b'), NOW)
     cache.set('c', claimsFor('c'), NOW)
     t.ok(cache.get('a', NOW), 'a used: b is now the least recently used')
+    // full: a token is admitted on its second sighting
+    cache.set('d', claimsFor('d'), NOW)
     cache.set('d', claimsFor('d'), NOW)
     t.equal(cache.size, 3)
     t.equal(cache.get('b', NOW), undefined, 'b evicted')
     t.ok(cache.get('a', NOW))
     t.ok(cache.get('c', NOW))
     t.ok(cache.get('d', NOW))
-    for (let i = 0; i < 100; i++) cache.set(`t${i}`, claimsFor(`t${i}`), NOW)
+    for (let i = 0; i < 100; i++) {
+      cache.set(`t${i}`, claimsFor(`t${i}`), NOW)
+      cache.set(`t${i}`, claimsFor(`t${i}`), NOW)
+    }
     t.equal(cache.size, 3, 'the bound holds')
     t.ok(cache.get('t99', NOW))
     t.ok(cache.get('t97', NOW))
     t.equal(cache.get('t96', NOW), undefined)
+  })
+
+  t.test('full, it admits a token only on its second sighting: a stream of new tokens leaves it untouched', async t => {
+    const cache = new TokenCache(100)
+    // the varying part at the end, where a real token has its signature
+    const resident = Array.from({ length: 100 }, (_, i) => `${'r'.repeat(40)}.resident-${i}`)
+    for (const token of resident) cache.set(token, claimsFor(token), NOW)
+    t.equal(cache.size, 100)
+    // 5,000 tokens that never come back: none is admitted, nothing is evicted
+    let admitted = 0
+    for (let i = 0; i < 5000; i++) {
+      const token = `${'p'.repeat(40)}.passer-by-${i}-${(i * 2654435761) % 1000003}`
+      cache.set(token, claimsFor(token), NOW)
+      if (cache.get(token, NOW) !== undefined) admitted++
+    }
+    t.equal(admitted, 0, 'no passer-by admitted')
+    t.ok(resident.every(token => cache.get(token, NOW) !== undefined), 'every resident entry is still served')
+    const comeback = `${'c'.repeat(40)}.comes-back`
+    cache.set(comeback, claimsFor(comeback), NOW)
+    t.equal(cache.get(comeback, NOW), undefined, 'first sighting: not admitted')
+    cache.set(comeback, claimsFor(comeback), NOW)
+    t.ok(cache.get(comeback, NOW), 'second sighting: admitted')
+    t.equal(cache.size, 100)
+  })
+
+  t.test('a cache with room admits every token at once', async t => {
+    const cache = new TokenCache(10_000)
+    for (let i = 0; i < 1000; i++) cache.set(`${'x'.repeat(40)}.token-${i}`, claimsFor(`u${i}`), NOW)
+    t.equal(cache.size, 1000)
   })
 
   t.test('when every entry was used since the last eviction, the oldest still goes', async t => {
@@ -70,6 +104,7 @@ t.test('TokenCache', async t => {
     cache.set('b', claimsFor('b'), NOW)
     t.ok(cache.get('a', NOW))
     t.ok(cache.get('b', NOW))
+    cache.set('c', claimsFor('c'), NOW)
     cache.set('c', claimsFor('c'), NOW)
     t.equal(cache.size, 2)
     t.equal(cache.get('a', NOW), undefined)
@@ -146,18 +181,16 @@ t.test('TokenCache', async t => {
   })
 })
 
-t.test('deepFreeze freezes nested objects and arrays and leaves primitives alone', async t => {
-  const value = { a: { b: [1, { c: 2 }] }, d: 'x' }
-  t.equal(deepFreeze(value), value)
-  t.ok(Object.isFrozen(value))
+t.test('freezeNested freezes the objects and arrays inside claims, not the claims object itself', async t => {
+  const value = { a: { b: [1, { c: 2 }] }, d: 'x', n: null, e: 7 }
+  t.equal(freezeNested(value), value)
+  t.notOk(Object.isFrozen(value), 'the top level is only ever handed out as a copy')
   t.ok(Object.isFrozen(value.a))
   t.ok(Object.isFrozen(value.a.b))
   t.ok(Object.isFrozen(value.a.b[1]))
-  t.equal(deepFreeze(7), 7)
-  t.equal(deepFreeze(null), null)
-  const frozenOuter = Object.freeze({ inner: {} })
-  deepFreeze(frozenOuter)
-  t.notOk(Object.isFrozen(frozenOuter.inner), 'an already frozen object is taken as done')
+  const frozenInner = { outer: Object.freeze({ inner: {} }) }
+  freezeNested(frozenInner)
+  t.notOk(Object.isFrozen(frozenInner.outer.inner), 'an already frozen object is taken as done')
 })
 
 t.test('authenticator and cache', async t => {
