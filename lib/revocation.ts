@@ -18,7 +18,7 @@ export interface SessionRevocationsOptions extends RevocationSettings {
 }
 
 // Beyond an access token's lifetime, an entry is kept this much longer: clocks of other instances may be
-// ahead, and a session announced before its store deletes it may issue a token in between (the store's timeout).
+// ahead, and a refresh already under way when the session ended may still issue a token (within a store timeout).
 const MARGIN_SECONDS = 60
 const SWEEP_INTERVAL_MS = 30_000
 
