@@ -2,8 +2,8 @@ import { InvalidOptionError } from './errors.js'
 import type { RegisteredClaims } from './tokens.js'
 
 interface CacheEntry<Claims> {
-  /** The whole token: an entry answers only for this exact string. */
-  token: string
+  /** The whole key (the Authorization header that carried the token): an entry answers only for it. */
+  key: string
   claims: Claims
   /** The token's `exp` in milliseconds: the entry is dead from this instant on. */
   expiresAtMs: number
@@ -11,12 +11,15 @@ interface CacheEntry<Claims> {
   used: boolean
 }
 
-// Entries are found by the token's last characters (its signature's) and then matched on the whole
-// string: hashing a few dozen characters instead of the whole token is most of the cost of a hit.
-const KEY_LENGTH = 32
-
-function keyOf (token: string): string {
-  return token.length > KEY_LENGTH ? token.slice(-KEY_LENGTH) : token
+/**
+ * A 32-bit hash of the key's last characters (the token's signature: for verified tokens, effectively
+ * random). Entries are found by it and then matched on the whole key: a number is a cheaper Map key than
+ * any string cut from the header, which would have to be allocated and hashed on every request.
+ */
+function tailHash (key: string): number {
+  let hash = 0x811c9dc5
+  for (let i = Math.max(0, key.length - 12); i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193)
+  return hash | 1 // never 0, the value of an empty doorkeeper slot
 }
 
 // Admission when full: a token is cached only on a second sighting within roughly `slots` refused
@@ -25,30 +28,23 @@ function keyOf (token: string): string {
 // used again is cached from its second request on.
 const MIN_DOORKEEPER_SLOTS = 64
 
-/** A 32-bit hash of the token's last characters (its signature's: for verified tokens, effectively random). */
-function tailHash (token: string): number {
-  let hash = 0x811c9dc5
-  for (let i = Math.max(0, token.length - 12); i < token.length; i++) hash = Math.imul(hash ^ token.charCodeAt(i), 0x01000193)
-  return hash | 1 // never 0, the value of an empty slot
-}
-
 /**
- * Access tokens that already passed verification, so a token presented again skips the HMAC, the
- * base64 and the JSON parsing. Bounded: past `maxEntries` the least recently used entries go, by the
+ * Access tokens that already passed verification, keyed by the exact Authorization header that carried
+ * them, so a token presented again skips the header parsing, the HMAC, the base64 and the JSON parsing. Bounded: past `maxEntries` the least recently used entries go, by the
  * second-chance approximation of LRU (a hit sets a flag rather than reordering anything), and a full cache
  * admits a token only on its second sighting (see the doorkeeper above). Only
  * successful verifications may be stored (the caller's duty), an entry answers only for its exact
- * token string and never at or past the token's `exp`, and `clear()` empties it whenever the
- * access-token keys change.
+ * key and never at or past the token's `exp`, and `clear()` empties it whenever the access-token keys
+ * change. Two keys with the same hash share a place: the later verified one takes it.
  */
 export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   // A Map iterates in insertion order: the first entry is the oldest.
-  readonly #entries = new Map<string, CacheEntry<Claims>>()
+  readonly #entries = new Map<number, CacheEntry<Claims>>()
   readonly #maxEntries: number
   // Eviction walks the Map from its front with one long-lived iterator: a fresh iterator per eviction
   // would step again over every slot deleted since V8 last compacted the table. Everything the
   // iterator has passed was deleted (evicted or moved to the back), so its next entry is the oldest.
-  #front: MapIterator<[string, CacheEntry<Claims>]>
+  #front: MapIterator<[number, CacheEntry<Claims>]>
   // Hashes of tokens refused admission, one per slot: a later token landing on the same slot overwrites it.
   readonly #doorkeeper: Int32Array
   readonly #doorkeeperMask: number
@@ -70,12 +66,12 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   }
 
   /** The claims of a cached, unexpired token, or undefined. */
-  get (token: string, nowMs: number): Claims | undefined {
-    const key = keyOf(token)
-    const entry = this.#entries.get(key)
-    if (entry === undefined || entry.token !== token) return undefined
+  get (key: string, nowMs: number): Claims | undefined {
+    const hash = tailHash(key)
+    const entry = this.#entries.get(hash)
+    if (entry === undefined || entry.key !== key) return undefined
     if (nowMs >= entry.expiresAtMs) {
-      this.#entries.delete(key)
+      this.#entries.delete(hash)
       return undefined
     }
     entry.used = true
@@ -83,23 +79,22 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
   }
 
   /**
-   * Remembers a token that verified. `claims` must have its nested values frozen (see `freezeNested`): every
-   * later request with this token gets a copy of it that shares them.
+   * Remembers a token that verified, under the key that carried it. `claims` must have its nested values
+   * frozen (see `freezeNested`): every later request with this key gets a copy of it that shares them.
    */
-  set (token: string, claims: Claims, nowMs: number): void {
+  set (key: string, claims: Claims, nowMs: number): void {
     const expiresAtMs = claims.exp * 1000
     if (nowMs >= expiresAtMs) return
-    const key = keyOf(token)
-    if (!this.#entries.delete(key) && this.#entries.size >= this.#maxEntries) {
-      if (!this.#seenRecently(token)) return
+    const hash = tailHash(key)
+    if (!this.#entries.delete(hash) && this.#entries.size >= this.#maxEntries) {
+      if (!this.#seenRecently(hash)) return
       this.#evictOne()
     }
-    this.#entries.set(key, { token, claims, expiresAtMs, used: false })
+    this.#entries.set(hash, { key, claims, expiresAtMs, used: false })
   }
 
-  /** Whether the token was refused admission recently; if not, remembers it for next time. */
-  #seenRecently (token: string): boolean {
-    const hash = tailHash(token)
+  /** Whether a key of this hash was refused admission recently; if not, remembers it for next time. */
+  #seenRecently (hash: number): boolean {
     const slot = hash & this.#doorkeeperMask
     if (this.#doorkeeper[slot] === hash) return true
     this.#doorkeeper[slot] = hash
@@ -127,8 +122,8 @@ export class TokenCache<Claims extends RegisteredClaims = RegisteredClaims> {
 
   // Only called on a full Map. Every live entry lies ahead of the iterator (it never reaches the end:
   // each eviction is followed by an insertion), and a Map iterator also sees entries added after it.
-  #oldest (): [string, CacheEntry<Claims>] {
-    return this.#front.next().value as [string, CacheEntry<Claims>]
+  #oldest (): [number, CacheEntry<Claims>] {
+    return this.#front.next().value as [number, CacheEntry<Claims>]
   }
 }
 
