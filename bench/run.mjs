@@ -3,7 +3,7 @@
 // process. Variants are measured interleaved, A B C … B C A …, for several rounds, so a slow
 // moment of the machine hits all of them alike; each variant's ratio is to bare Fastify in the same run.
 import autocannon from 'autocannon'
-import { fork } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -63,10 +63,18 @@ const chosen = args.variants === undefined ? ALL : ['bare', ...args.variants.spl
 for (const name of chosen) if (!KNOWN.includes(name)) throw new Error(`unknown variant ${name}; known: ${KNOWN.join(', ')}`)
 const outFile = resolve(args.out ?? join(here, 'results', 'latest.json'))
 
+// As the independent referee does: each server pinned to CPU 0, this process (the load generator) to CPU 1,
+// so the two never take turns on one core. Without taskset, or on one core, nothing is pinned.
+const PINNED = os.cpus().length >= 2 && spawnSync('taskset', ['-cp', '1', String(process.pid)], { stdio: 'ignore' }).status === 0
+
 /** Starts one variant's server; resolves to `{ name, child, port, load }` or `{ name, skip }`. */
 function startServer (name) {
   const execArgv = name === args.profile ? ['--cpu-prof', `--cpu-prof-dir=${join(here, 'profiles')}`] : []
-  const child = fork(join(here, 'server.mjs'), [name, JSON.stringify(settings)], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const command = [...execArgv, join(here, 'server.mjs'), name, JSON.stringify(settings)]
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc']
+  const child = PINNED
+    ? spawn('taskset', ['-c', '0', process.execPath, ...command], { stdio })
+    : spawn(process.execPath, command, { stdio })
   return new Promise((resolve, reject) => {
     child.once('message', message => {
       if (message.type === 'skip') resolve({ name, skip: message.reason })
@@ -215,9 +223,11 @@ try {
 }
 
 const bare = servers.find(s => s.name === 'bare')
-const jwtPeer = servers.find(s => s.name === 'fastify-jwt')
+// each variant against @fastify/jwt loaded the same way: one token, or tokens in turn
+const jwtPeerOf = name => servers.find(s => s.name === (/distinct|cold/.test(name) ? 'fastify-jwt-distinct' : 'fastify-jwt-hot'))
 const results = {}
 for (const server of servers) {
+  const jwtPeer = jwtPeerOf(server.name)
   const rps = median(server.rounds.map(r => r.rps))
   results[server.name] = {
     medianRps: rps,
@@ -245,14 +255,29 @@ for (const name of ['refresh-postgres', 'refresh-redis']) {
   }
 }
 
+// Issue 14's targets, from this run: CPU per request is the measure that a busy load generator moves least.
+const cpu = name => results[name]?.medianCpuUsPerRequest
+const rpsOf = name => results[name]?.medianRps
+const targets = {}
+const target = (label, value, goal) => { if (value !== undefined && !Number.isNaN(value)) targets[label] = { value, goal } }
+target('ours-hot CPU / bare-header CPU', cpu('ours-hot') / cpu('bare-header'), '≤ 1.05')
+target('ours-distinct CPU / bare-header CPU', cpu('ours-distinct') / cpu('bare-header'), '≤ 1.10')
+target('ours-cold req/s / fastify-jwt-distinct req/s', rpsOf('ours-cold') / rpsOf('fastify-jwt-distinct'), '> 1')
+target('ours-cold CPU / fastify-jwt-distinct CPU', cpu('ours-cold') / cpu('fastify-jwt-distinct'), '< 1')
+target('ours-hot CPU / ours-hot-no-revocation CPU', cpu('ours-hot') / cpu('ours-hot-no-revocation'), '≤ 1.03')
+target('refresh-memory req/s / bare req/s', rpsOf('refresh-memory') / rpsOf('bare'), '≥ 0.30')
+target('login req/s / bare req/s', rpsOf('login') / rpsOf('bare'), 'reported')
+
 const loadAfter = os.loadavg()
 const report = {
   date: startedAt.toISOString(),
   node: process.version,
   machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, loadAverageBefore: loadBefore, loadAverageAfter: loadAfter },
   settings,
+  pinned: PINNED,
   results,
-  storeRatios
+  storeRatios,
+  targets
 }
 mkdirSync(dirname(outFile), { recursive: true })
 writeFileSync(outFile, JSON.stringify(report, null, 2) + '\n')
@@ -271,4 +296,6 @@ for (const [i, row] of rows.entries()) {
   if (i === 0) console.log('|' + widths.map((w, c) => c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':').join('|') + '|')
 }
 for (const [pair, value] of Object.entries(storeRatios)) console.log(`${pair}: ${value.toFixed(2)} (median req/s, this run)`)
+if (Object.keys(targets).length > 0) console.log('\nTargets (issue 14):')
+for (const [label, { value, goal }] of Object.entries(targets)) console.log(`  ${label}: ${value.toFixed(3)} (${goal})`)
 console.log(`\nload average after: ${loadAfter.map(l => l.toFixed(2)).join(' ')}; results written to ${outFile}`)

@@ -68,6 +68,23 @@ async function refreshVariant (plugin, settings, onClose) {
   }
 }
 
+const bearer = (token) => ({ authorization: `Bearer ${token}` })
+const hot = (token) => ({ kind: 'static', method: 'GET', path: '/', headers: bearer(token) })
+const pool = (tokens) => ({ kind: 'token-pool', method: 'GET', path: '/', tokens })
+// The shapes of the independent referee (../shared/perf): 1,000 users' tokens in turn all fit the cache;
+// 20,000 are twice what the default cache holds, so every request misses.
+const DISTINCT_TOKENS = 1000
+const COLD_TOKENS = 20_000
+
+async function fastifyJwtApp () {
+  const app = Fastify()
+  await app.register(fastifyJwt, { secret: SECRET })
+  app.decorate('authenticate', async function (request) { await request.jwtVerify() })
+  app.get('/', { preHandler: app.authenticate }, handler)
+  await app.ready()
+  return app
+}
+
 export const variants = {
   // The limit: the same route with no authentication at all.
   bare: async () => {
@@ -77,52 +94,63 @@ export const variants = {
     return { app, load: { kind: 'static', method: 'GET', path: '/' } }
   },
 
+  // bare, sent the same Authorization header as ours-hot (and ignoring it): the bytes on the wire and the
+  // header parsing, apart from anything authentication does. The limit for the ours-* variants.
+  'bare-header': async () => {
+    const { accessToken } = await login(await ourApp())
+    const app = Fastify()
+    app.get('/', handler)
+    await app.ready()
+    return { app, load: hot(accessToken) }
+  },
+
   // Our app.authenticate, one token for every request: after the first, served from the cache.
-  'ours-hot-token': async () => {
+  'ours-hot': async () => {
     const app = await ourApp()
-    const { accessToken } = await login(app)
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+    return { app, load: hot((await login(app)).accessToken) }
   },
 
-  // ours-hot-token with accessToken.revocation off: against ours-hot-token (on, the default, with nothing
-  // ended), what refusing the tokens of ended sessions costs the hot path when the set is empty
-  'ours-hot-token-no-revocation': async () => {
+  // ours-hot with accessToken.revocation off: against ours-hot (on, the default, with nothing ended),
+  // what refusing the tokens of ended sessions costs the hot path when the set is empty
+  'ours-hot-no-revocation': async () => {
     const app = await ourApp({ accessToken: { revocation: false } })
-    const { accessToken } = await login(app)
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+    return { app, load: hot((await login(app)).accessToken) }
   },
 
-  // ours-hot-token with 10,000 other sessions logged out: every request pays the Map lookup in the revoked set
-  'ours-hot-token-revoked-set': async () => {
+  // ours-hot with 10,000 other sessions logged out: every request pays the Map lookup in the revoked set
+  'ours-hot-revoked-set': async () => {
     const app = await ourApp()
     const { accessToken } = await login(app)
     const ended = await loginMany(app, 10_000)
     for (const { refreshCookie } of ended) {
       await app.inject({ method: 'POST', url: '/auth/logout', headers: { cookie: refreshCookie } })
     }
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+    return { app, load: hot(accessToken) }
   },
 
-  // Our app.authenticate, every request a token not in the cache: twice the default cache size,
-  // presented round-robin, so the least recently used entry is always the one asked for next.
-  'ours-distinct-tokens': async () => {
+  // 1,000 users' tokens in turn: all in the verified-token cache, a realistic mix
+  'ours-distinct': async () => {
     const app = await ourApp()
-    const sessions = await loginMany(app, 2 * 10_000)
-    return {
-      app,
-      load: { kind: 'token-pool', method: 'GET', path: '/', tokens: sessions.map(s => s.accessToken) }
-    }
+    return { app, load: pool((await loginMany(app, DISTINCT_TOKENS)).map(s => s.accessToken)) }
   },
 
-  // The plugin users would pick instead, as its README sets it up (HS256, a string secret).
-  'fastify-jwt': async () => {
-    const app = Fastify()
-    await app.register(fastifyJwt, { secret: SECRET })
-    app.decorate('authenticate', async function (request) { await request.jwtVerify() })
-    app.get('/', { preHandler: app.authenticate }, handler)
-    await app.ready()
-    const token = app.jwt.sign({ sub: 'bench-user' }, { expiresIn: ACCESS_LIFETIME })
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${token}` } } }
+  // 20,000 tokens in turn, twice the default cache: every request a miss, paying the full verification
+  'ours-cold': async () => {
+    const app = await ourApp()
+    return { app, load: pool((await loginMany(app, COLD_TOKENS)).map(s => s.accessToken)) }
+  },
+
+  // The plugin users would pick instead, as its README sets it up (HS256, a string secret): one token...
+  'fastify-jwt-hot': async () => {
+    const app = await fastifyJwtApp()
+    return { app, load: hot(app.jwt.sign({ sub: 'bench-user' }, { expiresIn: ACCESS_LIFETIME })) }
+  },
+
+  // ...and 1,000 tokens in turn (fast-jwt keeps no cache by default: each is verified)
+  'fastify-jwt-distinct': async () => {
+    const app = await fastifyJwtApp()
+    const tokens = Array.from({ length: DISTINCT_TOKENS }, (_, i) => app.jwt.sign({ sub: `bench-user-${i}` }, { expiresIn: ACCESS_LIFETIME }))
+    return { app, load: pool(tokens) }
   },
 
   // POST /auth/refresh with the default MemoryStore: each connection carries its own rotating chain.
@@ -195,23 +223,13 @@ export const variants = {
 
 // Not in the default run (name them with --variants): they split a gap between variants into its parts.
 export const diagnostics = {
-  // bare plus @fastify/cookie as the plugin registers it when the host has not: its hooks run on every route
+  // bare plus @fastify/cookie as a host registers it: its onSend hook runs on every route
   'bare-with-cookie': async () => {
     const app = Fastify()
     await app.register(fastifyCookie)
     app.get('/', handler)
     await app.ready()
     return { app, load: { kind: 'static', method: 'GET', path: '/' } }
-  },
-
-  // bare, sent the same Authorization header as ours-hot-token (and ignoring it): the bytes on the wire
-  // and the header parsing, apart from anything authentication does
-  'bare-with-token-header': async () => {
-    const { accessToken } = await login(await ourApp())
-    const app = Fastify()
-    app.get('/', handler)
-    await app.ready()
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
   },
 
   // bare plus an empty preHandler hook: what Fastify charges for running any hook at all
@@ -222,27 +240,24 @@ export const diagnostics = {
     return { app, load: { kind: 'static', method: 'GET', path: '/' } }
   },
 
-  // bare, loaded like ours-distinct-tokens (a token per request, set by autocannon's setupRequest):
-  // what building each request costs the load generator, which shares the machine with the server
+  // bare, loaded like ours-cold (a token per request, set by autocannon's setupRequest): what building
+  // each request costs the load generator, which shares the machine with the server
   'bare-token-pool': async () => {
     const app = Fastify()
     app.get('/', handler)
     await app.ready()
-    const tokens = Array.from({ length: 20_000 }, (_, i) => `not-a-token-${i}`.padEnd(330, 'x'))
-    return { app, load: { kind: 'token-pool', method: 'GET', path: '/', tokens } }
+    return { app, load: pool(Array.from({ length: COLD_TOKENS }, (_, i) => `not-a-token-${i}`.padEnd(330, 'x'))) }
   },
 
-  // ours-distinct-tokens with the cache off: what the misses cost the cache itself
-  'ours-distinct-no-cache': async () => {
+  // ours-cold with the cache off: against ours-cold, what the misses cost the cache itself
+  'ours-cold-no-cache': async () => {
     const app = await ourApp({ accessToken: { cacheSize: 0 } })
-    const sessions = await loginMany(app, 2 * 10_000)
-    return { app, load: { kind: 'token-pool', method: 'GET', path: '/', tokens: sessions.map(s => s.accessToken) } }
+    return { app, load: pool((await loginMany(app, COLD_TOKENS)).map(s => s.accessToken)) }
   },
 
-  // our app.authenticate with the cache off: every request pays the full verification
-  'ours-no-cache': async () => {
+  // our app.authenticate with the cache off: every request pays the full verification of one token
+  'ours-hot-no-cache': async () => {
     const app = await ourApp({ accessToken: { cacheSize: 0 } })
-    const { accessToken } = await login(app)
-    return { app, load: { kind: 'static', method: 'GET', path: '/', headers: { authorization: `Bearer ${accessToken}` } } }
+    return { app, load: hot((await login(app)).accessToken) }
   }
 }
