@@ -1,7 +1,7 @@
-import { InvalidOptionError } from '../errors.js'
+import { InvalidArgumentError, InvalidOptionError } from '../errors.js'
 import { deliver, LocalListeners, report } from './listeners.js'
 import {
-  toSessionInfo, type CreateOptions, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  compareIds, toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
   type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
 
@@ -63,14 +63,35 @@ export class MemoryStore implements SessionStore {
     return this.#sessions.size
   }
 
-  // `options` (limits, replacement) are applied once issue 11 lands on this store
-  async create (session: SessionRecord, _options?: CreateOptions): Promise<void> {
+  /**
+   * Saves a session; with `options`, first ends the replaced session and, at the user's limit, the least
+   * recently refreshed ones (or refuses). All in one synchronous step, so concurrent logins cannot overshoot.
+   */
+  async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
+    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new InvalidArgumentError('MemoryStore: maxSessionsPerUser must be a positive integer')
+    }
     const existing = this.#sessions.get(session.sessionId)
     if (existing !== undefined) this.#delete(existing)
+    let replaced: SessionRecord[] = []
+    let evicted: SessionRecord[] = []
+    if (limit !== undefined || replaceSessionId !== undefined) {
+      let live = this.#liveSessionsOf(session.userId, session.createdAt)
+      replaced = live.filter(other => other.sessionId === replaceSessionId)
+      live = live.filter(other => other.sessionId !== replaceSessionId)
+      if (limit !== undefined && live.length >= limit) {
+        if (onLimit === 'refuse') return { outcome: 'limit-reached' }
+        evicted = live.sort(leastRecentlyUsedFirst).slice(0, live.length - limit + 1)
+      }
+    }
+    const ended = [...evicted, ...replaced]
+    if (ended.length > 0) this.#endSessions(ended)
     // at capacity the least recently refreshed session goes, and its access tokens with it
-    else if (this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#sessions.values().next().value as SessionRecord])
+    else if (existing === undefined && this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#sessions.values().next().value as SessionRecord])
     this.#sessions.set(session.sessionId, { ...session })
     this.#index(session.userId, session.sessionId)
+    return { outcome: 'created', endedSessionIds: ended.map(other => other.sessionId) }
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
@@ -112,6 +133,11 @@ export class MemoryStore implements SessionStore {
 
   async revokeUser (userId: string): Promise<void> {
     const sessions = this.#sessionIdsOf(userId).map(id => this.#sessions.get(id) as SessionRecord)
+    if (sessions.length > 0) this.#endSessions(sessions)
+  }
+
+  async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
+    const sessions = this.#sessionIdsOf(userId).filter(id => id !== keepSessionId).map(id => this.#sessions.get(id) as SessionRecord)
     if (sessions.length > 0) this.#endSessions(sessions)
   }
 
@@ -201,10 +227,25 @@ export class MemoryStore implements SessionStore {
     else this.#byUser.set(userId, [ids, sessionId])
   }
 
+  /** The user's sessions live at `now`; expired ones met on the way are dropped. */
+  #liveSessionsOf (userId: string, now: number): SessionRecord[] {
+    const live: SessionRecord[] = []
+    for (const sessionId of [...this.#sessionIdsOf(userId)]) {
+      const session = this.#liveSession(sessionId, now)
+      if (session !== undefined) live.push(session)
+    }
+    return live
+  }
+
   #sessionIdsOf (userId: string): readonly string[] {
     const ids = this.#byUser.get(userId)
     return ids === undefined ? [] : Array.isArray(ids) ? ids : [ids]
   }
+}
+
+// the oldest last refresh first; ties by id, as every shipped store orders them
+function leastRecentlyUsedFirst (a: SessionRecord, b: SessionRecord): number {
+  return a.rotatedAt - b.rotatedAt || compareIds(a.sessionId, b.sessionId)
 }
 
 function isExpired (session: SessionRecord, now: number): boolean {

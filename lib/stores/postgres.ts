@@ -3,7 +3,7 @@ import type { PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
 import {
-  toSessionInfo,
+  compareIds, toSessionInfo,
   type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener,
   type RevocationWatch, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore,
   type WatchOptions
@@ -145,7 +145,7 @@ export class PostgresStore implements SessionStore {
       if (limit !== undefined && live.length >= limit) {
         if (onLimit === 'refuse') return { outcome: 'limit-reached' }
         // least recently used first: the oldest last refresh
-        live.sort((a, b) => Number(a.rotated_at) - Number(b.rotated_at) || String(a.session_id).localeCompare(String(b.session_id)))
+        live.sort((a, b) => Number(a.rotated_at) - Number(b.rotated_at) || compareIds(String(a.session_id), String(b.session_id)))
         evicted = live.slice(0, live.length - limit + 1).map(row => row.session_id as string)
       }
       const endedSessionIds = [...evicted, ...replaced]

@@ -293,3 +293,8 @@ export function toSessionInfo (session: SessionRecord): SessionInfo {
   if (session.ip !== undefined) info.ip = session.ip
   return info
 }
+
+/** Orders session ids by code unit, the same in every store (not by locale): ties of recency break on it. */
+export function compareIds (a: string, b: string): number {
+  return Number(a > b) - Number(a < b)
+}
