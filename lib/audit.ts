@@ -13,10 +13,18 @@ export interface LogoutEvent extends SessionEvent {
   /** True for `{ "all": true }`: every session of the user was revoked, not only this one. */
   all: boolean
   /**
-   * Why the session ended: `'logout'`, the client signed out (`POST /auth/logout`); `'user-refused'`,
-   * `loadUser` resolved to null or undefined at a refresh (the account is disabled or gone).
+   * True for `{ "others": true }`: every other session of the user was revoked; `sessionId`, the one
+   * that asked, lives on.
    */
-  reason: 'logout' | 'user-refused'
+  others: boolean
+  /**
+   * Why the session ended: `'logout'`, the client signed out (`POST /auth/logout`); `'user-refused'`,
+   * `loadUser` resolved to null or undefined at a refresh (the account is disabled or gone);
+   * `'session-limit'`, a login of the user at `maxSessionsPerUser` made room by ending it (the least
+   * recently used); `'replaced'`, the user signed in again on the same device, and the new session
+   * took its place.
+   */
+  reason: 'logout' | 'user-refused' | 'session-limit' | 'replaced'
 }
 
 /**

@@ -45,10 +45,29 @@ export class RefreshCookie {
    * the browser sends first (cookie tossing), and picking either could sign the user in as someone else.
    */
   read (request: FastifyRequest): string | undefined {
+    const { value, count } = this.#find(request)
+    if (count > 1) {
+      // the names only: the values are tokens
+      request.log.warn({ cookie: this.#name, count }, 'fastify-refresh-auth: refused a request carrying the refresh cookie more than once (cookie tossing?)')
+      throw new DuplicateCookieError()
+    }
+    return value
+  }
+
+  /**
+   * The refresh cookie's value if it came exactly once, else undefined: for a login, which only uses it to
+   * replace the device's previous session, and must not be blocked by a planted cookie.
+   */
+  readIfSingle (request: FastifyRequest): string | undefined {
+    const { value, count } = this.#find(request)
+    return count === 1 ? value : undefined
+  }
+
+  #find (request: FastifyRequest): { value: string | undefined, count: number } {
     const header = request.headers.cookie
-    if (header === undefined) return undefined
     let value: string | undefined
     let count = 0
+    if (header === undefined) return { value, count }
     // RFC 6265 §5.4: `name=value` pairs joined by `; `. Values are taken as sent: a token needs no decoding.
     for (const pair of header.split(';')) {
       const eq = pair.indexOf('=')
@@ -56,12 +75,7 @@ export class RefreshCookie {
       count++
       value = pair.slice(eq + 1).trim()
     }
-    if (count > 1) {
-      // the names only: the values are tokens
-      request.log.warn({ cookie: this.#name, count }, 'fastify-refresh-auth: refused a request carrying the refresh cookie more than once (cookie tossing?)')
-      throw new DuplicateCookieError()
-    }
-    return value
+    return { value, count }
   }
 }
 

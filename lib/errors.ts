@@ -23,6 +23,8 @@ export const ErrorCodes = {
   INVALID_CREDENTIALS: 'FST_REFRESH_AUTH_INVALID_CREDENTIALS',
   /** 401: the refresh token is unknown, expired, revoked or reused. */
   INVALID_REFRESH_TOKEN: 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN',
+  /** 403: the user is at `maxSessionsPerUser` and `onSessionLimit` is `'refuse'`: the login started no session. */
+  SESSION_LIMIT: 'FST_REFRESH_AUTH_SESSION_LIMIT',
   /** 403: a cookie-authenticated route was called from another site. */
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
@@ -154,6 +156,20 @@ export const InvalidRefreshTokenError = createError(
   ErrorCodes.INVALID_REFRESH_TOKEN,
   'The refresh token is invalid or expired',
   401, Error, false
+)
+
+/**
+ * A login of a user already at `maxSessionsPerUser`, with `onSessionLimit: 'refuse'`: no session started.
+ * The credentials were right; the user must sign out elsewhere first.
+ *
+ * @example
+ * // answered by POST /auth/login
+ * { statusCode: 403, code: 'FST_REFRESH_AUTH_SESSION_LIMIT', error: 'Forbidden', message: 'Too many active sessions' }
+ */
+export const SessionLimitError = createError(
+  ErrorCodes.SESSION_LIMIT,
+  'Too many active sessions',
+  403, Error, false
 )
 
 /**
@@ -339,6 +355,7 @@ export type InsufficientScopeError = InstanceType<typeof InsufficientScopeError>
 export type InsufficientUserAuthenticationError = InstanceType<typeof InsufficientUserAuthenticationError>
 export type InvalidCredentialsError = InstanceType<typeof InvalidCredentialsError>
 export type InvalidRefreshTokenError = InstanceType<typeof InvalidRefreshTokenError>
+export type SessionLimitError = InstanceType<typeof SessionLimitError>
 export type CrossSiteRequestError = InstanceType<typeof CrossSiteRequestError>
 export type StoreUnavailableError = InstanceType<typeof StoreUnavailableError>
 export type StoreTimeoutError = InstanceType<typeof StoreTimeoutError>

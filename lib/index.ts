@@ -37,7 +37,7 @@ export type {
   WatchOptions,
   RevocationWatch
 } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions } from './options.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options.js'
 export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './user.js'
 export type { RegisteredClaims } from './tokens.js'

@@ -142,6 +142,17 @@ export interface FastifyRefreshAuthOptions {
    */
   rememberMe?: (user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>
   /**
+   * The most live sessions one user may hold, a positive integer; `1` is "a single session per user".
+   * Counted and enforced by the store in one atomic step with the login. Default: no limit.
+   */
+  maxSessionsPerUser?: number
+  /**
+   * A login of a user at `maxSessionsPerUser`: `'revoke-oldest'` (default) ends the user's least recently
+   * used session (the oldest last refresh) as a logout would, its access tokens included; `'refuse'`
+   * answers 403 `FST_REFRESH_AUTH_SESSION_LIMIT` and starts nothing.
+   */
+  onSessionLimit?: OneOf<SessionLimitPolicy>
+  /**
    * Called at every refresh, after the refresh token checked out and before anything is issued, with the
    * token's `sub`: resolve to the user, whose `claims` are then computed again (a role change shows at the
    * next refresh), or to null/undefined to end the session (401, revoked everywhere, `onLogout` with
@@ -204,6 +215,14 @@ export interface RevocationOptions {
  */
 export type RefreshTokenTransport = 'cookie' | 'body' | 'both'
 
+/**
+ * What a login does for a user at `maxSessionsPerUser`: see `FastifyRefreshAuthOptions.onSessionLimit`.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, maxSessionsPerUser: 1, onSessionLimit: 'refuse' })
+ */
+export type SessionLimitPolicy = 'revoke-oldest' | 'refuse'
+
 /** Options after defaults and validation; lifetimes in seconds. */
 export interface ResolvedOptions {
   /** What this app is (auth server with HS256 or asymmetric keys, or resource server), with its keys built. */
@@ -236,6 +255,9 @@ export interface ResolvedOptions {
   subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
   rememberMe: FastifyRefreshAuthOptions['rememberMe']
+  /** Undefined: no limit. */
+  maxSessionsPerUser: number | undefined
+  onSessionLimit: SessionLimitPolicy
   trustedOrigins: ReadonlySet<string> | null
   onLogin: AuditHook | undefined
   onRefresh: AuditHook | undefined
@@ -255,7 +277,8 @@ const MIN_SECRET_BYTES = 32
 const SAME_SITE = ['strict', 'lax'] as const
 const ACCESS_TOKEN_ALGORITHMS: readonly AccessTokenAlgorithm[] = ['HS256', ...ASYMMETRIC_ALGORITHMS]
 const TRANSPORTS: readonly RefreshTokenTransport[] = ['cookie', 'body', 'both']
-const STORE_METHODS = ['create', 'rotate', 'present', 'revoke', 'revokeUser', 'listUserSessions'] as const
+const STORE_METHODS = ['create', 'rotate', 'present', 'revoke', 'revokeUser', 'revokeOtherSessions', 'listUserSessions'] as const
+const SESSION_LIMIT_POLICIES = ['revoke-oldest', 'refuse'] as const
 const PATH = /^\/[\w\-./~]*$/
 // RFC 6265 cookie-name token, and a quoted-string without quotes or backslashes for the realm
 const COOKIE_NAME = /^[\w!#$%&'*+\-.^`|~]+$/
@@ -349,6 +372,13 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     fail('trustedOrigins must be an array of origins')
   }
 
+  const maxSessionsPerUser = options.maxSessionsPerUser
+  if (maxSessionsPerUser !== undefined && !(Number.isSafeInteger(maxSessionsPerUser) && maxSessionsPerUser >= 1)) {
+    fail('maxSessionsPerUser must be a positive integer')
+  }
+  const onSessionLimit = options.onSessionLimit ?? 'revoke-oldest'
+  if (!isOneOf(onSessionLimit, SESSION_LIMIT_POLICIES)) fail("onSessionLimit must be 'revoke-oldest' or 'refuse'")
+
   const refreshTokenTransport = options.refreshTokenTransport ?? 'cookie'
   if (!isOneOf(refreshTokenTransport, TRANSPORTS)) {
     fail("refreshTokenTransport must be 'cookie', 'body' or 'both'")
@@ -379,6 +409,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
     claims: optionalFunction(options.claims, 'claims'),
     rememberMe: optionalFunction(options.rememberMe, 'rememberMe'),
+    maxSessionsPerUser,
+    onSessionLimit,
     trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins),
     onLogin: optionalFunction(options.onLogin, 'onLogin'),
     onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),

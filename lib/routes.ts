@@ -5,7 +5,7 @@ import { callHost } from './host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
 import type { ResolvedOptions } from './options.js'
 import { hostRememberMe } from './remember-me.js'
-import type { IssuedTokens, SessionPolicy } from './session.js'
+import type { IssuedTokens, LogoutScope, SessionPolicy } from './session.js'
 import { MAX_TOKEN_LENGTH } from './tokens.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
@@ -47,7 +47,10 @@ export interface RouteFactories {
   loginRoute (overrides?: RouteOverrides): RouteOptions
   /** `POST {prefix}/refresh`: trades the refresh cookie for new tokens. */
   refreshRoute (overrides?: RouteOverrides): RouteOptions
-  /** `POST {prefix}/logout`: revokes the session (with body `{ "all": true }` every session of the user), clears the cookie, 204. */
+  /**
+   * `POST {prefix}/logout`: revokes the session and clears the cookie, 204. Body `{ "all": true }`: every
+   * session of the user; `{ "others": true }`: every other one, this session and its cookie kept.
+   */
   logoutRoute (overrides?: RouteOverrides): RouteOptions
 }
 
@@ -95,6 +98,34 @@ const refreshTokenBodySchema = {
     }
   }
 } as const
+
+/**
+ * The logout body: what to sign out, and the refresh token of non-browser clients. Optional, as for
+ * refresh: a browser's plain logout has no body.
+ */
+function logoutBodySchema (withRefreshToken: boolean): object {
+  return {
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object',
+          properties: {
+            // untyped: anything but `true` means no, as it always has, rather than a 400
+            all: { description: '`true`: sign out every session of the user' },
+            others: { description: '`true`: sign out every other session of the user; this one stays' },
+            ...(withRefreshToken ? refreshTokenBodySchema.content['application/json'].schema.properties : {})
+          }
+        }
+      }
+    }
+  }
+}
+
+/** `{ "all": true }` wins over `{ "others": true }`: it asks for more. */
+function logoutScope (body: unknown): LogoutScope {
+  const { all, others } = (typeof body === 'object' && body !== null ? body : {}) as { all?: unknown, others?: unknown }
+  return all === true ? 'all' : others === true ? 'others' : 'session'
+}
 
 /**
  * The host's login body is its own: by default any JSON object (replace it through the overrides).
@@ -226,7 +257,9 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         const inBody = loginInBody(request)
         // remember me only shapes the cookie: a login answered in the body never asks
         const remember = inBody || await hostRememberMe(options.rememberMe, user, request)
-        return sendTokens(reply, await sessions.startSession(user, request, remember), inBody)
+        // signing in again on this device replaces its session rather than adding one
+        const presented = bodyRefreshToken(request) ?? (cookieAllowed ? cookie.readIfSingle(request) : undefined)
+        return sendTokens(reply, await sessions.startSession(user, request, remember, presented), inBody)
       }, {
         tags: ['auth'],
         summary: 'Sign in',
@@ -262,16 +295,20 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         noStore(reply)
         refuseCrossSite(request)
         const bodyToken = bodyRefreshToken(request)
-        // `{ "all": true }`: logout everywhere, every session of the token's user
-        const all = (request.body as { all?: unknown } | null | undefined)?.all === true
-        await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, all)
-        if (bodyToken === undefined) clearRefreshCookie(reply)
+        const scope = logoutScope(request.body)
+        await sessions.revokeFamily(bodyToken ?? readRefreshCookie(request), request, scope)
+        // signing out the other devices keeps this one signed in
+        if (bodyToken === undefined && scope !== 'others') clearRefreshCookie(reply)
         return reply.code(204).send()
-      }), refreshTokenRouteSchema(
-        'Sign out',
-        'Revokes the session of the refresh token and clears the refresh cookie.',
-        logoutResponses
-      ))
+      }), {
+        ...refreshTokenRouteSchema(
+          'Sign out',
+          'Revokes the session of the refresh token and clears the refresh cookie. `{ "all": true }` revokes every ' +
+          'session of its user; `{ "others": true }` every other session of its user, keeping this one and its cookie.',
+          logoutResponses
+        ),
+        body: logoutBodySchema(bodyAllowed)
+      })
     }
   }
 }

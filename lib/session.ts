@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
-import { InvalidArgumentError, StoreUnavailableError } from './errors.js'
+import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from './errors.js'
 import { callHost } from './host-call.js'
 import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionRevocations } from './revocation.js'
-import type { SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
+import type { CreateOptions, CreateResult, SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
@@ -48,9 +48,18 @@ export interface SessionManagement {
    * The id is the user's `sub`, or what `subject` returned for them (a number is made a string, as in `sub`).
    */
   revokeUserSessions (userId: string | number): Promise<void>
+  /**
+   * Ends every session of a user but `keepSessionId` ("sign out the other devices"): after a password
+   * change, keep the device that changed it. The id as for `revokeUserSessions`; `keepSessionId` is the
+   * `sid` of the caller's access token.
+   */
+  revokeOtherSessions (userId: string | number, keepSessionId: string): Promise<void>
   /** The user's live sessions, for an "active devices" page; no token ids. The id as for `revokeUserSessions`. */
   listUserSessions (userId: string | number): Promise<SessionInfo[]>
 }
+
+/** What a logout ends: the presented token's session, every session of its user, or every other one. */
+export type LogoutScope = 'session' | 'all' | 'others'
 
 // Enough to tell browsers apart; a longer header is cut rather than stored whole.
 const MAX_USER_AGENT_LENGTH = 256
@@ -85,11 +94,14 @@ export class SessionPolicy {
 
   /**
    * Starts a session for a user that `verifyCredentials` accepted; `remember` false makes its refresh
-   * cookie a browser-session cookie for the whole session.
+   * cookie a browser-session cookie for the whole session. A live refresh token of the same user that the
+   * login carried (`presentedRefreshToken`) names the session this one replaces. At `maxSessionsPerUser`
+   * the store ends the least recently used sessions, or (`onSessionLimit: 'refuse'`) this throws a 403.
    */
-  async startSession (user: LoginUser, request: FastifyRequest, remember = true): Promise<IssuedTokens> {
+  async startSession (user: LoginUser, request: FastifyRequest, remember = true, presentedRefreshToken?: string): Promise<IssuedTokens> {
     const sub = await hostSubject(this.#options.subject, user, request)
     const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
+    const replaceSessionId = presentedRefreshToken === undefined ? undefined : await this.#replaceableSession(presentedRefreshToken, sub, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -104,9 +116,42 @@ export class SessionPolicy {
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     }
-    await callStore(request.log, () => this.#store.create(session))
+    const createOptions: CreateOptions = { onLimit: this.#options.onSessionLimit }
+    if (this.#options.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#options.maxSessionsPerUser
+    if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId
+    const result = checkedCreateResult(await callStore(request.log, () => this.#store.create(session, createOptions)), request.log)
+    if (result.outcome === 'limit-reached') {
+      request.log.info({ userId: sub }, 'fastify-refresh-auth: login refused, the user is at maxSessionsPerUser')
+      throw new SessionLimitError()
+    }
+    const ended = result.endedSessionIds
+    if (ended.length > 0) {
+      this.#revocations?.ended(ended)
+      for (const sessionId of ended) {
+        const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
+        notify('onLogout', this.#options.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
+      }
+    }
     notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
     return this.#issueTokens(session, now, ext, remember)
+  }
+
+  /**
+   * The session a login replaces: the one of a refresh token of the same user, if that token is the live
+   * one. A token of another user is ignored, so it cannot end that user's session; a rotated one is reuse.
+   */
+  async #replaceableSession (refreshToken: string, sub: string, request: FastifyRequest): Promise<string | undefined> {
+    const claims = this.#refreshTokens.verify(refreshToken)
+    if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
+    const result = await callStore(request.log, () => this.#store.present({
+      sessionId: claims.sid,
+      presentedTokenId: claims.jti,
+      now: Date.now(),
+      reuseIntervalMs: this.#options.reuseInterval * 1000,
+      end: false
+    }))
+    if (result.outcome === 'reused') this.#reuseDetected(claims, request)
+    return result.outcome === 'live' && result.session.userId === sub ? claims.sid : undefined
   }
 
   /**
@@ -150,20 +195,22 @@ export class SessionPolicy {
   }
 
   /**
-   * Logout: ends the session of a refresh token, or with `all` every session of its user, but only for the
-   * session's live token (or its parent within the reuse interval). A rotated token is reuse: its session
-   * ends, `onReuseDetected` fires, and nothing else happens. An invalid or unknown token ends nothing.
+   * Logout: ends the session of a refresh token, every session of its user (`all`), or every session of
+   * its user but this one (`others`), but only for the session's live token (or its parent within the
+   * reuse interval). A rotated token is reuse: its session ends, `onReuseDetected` fires, and nothing else
+   * happens. An invalid or unknown token ends nothing.
    */
-  async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, all = false): Promise<void> {
+  async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
     const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
     if (claims === null) return
-    // `all` checks the token first and ends the sessions next, so a failure in between leaves the session for a retry
+    // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
+    // the session for a retry
     const result = await callStore(request.log, () => this.#store.present({
       sessionId: claims.sid,
       presentedTokenId: claims.jti,
       now: Date.now(),
       reuseIntervalMs: this.#options.reuseInterval * 1000,
-      end: !all
+      end: scope === 'session'
     }))
     if (result.outcome === 'not-found') return
     if (result.outcome === 'reused') {
@@ -172,9 +219,11 @@ export class SessionPolicy {
     }
     // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (all) await endUserSessions(this.#store, this.#revocations, userId, request.log)
+    if (scope === 'all') await endUserSessions(this.#store, this.#revocations, userId, request.log)
+    else if (scope === 'others') await endOtherSessions(this.#store, this.#revocations, userId, claims.sid, request.log)
     else this.#revocations?.ended([claims.sid])
-    notify('onLogout', this.#options.onLogout, { userId, sessionId: claims.sid, all, reason: 'logout' }, request)
+    const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
+    notify('onLogout', this.#options.onLogout, event, request)
   }
 
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
@@ -189,7 +238,7 @@ export class SessionPolicy {
     await callStore(request.log, () => this.#store.revoke(claims.sid))
     this.#revocations?.ended([claims.sid])
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
-    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, reason: 'user-refused' }, request)
+    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
 
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
@@ -229,6 +278,11 @@ export function createSessionManagement (store: SessionStore, log: FastifyBaseLo
       const id = requireUserId(userId, 'revokeUserSessions')
       await endUserSessions(store, revocations, id, log)
     },
+    async revokeOtherSessions (userId, keepSessionId) {
+      const id = requireUserId(userId, 'revokeOtherSessions')
+      if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
+      await endOtherSessions(store, revocations, id, keepSessionId, log)
+    },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
       return await callStore(log, () => store.listUserSessions(id, Date.now()))
@@ -244,6 +298,27 @@ async function endUserSessions (store: SessionStore, revocations: SessionRevocat
   const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
   await callStore(log, () => store.revokeUser(userId))
   revocations?.ended(listed.map(session => session.sessionId))
+}
+
+/** Ends every session of a user but one, listing them first for a store without a feed, as above. */
+async function endOtherSessions (
+  store: SessionStore, revocations: SessionRevocations | null, userId: string, keepSessionId: string, log: FastifyBaseLogger
+): Promise<void> {
+  const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
+  await callStore(log, () => store.revokeOtherSessions(userId, keepSessionId))
+  revocations?.ended(listed.map(session => session.sessionId).filter(sessionId => sessionId !== keepSessionId))
+}
+
+/**
+ * A store's answer to `create`, checked: one that answers anything else (a store written for an older
+ * contract, which would ignore the limits) fails the login rather than let it pass unchecked.
+ */
+function checkedCreateResult (result: unknown, log: FastifyBaseLogger): CreateResult {
+  const outcome = (result as Partial<CreateResult> | undefined)?.outcome
+  if (outcome === 'limit-reached') return result as CreateResult
+  if (outcome === 'created' && Array.isArray((result as { endedSessionIds?: unknown }).endedSessionIds)) return result as CreateResult
+  log.error("fastify-refresh-auth: store.create must resolve to a CreateResult ({ outcome: 'created', endedSessionIds } or { outcome: 'limit-reached' })")
+  throw new StoreUnavailableError()
 }
 
 /**

@@ -86,7 +86,7 @@ t.test('loadUser resolving to null or undefined ends the session everywhere: 401
     t.equal(response.json().code, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 'the one refusal')
     t.equal(setCookies(response).find(c => c.name === COOKIE)?.value, '', 'the cookie is cleared')
     t.equal((await getPrivate(app, session.accessToken)).statusCode, 401, 'the session\'s access token is refused')
-    t.same(events, [{ userId: '42', sessionId: JSON.parse(Buffer.from(session.refreshToken.split('.')[1], 'base64url').toString()).sid, all: false, reason: 'user-refused' }])
+    t.same(events, [{ userId: '42', sessionId: JSON.parse(Buffer.from(session.refreshToken.split('.')[1], 'base64url').toString()).sid, all: false, others: false, reason: 'user-refused' }])
     t.equal((await getPrivate(app, other.accessToken)).statusCode, 200, 'another session lives until its own refresh')
     t.equal((await refresh(app, other.refreshToken)).statusCode, 401, 'which ends it too')
   }

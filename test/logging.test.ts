@@ -10,11 +10,12 @@ interface LogLine { level: number, msg: string, reqId?: string, [key: string]: u
 class FlakyStore implements SessionStore {
   readonly inner = new MemoryStore()
   failing = false
-  async create (session: Parameters<SessionStore['create']>[0]) { this.#check(); return this.inner.create(session) }
+  async create (...args: Parameters<SessionStore['create']>) { this.#check(); return this.inner.create(...args) }
   async rotate (request: Parameters<SessionStore['rotate']>[0]) { this.#check(); return this.inner.rotate(request) }
   async present (request: Parameters<SessionStore['present']>[0]) { this.#check(); return this.inner.present(request) }
   async revoke (sessionId: string) { this.#check(); return this.inner.revoke(sessionId) }
   async revokeUser (userId: string) { this.#check(); return this.inner.revokeUser(userId) }
+  async revokeOtherSessions (userId: string, keepSessionId: string) { this.#check(); return this.inner.revokeOtherSessions(userId, keepSessionId) }
   async listUserSessions (userId: string, now: number) { this.#check(); return this.inner.listUserSessions(userId, now) }
   #check () { if (this.failing) throw new Error('connection to the session store lost') }
 }

@@ -116,6 +116,7 @@ t.test('a store without a revocation feed: one warning, and revocation local to 
     present: (request) => inner.present(request),
     revoke: (sessionId) => inner.revoke(sessionId),
     revokeUser: (userId) => inner.revokeUser(userId),
+    revokeOtherSessions: (userId, keepSessionId) => inner.revokeOtherSessions(userId, keepSessionId),
     listUserSessions: (userId, now) => inner.listUserSessions(userId, now)
   }
   const { app, lines } = await appWithLog(t, { store: bare, refreshToken: { reuseInterval: 0 } })

@@ -167,9 +167,9 @@ t.test('audit hooks receive ids and the request, never a token', async (t) => {
     ['refresh', { userId: '42', sessionId: sid }, 'UA-2'],
     ['reuse', { userId: '42', sessionId: sid }, 'lightMyRequest'],
     ['login', { userId: '42', sessionId: sessionIdOf(second.refreshToken) }, 'lightMyRequest'],
-    ['logout', { userId: '42', sessionId: sessionIdOf(second.refreshToken), all: false, reason: 'logout' }, 'lightMyRequest'],
+    ['logout', { userId: '42', sessionId: sessionIdOf(second.refreshToken), all: false, others: false, reason: 'logout' }, 'lightMyRequest'],
     ['login', { userId: '42', sessionId: sessionIdOf(third.refreshToken) }, 'lightMyRequest'],
-    ['logout', { userId: '42', sessionId: sessionIdOf(third.refreshToken), all: true, reason: 'logout' }, 'lightMyRequest']
+    ['logout', { userId: '42', sessionId: sessionIdOf(third.refreshToken), all: true, others: false, reason: 'logout' }, 'lightMyRequest']
   ])
   const seen = JSON.stringify(events)
   for (const token of [first.refreshToken, first.accessToken, second.refreshToken, refreshCookie(rotated) as string]) {

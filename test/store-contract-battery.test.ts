@@ -38,11 +38,12 @@ t.test('a store without a revocation feed passes: the feed tests are skipped', a
   const results = await battery(() => {
     const inner = new MemoryStore()
     return {
-      create: (session) => inner.create(session),
+      create: (session, options) => inner.create(session, options),
       rotate: (request) => inner.rotate(request),
       present: (request) => inner.present(request),
       revoke: (sessionId) => inner.revoke(sessionId),
       revokeUser: (userId) => inner.revokeUser(userId),
+      revokeOtherSessions: (userId, keepSessionId) => inner.revokeOtherSessions(userId, keepSessionId),
       listUserSessions: (userId, now) => inner.listUserSessions(userId, now),
       close: () => inner.close()
     } as SessionStore

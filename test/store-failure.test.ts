@@ -13,6 +13,7 @@ class FlakyStore implements SessionStore {
   async present (...args: Parameters<SessionStore['present']>) { this.#check(); return this.inner.present(...args) }
   async revoke (...args: Parameters<SessionStore['revoke']>) { this.#check(); return this.inner.revoke(...args) }
   async revokeUser (...args: Parameters<SessionStore['revokeUser']>) { this.#check(); return this.inner.revokeUser(...args) }
+  async revokeOtherSessions (...args: Parameters<SessionStore['revokeOtherSessions']>) { this.#check(); return this.inner.revokeOtherSessions(...args) }
   async listUserSessions (...args: Parameters<SessionStore['listUserSessions']>) { this.#check(); return this.inner.listUserSessions(...args) }
   #check () { if (this.down) throw new Error('ECONNREFUSED db.internal:5432 password=hunter2') }
 }

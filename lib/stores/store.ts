@@ -246,11 +246,8 @@ export interface RevocationWatch {
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store: new SqlStore(pool) })
  */
 export interface SessionStore {
-  /**
-   * Saves a new session, applying `options` in the same atomic step: see `CreateOptions` and `CreateResult`.
-   * (Transitional: `void` is accepted until every shipped store returns a result.)
-   */
-  create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult | void>
+  /** Saves a new session, applying `options` in the same atomic step: see `CreateOptions` and `CreateResult`. */
+  create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult>
   /** Consumes a refresh token: see `RotateResult`. */
   rotate (request: RotateRequest): Promise<RotateResult>
   /**
@@ -262,11 +259,8 @@ export interface SessionStore {
   revoke (sessionId: string): Promise<void>
   /** Ends every session of a user (logout everywhere); a user without sessions is not an error. */
   revokeUser (userId: string): Promise<void>
-  /**
-   * Ends every session of a user but `keepSessionId` ("sign out the other devices").
-   * (Optional until every shipped store implements it.)
-   */
-  revokeOtherSessions? (userId: string, keepSessionId: string): Promise<void>
+  /** Ends every session of a user but `keepSessionId` ("sign out the other devices"); none to end is not an error. */
+  revokeOtherSessions (userId: string, keepSessionId: string): Promise<void>
   /** The user's live sessions at `now` (milliseconds since the epoch), in no particular order. */
   listUserSessions (userId: string, now: number): Promise<SessionInfo[]>
   /**
