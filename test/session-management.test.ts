@@ -211,7 +211,7 @@ t.test('hook options must be functions; a store must implement the whole interfa
   const app = Fastify()
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: partial as unknown as SessionStore }).ready() },
-    { message: /store must implement create\(\), rotate\(\), present\(\), revoke\(\), revokeUser\(\), listUserSessions\(\); missing: present\(\), revokeUser\(\), listUserSessions\(\)/ })
+    { message: /store must implement create\(\), rotate\(\), present\(\), revoke\(\), revokeUser\(\), revokeOtherSessions\(\), listUserSessions\(\); missing: present\(\), revokeUser\(\), revokeOtherSessions\(\), listUserSessions\(\)/ })
 })
 
 t.test('session management works on an app without routes that shares the store', async (t) => {
