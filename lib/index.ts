@@ -67,6 +67,7 @@ export {
   InsufficientUserAuthenticationError,
   InvalidCredentialsError,
   InvalidRefreshTokenError,
+  SessionLimitError,
   CrossSiteRequestError,
   StoreUnavailableError,
   StoreTimeoutError,

@@ -1,15 +1,21 @@
-// Type tests of the session controls (issue 11): the rememberMe option, auth_time and the step-up guard (tstyche).
+// Type tests of the session controls (issue 11): rememberMe, auth_time and the step-up guard, the limit of
+// sessions per user and signing out the other devices (tstyche).
 import Fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import fastifyRefreshAuth, {
   ErrorCodes,
   InsufficientUserAuthenticationError,
+  SessionLimitError,
   type AuthenticatedUser,
+  type CreateResult,
   type ClaimGuard,
   type ErrorMessages,
   type FastifyRefreshAuthOptions,
   type FreshAuthGuards,
-  type LoginUser
+  type LoginUser,
+  type LogoutEvent,
+  type SessionLimitPolicy,
+  type SessionStore
 } from 'fastify-refresh-auth'
 
 const app = Fastify()
@@ -63,5 +69,42 @@ describe('requireFreshAuth', () => {
     expect(new InsufficientUserAuthenticationError().statusCode).type.toBe<401>()
     expect(ErrorCodes.INSUFFICIENT_USER_AUTHENTICATION).type.toBe<'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION'>()
     expect<ErrorMessages>().type.toBeAssignableFrom({ FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION: 'Please confirm your password' })
+  })
+})
+
+describe('maxSessionsPerUser and onSessionLimit', () => {
+  test('a positive integer, and one of two policies', () => {
+    expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, maxSessionsPerUser: 1 })
+    expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, maxSessionsPerUser: 3, onSessionLimit: 'refuse' })
+    expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, onSessionLimit: 'revoke-oldest' })
+    expect<SessionLimitPolicy>().type.toBe<'revoke-oldest' | 'refuse'>()
+    expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ maxSessionsPerUser: '3' })
+    expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ onSessionLimit: true })
+  })
+
+  test('the refusal has a code of its own, a 403, and a message the host may replace', () => {
+    expect(new SessionLimitError().code).type.toBe<'FST_REFRESH_AUTH_SESSION_LIMIT'>()
+    expect(new SessionLimitError().statusCode).type.toBe<403>()
+    expect(ErrorCodes.SESSION_LIMIT).type.toBe<'FST_REFRESH_AUTH_SESSION_LIMIT'>()
+    expect<ErrorMessages>().type.toBeAssignableFrom({ FST_REFRESH_AUTH_SESSION_LIMIT: 'Sign out on another device first' })
+  })
+})
+
+describe('revokeOtherSessions', () => {
+  test('takes the user id (as sub or a number) and the session to keep', () => {
+    expect(app.refreshAuth.revokeOtherSessions('42', 'sid')).type.toBe<Promise<void>>()
+    expect(app.refreshAuth.revokeOtherSessions).type.toBeCallableWith(42, 'sid')
+    expect(app.refreshAuth.revokeOtherSessions).type.not.toBeCallableWith('42')
+    expect(app.refreshAuth.revokeOtherSessions).type.not.toBeCallableWith('42', 7)
+  })
+
+  test('a custom store must implement it, and create must answer a CreateResult', () => {
+    expect<SessionStore['revokeOtherSessions']>().type.toBe<(userId: string, keepSessionId: string) => Promise<void>>()
+    expect<ReturnType<SessionStore['create']>>().type.toBe<Promise<CreateResult>>()
+  })
+
+  test('onLogout tells why a session ended, and whether the others were signed out', () => {
+    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced'>()
+    expect<LogoutEvent['others']>().type.toBe<boolean>()
   })
 })
