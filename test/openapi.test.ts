@@ -58,6 +58,8 @@ t.test('the OpenAPI document lists the three routes, their schemas and the secur
   t.equal(refresh.requestBody, undefined, 'a cookie-only refresh takes no body')
   t.same(document.paths['/auth/logout'].post.security, [{ refreshCookie: [] }])
   t.ok(document.paths['/auth/logout'].post.responses['204'])
+  t.same(Object.keys(document.paths['/auth/logout'].post.requestBody?.content['application/json'].schema.properties ?? {}).sort(),
+    ['all', 'others'], 'logout documents what it may sign out')
 })
 
 t.test('routes protected by app.authenticate or a guard are marked with the bearer scheme; others are not', async t => {
