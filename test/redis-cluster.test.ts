@@ -8,6 +8,8 @@ import { USER, buildApp, login, refresh } from './helpers/app.js'
 import { eventually, startAppProcess } from './helpers/app-process.js'
 import { uniquePrefix } from './helpers/redis.js'
 import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpers/redis-cluster.js'
+import { runSessionModel } from './helpers/session-model.js'
+import { storeContractV2 } from './helpers/store-contract-v2.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
@@ -61,6 +63,31 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     })
   })
 
+  t.test('store contract v2 (limits, replacement, present, revokeOtherSessions, the feed) through a Cluster client', async (t) => {
+    const deadClients: Cluster[] = []
+    t.teardown(() => { for (const dead of deadClients) dead.disconnect() })
+    const deadPort = await closedPort()
+    storeContractV2({
+      test: tapTest(t),
+      createStore: () => new RedisStore({ client, prefix: `${prefix}v2:` }),
+      createPeer: () => new RedisStore({ client: clusterClient(t, null), prefix: `${prefix}v2:` }),
+      createFailingStore: () => {
+        const dead = new Cluster([{ host: '127.0.0.1', port: deadPort }])
+        dead.on('error', () => {})
+        deadClients.push(dead)
+        return new RedisStore({ client: dead, prefix, timeout: 200 })
+      }
+    })
+  })
+
+  t.test('the reference model of rotation, reuse, revocation and limits, on the cluster', async (t) => {
+    const store = new RedisStore({ client, prefix: `${prefix}model:` })
+    for (const seed of [1, 20261201]) {
+      const tally = await runSessionModel({ store, seed, steps: 250 })
+      t.ok(Object.keys(tally).length === 6, `seed ${seed}: every kind of operation ran: ${JSON.stringify(tally)}`)
+    }
+  })
+
   t.test('one user\'s sessions on different primaries: listUserSessions and revokeUserSessions reach them all', async (t) => {
     const store = new RedisStore({ client, prefix: `${prefix}app:` })
     const app = await buildApp(t, { store })
@@ -83,7 +110,7 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     await app.refreshAuth.revokeUserSessions('42')
     t.same(await app.refreshAuth.listUserSessions('42'), [])
     for (const token of tokens.slice(1)) t.equal((await refresh(app, token)).statusCode, 401, 'revoked on its node')
-    for (const token of tokens) t.equal(await client.exists(store.sessionKey(sessionIdOf(token))), 0, 'its key is gone')
+    for (const token of tokens) t.same(await client.hgetall(store.sessionKey(sessionIdOf(token))), { x: 'ended' }, 'its key is gone but for its mark')
   })
 
   t.test('two instances in separate processes share sessions through the cluster', async (t) => {

@@ -302,6 +302,7 @@ t.test('the RedisStore revocation feed', async (t) => {
     t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'reused', 'met again: its end is answered again')
     t.equal((await store.present({ sessionId: loggedOut.sessionId, presentedTokenId: loggedOut.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })).outcome, 'not-found')
     await until(() => heard.revoked.has(stolen.sessionId) && heard.revoked.has(loggedOut.sessionId), 'and now announced')
-    t.equal(await direct.exists(store.sessionKey(stolen.sessionId), store.sessionKey(loggedOut.sessionId)), 0, 'then deleted')
+    t.same(await direct.hgetall(store.sessionKey(stolen.sessionId)), { x: 'reused' }, 'then deleted, but for its mark')
+    t.same(await direct.hgetall(store.sessionKey(loggedOut.sessionId)), { x: 'ended' })
   })
 })

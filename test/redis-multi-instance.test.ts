@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import type { FastifyRefreshAuthOptions } from '../lib/index.js'
+import { RedisStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
 import { USER } from './helpers/app.js'
 import { eventually, startAppProcess, type AppProcess, type ProcessAnswer } from './helpers/app-process.js'
 import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
@@ -118,3 +118,35 @@ t.test('an instance whose feed connection was cut catches up from where it was o
     'reconnected, B read the revocation it missed')
   t.equal(await b.private(early.accessToken as string), 401, 'and still refuses the first')
 })
+
+t.test('maxSessionsPerUser 3: ten logins of one user at once on each of two instances leave exactly 3 live sessions', async (t) => {
+  if (!await requireRedis(t)) return
+  for (const onSessionLimit of ['revoke-oldest', 'refuse'] as const) {
+    t.test(onSessionLimit, async (t) => {
+      const prefix = `${uniquePrefix(__filename)}limit-${onSessionLimit}:`
+      const client = redisClient(t, null)
+      t.teardown(() => deleteKeys(client, prefix))
+      const options = { maxSessionsPerUser: 3, onSessionLimit }
+      const [a, b] = await Promise.all([startInstance(t, 'A', { prefix, options }), startInstance(t, 'B', { prefix, options })])
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).post('/auth/login', undefined, USER)))
+      const signedIn = answers.filter(answer => answer.status === 200)
+      if (onSessionLimit === 'refuse') {
+        t.equal(signedIn.length, 3, 'exactly three logins succeed')
+        t.equal(answers.filter(answer => answer.status === 403).length, 17, 'the others are refused at the limit')
+      } else {
+        t.equal(signedIn.length, 20, 'every login succeeds, the least recently used sessions making room')
+      }
+      const live = (await new RedisStore({ client, prefix }).listUserSessions('42', Date.now())).map(s => s.sessionId).sort()
+      t.equal(live.length, 3, 'exactly three live sessions')
+      // each signed-in token refreshed once, on the other instance from the one that issued it
+      const refreshed = await Promise.all(signedIn.map((answer, i) => (i % 2 === 0 ? b : a).post('/auth/refresh', answer.refreshToken)))
+      const refreshing = signedIn.filter((_, i) => refreshed[i].status === 200).map(answer => sidOf(answer.refreshToken as string)).sort()
+      t.same(refreshing, live, 'and exactly those refresh')
+      t.equal(refreshed.filter(answer => answer.status === 401).length, signedIn.length - 3, 'the ended ones are refused')
+    })
+  }
+})
+
+function sidOf (token: string): string {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sid
+}

@@ -1,11 +1,13 @@
-import { InvalidOptionError, StoreConflictError, StoreTimeoutError } from '../errors.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { InvalidArgumentError, InvalidOptionError, StoreConflictError, StoreTimeoutError } from '../errors.js'
 import { LocalListeners } from './listeners.js'
 import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
-  ANNOUNCE_REVOCATION, CREATE_SESSION, DELETE_SESSION, END_SESSION, INDEX_SESSION, PRESENT_SESSION, READ_SESSION, ROTATE_SESSION, USER_SESSION_IDS
+  ANNOUNCE_REVOCATION, CREATE_SESSION, DELETE_SESSION, END_SESSION, PRESENT_SESSION, READ_SESSION, RESERVE_SESSION, ROTATE_SESSION,
+  SESSION_STATE, USER_SESSION_IDS
 } from './redis-scripts.js'
 import {
-  toSessionInfo, type CreateOptions, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
   type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
 
@@ -42,26 +44,30 @@ export interface RedisStoreOptions {
 }
 
 type ScriptReply = Array<string | number | null>
-type ScriptCall = (key: string, ...args: Array<string | number>) => Promise<ScriptReply>
+type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>
 
-// Registered once per client under these names (ioredis sends EVALSHA, falling back to EVAL). Only the listing
-// read may go to a replica (ioredis `scaleReads`): revokeUser reads the user index on the primary, so a
-// replica lagging behind never hides a session from it.
+// Registered once per client under these names (ioredis sends EVALSHA, falling back to EVAL); a script whose
+// body changes gets a new name, so that instances of two versions never run each other's. Only the listing
+// read may go to a replica (ioredis `scaleReads`): revokeUser reads the user index, and a login its sessions,
+// on the primary, so a replica lagging behind never hides a session from them.
 const SCRIPTS = {
-  refreshAuthCreateSessionV2: { lua: CREATE_SESSION, readOnly: false },
-  refreshAuthRotateSessionV2: { lua: ROTATE_SESSION, readOnly: false },
-  refreshAuthPresentSessionV1: { lua: PRESENT_SESSION, readOnly: false },
-  refreshAuthDeleteSessionV1: { lua: DELETE_SESSION, readOnly: false },
-  refreshAuthEndSessionV1: { lua: END_SESSION, readOnly: false },
-  refreshAuthAnnounceRevocationV1: { lua: ANNOUNCE_REVOCATION, readOnly: false },
-  refreshAuthReadSessionV2: { lua: READ_SESSION, readOnly: true },
-  refreshAuthIndexSessionV1: { lua: INDEX_SESSION, readOnly: false },
-  refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: false }
+  refreshAuthCreateSessionV2: { lua: CREATE_SESSION, readOnly: false, keys: 1 },
+  refreshAuthRotateSessionV2: { lua: ROTATE_SESSION, readOnly: false, keys: 1 },
+  refreshAuthPresentSessionV1: { lua: PRESENT_SESSION, readOnly: false, keys: 1 },
+  refreshAuthDeleteSessionV2: { lua: DELETE_SESSION, readOnly: false, keys: 1 },
+  refreshAuthEndSessionV1: { lua: END_SESSION, readOnly: false, keys: 1 },
+  refreshAuthAnnounceRevocationV1: { lua: ANNOUNCE_REVOCATION, readOnly: false, keys: 1 },
+  refreshAuthReadSessionV2: { lua: READ_SESSION, readOnly: true, keys: 1 },
+  refreshAuthSessionStateV1: { lua: SESSION_STATE, readOnly: false, keys: 1 },
+  refreshAuthReserveSessionV1: { lua: RESERVE_SESSION, readOnly: false, keys: 2 },
+  refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: false, keys: 1 }
 } as const
 type ScriptName = keyof typeof SCRIPTS
 
 // How long the stream keeps revocations while no watch on this store object said how long it needs them.
 const DEFAULT_RETENTION_MS = 60 * 60 * 1000
+// A login that keeps being told to read again (logins of its user racing it) gives up after this many tries.
+const MAX_RESERVE_ATTEMPTS = 100
 
 /**
  * Sessions in Redis, shared by every instance of the app. One Lua script per operation, so each
@@ -70,10 +76,14 @@ const DEFAULT_RETENTION_MS = 60 * 60 * 1000
  * Keys (`prefix` default `refresh-auth:`):
  * - `{prefix}session:{<sessionId>}`: a hash per session, expiring at its idle limit capped by its absolute limit;
  * - `{prefix}user:{<userId>}`: a sorted set of the user's session ids scored by absolute expiry, for
- *   `revokeUser` and `listUserSessions`; pruned on every login and expiring with its last entry;
+ *   `revokeUser`, `listUserSessions` and the count of `maxSessionsPerUser`; pruned on every login and expiring
+ *   with its last entry;
+ * - `{prefix}logins:{<userId>}`: a hash of the user's logins in flight, beside the index in its slot, so that
+ *   logins racing each other count the same sessions; each entry expires a few seconds after its login;
  * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids and time), trimmed by
  *   age to the longest retention a watch asked for (an hour while none did).
- * The braces are Redis Cluster hash tags: each key lives in one slot and every script touches one key.
+ * The braces are Redis Cluster hash tags: each key lives in one slot and every script touches the keys of one
+ * slot (a session's, or a user's two).
  * Every session the store ends is announced on the stream; each watch reads it on a connection of its own
  * (`client.duplicate()`, closed by `close()` of the watch).
  *
@@ -109,8 +119,8 @@ export class RedisStore implements SessionStore {
       throw new InvalidOptionError('RedisStore: timeout must be a number of milliseconds, at least 10')
     }
     const commands = client as unknown as Record<string, unknown>
-    for (const [name, { lua, readOnly }] of Object.entries(SCRIPTS)) {
-      if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: 1, readOnly })
+    for (const [name, { lua, readOnly, keys }] of Object.entries(SCRIPTS)) {
+      if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys, readOnly })
     }
     this.#client = client as unknown as Record<ScriptName, ScriptCall>
     this.#redis = client
@@ -131,25 +141,75 @@ export class RedisStore implements SessionStore {
     return `${this.#prefix}user:{${userId}}`
   }
 
+  /** The key of a user's logins in flight (beside the user index, in its slot): see docs/redis.md. */
+  loginsKey (userId: string): string {
+    return `${this.#prefix}logins:{${userId}}`
+  }
+
   /** The key of the revocation stream. */
   revocationsKey (): string {
     return `${this.#prefix}{revocations}`
   }
 
-  // `options` (limits, replacement) are applied once issue 11 lands on this store
-  async create (session: SessionRecord, _options?: CreateOptions): Promise<void> {
-    await this.#withTimeout('create', async (deadline) => {
-      const now = Date.now()
-      // The index entry goes first: a session that exists is always reachable by revokeUser.
-      await this.#run('refreshAuthIndexSessionV1', this.userKey(session.userId), deadline,
-        session.sessionId, session.absoluteExpiresAt, now)
-      const reply = await this.#run('refreshAuthCreateSessionV2', this.sessionKey(session.sessionId), deadline,
-        session.userId, session.tokenId, session.createdAt, session.rotatedAt, session.expiresAt,
-        session.absoluteExpiresAt, Math.min(session.expiresAt, session.absoluteExpiresAt) - now,
-        session.userAgent ?? '', session.ip ?? '')
+  /**
+   * Saves a session. The user's slot decides (RESERVE_SESSION): with no limit and nothing to replace, the login
+   * is two scripts, as always; with either, the store reads the user's sessions (in their own slots) and the
+   * reservation checks the count against the index atomically, then the sessions it picked are ended (marked,
+   * announced) before the new one is saved. See docs/redis.md for the round trips and the races.
+   */
+  async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
+    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
+    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+      throw new InvalidArgumentError('RedisStore: maxSessionsPerUser must be a positive integer')
+    }
+    const replace = replaceSessionId === undefined || replaceSessionId === session.sessionId ? '' : replaceSessionId
+    return await this.#withTimeout('create', async (deadline) => {
+      const states = new Map<string, string>()
+      if (replace !== '') await this.#readStates([replace], session, deadline, states)
+      // One deadline on the server's clock for the reservation and every script after it: what the reservation
+      // leaves for other logins expires a timeout after it (a margin for the nodes' clocks), when this login can
+      // no longer end or save anything.
+      const latest = deadline + this.#clockOffset
+      const by = (): number => Math.min(deadline, latest - this.#clockOffset)
+      const reserve = async (): Promise<ScriptReply> => await this.#run('refreshAuthReserveSessionV1',
+        [this.userKey(session.userId), this.loginsKey(session.userId)], by(),
+        latest + this.#timeout, session.createdAt, Math.min(Date.now(), session.createdAt), limit ?? 0, onLimit,
+        session.sessionId, session.absoluteExpiresAt, session.rotatedAt, Math.min(session.expiresAt, session.absoluteExpiresAt),
+        replace, ...[...states].flat())
+      let reply = await reserve()
+      for (let attempt = 1; reply[1] === 'read'; attempt++) {
+        if (attempt === MAX_RESERVE_ATTEMPTS) throw new StoreConflictError('too many logins of this user at once')
+        const ids = reply.slice(2) as string[]
+        // logins in flight that had not saved their session when last read: give them a moment
+        if (ids.some(id => states.get(id) === 'absent')) await sleep(Math.min(2 ** attempt, 16))
+        await this.#readStates(ids, session, deadline, states)
+        reply = await reserve()
+      }
+      if (reply[1] === 'limit-reached') return { outcome: 'limit-reached' }
+      const ended = reply.slice(2) as string[]
+      // ended before the new session is saved: whatever fails in between, the user never has one too many
+      if (ended.length > 0) {
+        await Promise.all(ended.map(id => this.#run('refreshAuthEndSessionV1', this.sessionKey(id), by(), this.#markMs)))
+        await this.#announce(ended, deadline)
+      }
+      const [saved] = await Promise.all([
+        this.#run('refreshAuthCreateSessionV2', this.sessionKey(session.sessionId), by(),
+          session.userId, session.tokenId, session.createdAt, session.rotatedAt, session.expiresAt,
+          session.absoluteExpiresAt, Math.min(session.expiresAt, session.absoluteExpiresAt) - Date.now(),
+          session.userAgent ?? '', session.ip ?? ''),
+        ended.length > 0 ? this.#deleteEnded(ended, deadline) : undefined
+      ])
       // the user's sessions were revoked while this one was being saved: it must not live on
-      if (reply[1] === 'ended') throw new StoreConflictError('the session was revoked while it was being created')
+      if (saved[1] === 'ended') throw new StoreConflictError('the session was revoked while it was being created')
+      return { outcome: 'created', endedSessionIds: ended }
     })
+  }
+
+  /** Reads what a login needs to know of each session (SESSION_STATE) into `states`. */
+  async #readStates (ids: readonly string[], session: SessionRecord, deadline: number, states: Map<string, string>): Promise<void> {
+    const replies = await Promise.all(ids.map(id =>
+      this.#run('refreshAuthSessionStateV1', this.sessionKey(id), deadline, session.createdAt, session.userId)))
+    ids.forEach((id, i) => states.set(id, String(replies[i][2])))
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
@@ -195,6 +255,14 @@ export class RedisStore implements SessionStore {
     })
   }
 
+  /** Ends every session in the user's index but `keepSessionId`, as revokeUser does. */
+  async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
+    await this.#withTimeout('revokeOtherSessions', async (deadline) => {
+      const ids = (await this.#userSessionIds(userId, deadline)).filter(id => id !== keepSessionId)
+      if (ids.length > 0) await this.#endSessions(ids, deadline)
+    })
+  }
+
   /**
    * The revocation feed: a watch reads the stream on its own connection (`client.duplicate()`), from what
    * it holds, and hears at once (before the method resolves) of every session this store object ends.
@@ -225,11 +293,19 @@ export class RedisStore implements SessionStore {
    * met, never alive.
    */
   async #announceEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
+    await this.#announce(sessionIds, deadline)
+    await this.#deleteEnded(sessionIds, deadline)
+  }
+
+  async #announce (sessionIds: readonly string[], deadline: number): Promise<void> {
     const revokedAt = Date.now()
     this.#listeners.announce(sessionIds, revokedAt)
     await this.#run('refreshAuthAnnounceRevocationV1', this.revocationsKey(), deadline,
       this.#listeners.retentionMs(DEFAULT_RETENTION_MS), JSON.stringify(sessionIds), revokedAt)
-    await Promise.all(sessionIds.map(id => this.#run('refreshAuthDeleteSessionV1', this.sessionKey(id), deadline)))
+  }
+
+  async #deleteEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
+    await Promise.all(sessionIds.map(id => this.#run('refreshAuthDeleteSessionV2', this.sessionKey(id), deadline, this.#markMs)))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
@@ -253,9 +329,9 @@ export class RedisStore implements SessionStore {
   }
 
   /** Runs one script with the operation's deadline translated to the server's clock. */
-  async #run (name: ScriptName, key: string, deadline: number, ...args: Array<string | number>): Promise<ScriptReply> {
+  async #run (name: ScriptName, keys: string | readonly string[], deadline: number, ...args: Array<string | number>): Promise<ScriptReply> {
     const sent = Date.now()
-    const reply = await this.#client[name](key, deadline + this.#clockOffset, ...args)
+    const reply = await this.#client[name](...[keys].flat(), deadline + this.#clockOffset, ...args)
     const received = Date.now()
     // The server ran the script somewhere between `sent` and `received`: serverNow − received is a lower bound of
     // the offset, so the deadline errs early (refusing a command) rather than late (letting a stale one through).
