@@ -102,7 +102,9 @@ export type RotateResult =
 
 /**
  * What `SessionStore.create` is asked besides saving the session: the per-user limit, and a session of
- * the same user that this login replaces. Both are decided in the same atomic step as the save.
+ * the same user that this login replaces. Both are decided atomically among the logins of that user
+ * (one step with the save in MemoryStore and PostgresStore; one script on the user's slot in RedisStore),
+ * so that concurrent logins never leave more than the limit live.
  *
  * @example
  * await store.create(session, { maxSessionsPerUser: 3, onLimit: 'revoke-oldest' })
