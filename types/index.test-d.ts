@@ -10,6 +10,7 @@ import fastifyRefreshAuth, {
   MemoryStore,
   type AuthenticatedUser,
   type AuthenticateHook,
+  type CreateResult,
   type FastifyRefreshAuthOptions,
   type LoginUser,
   type PresentResult,
@@ -163,11 +164,12 @@ describe('errors', () => {
 describe('stores', () => {
   test('a custom store implements SessionStore', () => {
     class SqlStore {
-      async create () {}
+      async create (): Promise<CreateResult> { return { outcome: 'created', endedSessionIds: [] } }
       async rotate (): Promise<RotateResult> { return { outcome: 'not-found' } }
       async present (): Promise<PresentResult> { return { outcome: 'not-found' } }
       async revoke () {}
       async revokeUser () {}
+      async revokeOtherSessions () {}
       async listUserSessions () { return [] }
     }
     expect<SessionStore>().type.toBeAssignableFrom(new SqlStore())

@@ -53,7 +53,7 @@ describe('loadUser', () => {
   })
 
   test('onLogout says why the session ended', () => {
-    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused'>()
+    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced'>()
   })
 })
 
@@ -65,11 +65,12 @@ describe('the store contract', () => {
     expect(store.watchRevocations({ revoked: () => {}, status: (status) => { expect(status).type.toBe<RevocationFeedStatus>() } }, { retentionMs: 1000 }))
       .type.toBe<RevocationWatch>()
     expect<SessionStore>().type.toBeAssignableFrom({
-      create: async () => {},
+      create: async () => ({ outcome: 'created' as const, endedSessionIds: [] }),
       rotate: async () => ({ outcome: 'not-found' as const }),
       present: async () => ({ outcome: 'not-found' as const }),
       revoke: async () => {},
       revokeUser: async () => {},
+      revokeOtherSessions: async () => {},
       listUserSessions: async () => []
     })
   })
