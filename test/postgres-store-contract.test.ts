@@ -3,7 +3,6 @@ import t, { type Test } from 'tap'
 import { PostgresStore } from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { storeContractV2 } from './helpers/store-contract-v2.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
@@ -33,7 +32,7 @@ t.test('PostgresStore keeps the store contract', async (t) => {
   await new PostgresStore({ pool, table, cleanupInterval: 0 }).migrate()
   const deadPool = postgresPool(t, { connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/test` })
 
-  t.test('the store contract battery', async (t) => {
+  t.test('the store contract battery (with the per-user limit, replacement, revokeOtherSessions and the feed)', async (t) => {
     storeContract({
       test: tapTest(t),
       createStore: () => new PostgresStore({ pool, table }),
@@ -41,18 +40,8 @@ t.test('PostgresStore keeps the store contract', async (t) => {
       createPeer: () => new PostgresStore({ pool: postgresPool(t), table }),
       destroyStore: (store) => store.close(),
       createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 }),
-      concurrency: 100
-    })
-  })
-
-  t.test('the store contract v2 battery (create options, present, revokeOtherSessions, the revocation feed)', async (t) => {
-    storeContractV2({
-      test: tapTest(t),
-      createStore: () => new PostgresStore({ pool, table }),
-      // another instance of the app: its own store object and its own pool on the same database
-      createPeer: () => new PostgresStore({ pool: postgresPool(t), table }),
-      destroyStore: (store) => store.close(),
-      createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 })
+      concurrency: 100,
+      loginConcurrency: 20
     })
   })
 })

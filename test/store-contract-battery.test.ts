@@ -1,7 +1,10 @@
 // The battery itself: it passes a store that keeps the contract (a feed being optional), and fails stores
 // that break it in the ways a store author might.
 import t from 'tap'
-import { MemoryStore, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch, type SessionStore, type WatchOptions } from '../lib/index.js'
+import {
+  MemoryStore, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  type SessionRecord, type SessionStore, type WatchOptions
+} from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 
 /** Runs the battery against stores made by `createStore`; answers each test's failure, or null. */
@@ -92,4 +95,100 @@ t.test('a present that ignores the reuse interval fails', async (t) => {
   const names = failed(await battery(() => new Strict()))
   t.ok(names.some(name => /present: the parent within the reuse interval/.test(name)), 'the present test')
   t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a create that resolves to nothing (a store written against the older contract) fails', async (t) => {
+  class OldCreate extends MemoryStore {
+    override async create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult> {
+      await super.create(session, options)
+      return undefined as unknown as CreateResult
+    }
+  }
+  const results = await battery(() => new OldCreate())
+  const names = failed(results)
+  t.ok(names.some(name => /create resolves to a CreateResult/.test(name)), 'the create test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+  t.match(results.get(names[0])?.message, /create to resolve to \{ outcome: 'created', endedSessionIds \}, got undefined/, 'saying what create must answer')
+})
+
+t.test('a store that ignores maxSessionsPerUser fails', async (t) => {
+  class Unlimited extends MemoryStore {
+    override async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
+      return await super.create(session, { replaceSessionId: options.replaceSessionId })
+    }
+  }
+  const names = failed(await battery(() => new Unlimited()))
+  t.ok(names.some(name => /maxSessionsPerUser: the least recently used/.test(name)), 'the eviction test')
+  t.ok(names.some(name => /onLimit 'refuse'/.test(name)), 'the refusal test')
+  t.ok(names.some(name => /concurrent logins of one user/.test(name)), 'the concurrent logins test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a create that does not report the sessions it ended fails', async (t) => {
+  class Unreported extends MemoryStore {
+    override async create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult> {
+      const result = await super.create(session, options)
+      return result.outcome === 'created' ? { outcome: 'created', endedSessionIds: [] } : result
+    }
+  }
+  const names = failed(await battery(() => new Unreported()))
+  t.ok(names.some(name => /maxSessionsPerUser: the least recently used/.test(name)), 'the eviction test')
+  t.ok(names.some(name => /replaceSessionId/.test(name)), 'the replacement test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a create whose ends are not announced fails', async (t) => {
+  class Unannounced extends MemoryStore {
+    #creating = false
+    override async create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult> {
+      // MemoryStore announces synchronously, inside the call: mute what it tells meanwhile
+      this.#creating = true
+      try {
+        return super.create(session, options)
+      } finally {
+        this.#creating = false
+      }
+    }
+
+    override watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
+      return super.watchRevocations({
+        revoked: (ids, at) => { if (!this.#creating) listener.revoked(ids, at) },
+        status: (status) => listener.status(status)
+      }, options)
+    }
+  }
+  const names = failed(await battery(() => new Unannounced()))
+  t.ok(names.some(name => /revocation feed/.test(name)), 'the feed test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a revokeOtherSessions that ends the kept session too fails', async (t) => {
+  class EndsAll extends MemoryStore {
+    override async revokeOtherSessions (userId: string): Promise<void> {
+      await this.revokeUser(userId)
+    }
+  }
+  const names = failed(await battery(() => new EndsAll()))
+  t.ok(names.some(name => /^revokeOtherSessions ends every session/.test(name)), 'the revokeOtherSessions test')
+  t.ok(names.some(name => /revocation feed/.test(name)), 'the feed test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a store that breaks ties of recency by locale rather than by code unit fails', async (t) => {
+  // evicts by hand, as a store might with an ORDER BY under a locale's collation
+  class LocaleOrder extends MemoryStore {
+    override async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
+      const { maxSessionsPerUser: limit, onLimit, replaceSessionId } = options
+      if (limit === undefined || onLimit === 'refuse') return await super.create(session, options)
+      const counted = (await this.listUserSessions(session.userId, session.createdAt)).filter(s => s.sessionId !== replaceSessionId)
+      counted.sort((a, b) => a.lastRefreshedAt - b.lastRefreshedAt || a.sessionId.localeCompare(b.sessionId))
+      const evicted = counted.slice(0, Math.max(0, counted.length - limit + 1)).map(s => s.sessionId)
+      for (const sessionId of evicted) await this.revoke(sessionId)
+      const result = await super.create(session, { replaceSessionId })
+      return { outcome: 'created', endedSessionIds: [...evicted, ...(result as Extract<CreateResult, { outcome: 'created' }>).endedSessionIds] }
+    }
+  }
+  const names = failed(await battery(() => new LocaleOrder()))
+  t.ok(names.some(name => /in the order of their ids, by code unit/.test(name)), 'the tie test')
+  t.notOk(names.some(name => /maxSessionsPerUser: the least recently used/.test(name)), 'while the order by recency itself passes')
 })

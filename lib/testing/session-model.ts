@@ -1,10 +1,11 @@
-// A model-based test of a session store: seeded random sequences of logins, rotations (of the live token,
-// its parent, older tokens, strangers, and retries of the same request), presents with and without end,
-// revocations and the passing of time, each checked step by step against a small reference model of the
-// contract; with a revocation feed, also what it announced.
+// A model-based test of a session store: seeded random sequences of logins (with per-user limits under both
+// policies, and replacement of the user's own session, another user's or one that is not live), rotations (of
+// the live token, its parent, older tokens, strangers, and retries of the same request), presents with and
+// without end, revocations (one, all of a user's, all but one) and the passing of time, each checked step by
+// step against a small reference model of the contract; with a revocation feed, also what it announced.
 import { strict as assert } from 'node:assert'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RevocationFeedStatus, RotateRequest, SessionRecord, SessionStore } from '../stores/store.js'
+import { compareIds, type CreateOptions, type CreateResult, type RevocationFeedStatus, type RotateRequest, type SessionRecord, type SessionStore } from '../stores/store.js'
 
 const IDLE_MS = 10_000
 const ABSOLUTE_MS = 30_000
@@ -38,7 +39,7 @@ type Verdict = 'live' | 'grace' | 'retry' | 'reused'
 /** What the contract says a store holds. */
 class Model {
   readonly sessions = new Map<string, ModelSession>()
-  /** Sessions the store must have announced: ended by revoke, revokeUser, reuse or present with end. */
+  /** Sessions the store must have announced: every end but expiry. */
   readonly ended = new Set<string>()
 
   live (sessionId: string, now: number): ModelSession | undefined {
@@ -56,6 +57,35 @@ class Model {
 
   end (sessionId: string): void {
     if (this.sessions.delete(sessionId)) this.ended.add(sessionId)
+  }
+
+  /**
+   * A login: the replaced session (only a live one of the same user) ends and is not counted; at the limit
+   * the least recently used sessions (oldest `rotatedAt`, ties by id in code-unit order) make room, or with
+   * `refuse` nothing happens at all.
+   */
+  create (session: SessionRecord, options: CreateOptions): CreateResult {
+    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
+    const own = this.ofUser(session.userId, session.createdAt)
+    const replaced = own.filter(s => s.sessionId === replaceSessionId)
+    const counted = own.filter(s => s.sessionId !== replaceSessionId)
+    let evicted: ModelSession[] = []
+    if (limit !== undefined && counted.length >= limit) {
+      if (onLimit === 'refuse') return { outcome: 'limit-reached' }
+      counted.sort((a, b) => a.rotatedAt - b.rotatedAt || compareIds(a.sessionId, b.sessionId))
+      evicted = counted.slice(0, counted.length - limit + 1)
+    }
+    const endedSessionIds = [...evicted, ...replaced].map(s => s.sessionId)
+    for (const sessionId of endedSessionIds) this.end(sessionId)
+    this.sessions.set(session.sessionId, {
+      sessionId: session.sessionId,
+      userId: session.userId,
+      tokens: [session.tokenId],
+      rotatedAt: session.rotatedAt,
+      expiresAt: session.expiresAt,
+      absoluteExpiresAt: session.absoluteExpiresAt
+    })
+    return { outcome: 'created', endedSessionIds }
   }
 
   /** The rules shared by rotate and present. */
@@ -77,10 +107,11 @@ export interface ModelRunOptions {
 
 /**
  * Runs one seeded sequence; throws (node:assert) at the first step where the store and the model disagree,
- * naming the seed, the step and the last operations. The store's clock starts now and only moves forward,
- * faster than real time, so keys that expire on the server never expire before the model says.
+ * naming the seed, the step and the last operations. The store's clock starts now and never moves back,
+ * faster than real time, so keys that expire on the server never expire before the model says. Answers how
+ * many times each kind of operation ran, and how many logins were refused or ended sessions.
  */
-export async function runSessionModel ({ store, seed, steps }: ModelRunOptions): Promise<void> {
+export async function runSessionModel ({ store, seed, steps }: ModelRunOptions): Promise<Record<string, number>> {
   const random = seededRandom(seed)
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]
   const model = new Model()
@@ -90,10 +121,14 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
   const known: string[] = []
   let counter = 0
   const id = (kind: string): string => `${prefix}${kind}-${counter++}`
+  // session ids differ in case too, as ids in code-unit order and in a locale's order sometimes do not agree
+  const newSessionId = (): string => id(random() < 0.5 ? 'session' : 'Session')
   let now = start
   let lastRotation: RotateRequest | null = null
   const log: string[] = []
   const where = (step: number): string => `seed ${seed}, step ${step}: ${log.slice(-6).join(' | ')}`
+  const tally: Record<string, number> = {}
+  const count = (what: string): void => { tally[what] = (tally[what] ?? 0) + 1 }
 
   const heard = new Set<string>()
   const statuses: RevocationFeedStatus[] = []
@@ -118,9 +153,57 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       return tokens[Math.floor(random() * tokens.length)]
     }
 
+    /** What a login replaces: the user's own live session (the same device), another user's, or one not live. */
+    const replaceable = (userId: string): string => {
+      const choice = random()
+      const own = model.ofUser(userId, now)
+      const theirs = [...model.sessions.values()].filter(s => s.userId !== userId)
+      if (choice < 0.5 && own.length > 0) return pick(own).sessionId
+      if (choice < 0.75 && theirs.length > 0) return pick(theirs).sessionId
+      return pick([...known, newSessionId()])
+    }
+
+    /** One login of `userId` at `now`, with options of the kind the plugin passes, checked against the model. */
+    const login = async (userId: string, step: number): Promise<void> => {
+      const options: CreateOptions = {}
+      // a limit near what the user holds: below it (several make room), at it (one makes room, or a refusal), above
+      if (random() < 0.6) options.maxSessionsPerUser = Math.max(1, model.ofUser(userId, now).length + pick([-1, 0, 0, 1]))
+      const policy = random()
+      if (policy < 0.3) options.onLimit = 'refuse'
+      else if (policy < 0.6) options.onLimit = 'revoke-oldest'
+      if (random() < 0.3) options.replaceSessionId = replaceable(userId)
+      const session: SessionRecord = {
+        sessionId: newSessionId(),
+        userId,
+        tokenId: id('token'),
+        previousTokenId: null,
+        createdAt: now,
+        rotatedAt: now,
+        expiresAt: now + IDLE_MS,
+        absoluteExpiresAt: now + ABSOLUTE_MS
+      }
+      log.push(`create ${session.sessionId} ${userId} ${JSON.stringify(options)}`)
+      count('create')
+      const expected = model.create(session, options)
+      const actual: CreateResult | undefined = await store.create(session, options)
+      assert.equal(actual?.outcome, expected.outcome, `create must resolve to a CreateResult: ${where(step)}`)
+      if (expected.outcome === 'created') {
+        const { endedSessionIds } = actual as Extract<CreateResult, { outcome: 'created' }>
+        assert.deepEqual([...endedSessionIds].sort(), [...expected.endedSessionIds].sort(), `the sessions create ended, ${where(step)}`)
+        if (expected.endedSessionIds.length > 0) count('create ended sessions')
+        known.push(session.sessionId)
+      } else {
+        count('create limit-reached')
+      }
+    }
+
     for (let step = 0; step < steps; step++) {
-      now += 1 + Math.floor(random() * (random() < 0.1 ? 12_000 : 1500))
-      let sessionId = known.length > 0 && random() < 0.9 ? pick(known) : id('session')
+      // now and then no time passes: sessions used at the same time tie on recency, and their ids decide
+      if (random() >= 0.15) now += 1 + Math.floor(random() * (random() < 0.1 ? 12_000 : 1500))
+      // mostly a session the model holds, so that sessions live on and users reach their limits; else any
+      // session ever made, or one never made
+      const held = [...model.sessions.keys()]
+      let sessionId = held.length > 0 && random() < 0.7 ? pick(held) : known.length > 0 && random() < 0.9 ? pick(known) : newSessionId()
       // now and then the clock goes to the very edge of a session's reuse interval, and its parent is presented
       const nearEdge = [...model.sessions.values()].filter(s => s.tokens.length > 1 && s.rotatedAt + REUSE_MS + 1 > now)
       const edge = nearEdge.length > 0 && random() < 0.5 ? pick(nearEdge) : undefined
@@ -131,26 +214,14 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       const atEdge = edge !== undefined
       const current = model.live(sessionId, now)
       const edgeToken = edge === undefined ? null : edge.tokens[edge.tokens.length - 2]
-      const roll = atEdge ? 0.2 + random() * 0.55 : random()
+      const roll = atEdge ? 0.32 + random() * 0.48 : random()
 
-      if (roll < 0.2 || known.length === 0) {
-        const session: SessionRecord = {
-          sessionId: id('session'),
-          userId: pick(users),
-          tokenId: id('token'),
-          previousTokenId: null,
-          createdAt: now,
-          rotatedAt: now,
-          expiresAt: now + IDLE_MS,
-          absoluteExpiresAt: now + ABSOLUTE_MS
-        }
-        log.push(`create ${session.sessionId}`)
-        await store.create(session)
-        model.sessions.set(session.sessionId, {
-          sessionId: session.sessionId, userId: session.userId, tokens: [session.tokenId], rotatedAt: now, expiresAt: session.expiresAt, absoluteExpiresAt: session.absoluteExpiresAt
-        })
-        known.push(session.sessionId)
-      } else if (roll < 0.55) {
+      if (roll < 0.32 || known.length === 0) {
+        // now and then a burst: the same user signs in on several devices at the same instant
+        const userId = pick(users)
+        const logins = random() < 0.25 ? 3 : 1
+        for (let i = 0; i < logins; i++) await login(userId, step)
+      } else if (roll < 0.62) {
         // a rotation, or now and then the previous one again (a retry after a lost reply)
         const retry = !atEdge && lastRotation !== null && random() < 0.15
         const request: RotateRequest = retry
@@ -164,6 +235,7 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
               reuseIntervalMs: atEdge || random() < 0.7 ? REUSE_MS : 0
             }
         log.push(`rotate ${request.sessionId} ${request.presentedTokenId}${retry ? ' (retry)' : ''} reuse=${request.reuseIntervalMs}`)
+        count('rotate')
         lastRotation = request
         const session = model.live(request.sessionId, now)
         const verdict = session === undefined ? 'not-found' : model.judge(session, request.presentedTokenId, request.nextTokenId, now, request.reuseIntervalMs)
@@ -180,11 +252,12 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
           assert.equal(actual.session.userId, session.userId, where(step))
           if (verdict === 'reused') model.end(request.sessionId)
         }
-      } else if (roll < 0.75) {
+      } else if (roll < 0.8) {
         const presented = edgeToken ?? presentable(current)
         const end = random() < 0.5
         const reuseIntervalMs = atEdge || random() < 0.7 ? REUSE_MS : 0
         log.push(`present ${sessionId} ${presented} end=${String(end)} reuse=${reuseIntervalMs}`)
+        count('present')
         const session = model.live(sessionId, now)
         const verdict = session === undefined ? 'not-found' : model.judge(session, presented, null, now, reuseIntervalMs)
         const actual = await store.present({ sessionId, presentedTokenId: presented, now, reuseIntervalMs, end })
@@ -193,15 +266,24 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
           assert.equal(actual.session.tokenId, session.tokens[session.tokens.length - 1], `the live token, ${where(step)}`)
           if (verdict === 'reused' || end) model.end(sessionId)
         }
-      } else if (roll < 0.9) {
+      } else if (roll < 0.88) {
         log.push(`revoke ${sessionId}`)
+        count('revoke')
         await store.revoke(sessionId)
         model.end(sessionId)
-      } else {
+      } else if (roll < 0.92) {
         const userId = pick(users)
         log.push(`revokeUser ${userId}`)
+        count('revokeUser')
         await store.revokeUser(userId)
         for (const s of model.ofUser(userId, now)) model.end(s.sessionId)
+      } else {
+        // mostly the kept session's own user; now and then another, whose sessions then all end
+        const userId = current !== undefined && random() < 0.8 ? current.userId : pick(users)
+        log.push(`revokeOtherSessions ${userId} keep ${sessionId}`)
+        count('revokeOtherSessions')
+        await store.revokeOtherSessions(userId, sessionId)
+        for (const s of model.ofUser(userId, now)) if (s.sessionId !== sessionId) model.end(s.sessionId)
       }
 
       // after every step: each user's live sessions are the model's, and the feed told of every end
@@ -218,4 +300,5 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
   } finally {
     await watch?.close()
   }
+  return tally
 }

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type {
-  PresentRequest, PresentResult, RevocationFeedStatus, RevocationListener, RotateRequest, RotateResult, SessionRecord, SessionStore
+  CreateResult, PresentRequest, PresentResult, RevocationFeedStatus, RevocationListener, RotateRequest, RotateResult, SessionRecord, SessionStore
 } from '../stores/store.js'
 import { runSessionModel } from './session-model.js'
 
@@ -29,6 +29,8 @@ export interface StoreContractOptions<S extends SessionStore = SessionStore> {
   createPeer?: () => S | Promise<S>
   /** How many rotations of one token run at once in the concurrency tests. Default 100. */
   concurrency?: number
+  /** How many logins of one user run at once in the test of the per-user limit. Default 20. */
+  loginConcurrency?: number
   /** How many operations each seeded run of the model-based test makes (five runs). Default 150. */
   modelSteps?: number
 }
@@ -53,16 +55,30 @@ function newSession (now: number, overrides: Partial<SessionRecord> = {}): Sessi
   }
 }
 
+/** Asserts that `create` saved the session, and answers the sessions it reports ended. */
+function assertCreated (result: CreateResult | undefined): string[] {
+  assert.equal(result?.outcome, 'created', `expected create to resolve to { outcome: 'created', endedSessionIds }, got ${JSON.stringify(result)}`)
+  const { endedSessionIds } = result as Extract<CreateResult, { outcome: 'created' }>
+  assert.ok(Array.isArray(endedSessionIds), 'endedSessionIds is an array')
+  return endedSessionIds
+}
+
 /** A session saved in the store as the plugin does at login, `now` being the login time. */
 async function saveSession (store: SessionStore, now: number, overrides: Partial<SessionRecord> = {}): Promise<SessionRecord> {
   const session = newSession(now, overrides)
-  await store.create(session)
+  assert.deepEqual(assertCreated(await store.create(session)), [], 'a login without options ends nothing')
   return session
+}
+
+/** The ids of the user's live sessions at `now`, sorted. */
+async function liveIds (store: SessionStore, userId: string, now: number): Promise<string[]> {
+  return (await store.listUserSessions(userId, now)).map(s => s.sessionId).sort()
 }
 
 function rotation (session: SessionRecord, presentedTokenId: string, now: number, overrides: Partial<RotateRequest> = {}): RotateRequest {
   return {
     sessionId: session.sessionId,
+    userId: session.userId,
     presentedTokenId,
     nextTokenId: randomUUID(),
     now,
@@ -117,10 +133,11 @@ function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult,
 /**
  * The contract every `SessionStore` must keep, as one battery of tests: save and rotate, replay detection, the
  * reuse interval, concurrent rotation of one token, `present` (logout only with the live token), revocation of
- * one session and of all a user's sessions, expiry and the absolute lifetime, failures that reject, and a
- * seeded model-based test of random operation sequences. With `watchRevocations`, the revocation feed too:
- * every way the store ends a session is announced, before the method resolves, to every watch, and (with
- * `createPeer`) to other store objects on the same backend. Run it against your own store:
+ * one session, of all a user's sessions and of all but one, `create` with a per-user limit (both policies,
+ * concurrent logins included) and with a replaced session, expiry and the absolute lifetime, failures that
+ * reject, and a seeded model-based test of random operation sequences. With `watchRevocations`, the
+ * revocation feed too: every way the store ends a session is announced, before the method resolves, to every
+ * watch, and (with `createPeer`) to other store objects on the same backend. Run it against your own store:
  *
  * @example
  * import { test } from 'node:test'
@@ -128,7 +145,7 @@ function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult,
  * storeContract({ test, createStore: () => new SqlStore(pool), createFailingStore: () => new SqlStore(deadPool) })
  */
 export function storeContract<S extends SessionStore> (options: StoreContractOptions<S>): void {
-  const { test, createStore, destroyStore, createFailingStore, createPeer, concurrency = 100, modelSteps = 150 } = options
+  const { test, createStore, destroyStore, createFailingStore, createPeer, concurrency = 100, loginConcurrency = 20, modelSteps = 150 } = options
 
   function withStore (name: string, body: (store: S) => Promise<void>): void {
     test(name, async () => {
@@ -320,6 +337,152 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     assert.deepEqual(await store.listUserSessions(`user-${randomUUID()}`, now), [])
   })
 
+  withStore('revokeOtherSessions ends every session of the user but the one kept, and none of another', async (store) => {
+    const now = Date.now()
+    const kept = await saveSession(store, now)
+    const others = [await saveSession(store, now, { userId: kept.userId }), await saveSession(store, now, { userId: kept.userId })]
+    const stranger = await saveSession(store, now)
+    // rotated and idle sessions alike, the kept one rotated too
+    const keptNext = rotation(kept, kept.tokenId, now + 10)
+    assertOutcome(await store.rotate(keptNext), 'rotated')
+    assertOutcome(await store.rotate(rotation(others[0], others[0].tokenId, now + 10)), 'rotated')
+    await store.revokeOtherSessions(kept.userId, kept.sessionId)
+    await store.revokeOtherSessions(kept.userId, kept.sessionId)
+    await store.revokeOtherSessions(`user-${randomUUID()}`, randomUUID())
+    for (const session of others) assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 20)), 'not-found')
+    assert.deepEqual(await liveIds(store, kept.userId, now + 20), [kept.sessionId])
+    assertOutcome(await store.rotate(rotation(kept, keptNext.nextTokenId, now + 20)), 'rotated')
+    assertOutcome(await store.rotate(rotation(stranger, stranger.tokenId, now + 20)), 'rotated')
+    // a kept id that is not one of the user's sessions keeps none of them, and leaves its owner's alone
+    const next = await saveSession(store, now + 30, { userId: kept.userId })
+    await store.revokeOtherSessions(kept.userId, stranger.sessionId)
+    assert.deepEqual(await liveIds(store, kept.userId, now + 40), [])
+    assertOutcome(await store.rotate(rotation(next, next.tokenId, now + 40)), 'not-found')
+    assert.deepEqual(await liveIds(store, stranger.userId, now + 40), [stranger.sessionId])
+  })
+
+  withStore('create resolves to a CreateResult; without a limit reached it saves the session and ends nothing', async (store) => {
+    const now = Date.now()
+    const first = newSession(now)
+    assert.deepEqual(assertCreated(await store.create(first)), [])
+    const sessions = [first, newSession(now + 1, { userId: first.userId }), newSession(now + 2, { userId: first.userId }), newSession(now + 3, { userId: first.userId })]
+    assert.deepEqual(assertCreated(await store.create(sessions[1], {})), [])
+    assert.deepEqual(assertCreated(await store.create(sessions[2], { maxSessionsPerUser: 3 })), [], 'below the limit')
+    assert.deepEqual(assertCreated(await store.create(sessions[3], { onLimit: 'refuse' })), [], 'a policy without a limit')
+    for (const session of sessions) assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 1000)), 'rotated')
+  })
+
+  withStore('maxSessionsPerUser: the least recently used sessions (oldest rotatedAt) end to make room, revoke-oldest being the default', async (store) => {
+    const now = Date.now()
+    const first = newSession(now)
+    const second = newSession(now + 1, { userId: first.userId })
+    const third = newSession(now + 2, { userId: first.userId })
+    for (const session of [first, second, third]) assert.deepEqual(assertCreated(await store.create(session, { maxSessionsPerUser: 3 })), [])
+    // refreshing the first makes the second the least recently used
+    assertOutcome(await store.rotate(rotation(first, first.tokenId, now + 10)), 'rotated')
+    const fourth = newSession(now + 20, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(fourth, { maxSessionsPerUser: 3 })), [second.sessionId])
+    // the evicted session ended like a logout
+    assertOutcome(await store.rotate(rotation(second, second.tokenId, now + 30)), 'not-found')
+    assertPresent(await store.present(presenting(second, second.tokenId, now + 30)), 'not-found')
+    assert.deepEqual(await liveIds(store, first.userId, now + 30), [first.sessionId, third.sessionId, fourth.sessionId].sort())
+    // a lower limit than the sessions held ends as many as it takes
+    const fifth = newSession(now + 40, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(fifth, { maxSessionsPerUser: 1, onLimit: 'revoke-oldest' })).sort(),
+      [first.sessionId, third.sessionId, fourth.sessionId].sort())
+    assert.deepEqual(await liveIds(store, first.userId, now + 50), [fifth.sessionId])
+    assertOutcome(await store.rotate(rotation(fifth, fifth.tokenId, now + 50)), 'rotated')
+    // another user's sessions are neither counted nor ended
+    const other = newSession(now + 60)
+    assert.deepEqual(assertCreated(await store.create(other, { maxSessionsPerUser: 1 })), [])
+    assert.deepEqual(await liveIds(store, first.userId, now + 60), [fifth.sessionId])
+  })
+
+  withStore('maxSessionsPerUser: sessions used at the same time make room in the order of their ids, by code unit', async (store) => {
+    const now = Date.now()
+    const userId = `user-${randomUUID()}`
+    // by code unit 'B…' < 'a…' < 'b…'; a comparison by locale would put 'a…' first
+    const [upper, lower, later] = [`B-${randomUUID()}`, `a-${randomUUID()}`, `b-${randomUUID()}`]
+    for (const sessionId of [later, lower, upper]) await saveSession(store, now, { sessionId, userId })
+    assert.deepEqual(assertCreated(await store.create(newSession(now + 10, { userId }), { maxSessionsPerUser: 3 })), [upper])
+    assert.deepEqual(assertCreated(await store.create(newSession(now + 20, { userId }), { maxSessionsPerUser: 3 })), [lower])
+    assert.deepEqual(assertCreated(await store.create(newSession(now + 30, { userId }), { maxSessionsPerUser: 3 })), [later])
+  })
+
+  withStore("onLimit 'refuse': at the limit nothing is saved and nothing ends", async (store) => {
+    const now = Date.now()
+    const first = newSession(now)
+    const second = newSession(now + 1, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(first, { maxSessionsPerUser: 2, onLimit: 'refuse' })), [])
+    assert.deepEqual(assertCreated(await store.create(second, { maxSessionsPerUser: 2, onLimit: 'refuse' })), [])
+    const third = newSession(now + 10, { userId: first.userId })
+    assert.deepEqual(await store.create(third, { maxSessionsPerUser: 2, onLimit: 'refuse' }), { outcome: 'limit-reached' })
+    assert.deepEqual(await store.create(third, { maxSessionsPerUser: 1, onLimit: 'refuse' }), { outcome: 'limit-reached' }, 'also past the limit')
+    assertOutcome(await store.rotate(rotation(third, third.tokenId, now + 20)), 'not-found')
+    assert.deepEqual(await liveIds(store, first.userId, now + 20), [first.sessionId, second.sessionId].sort(), 'nothing saved, nothing ended')
+    assertOutcome(await store.rotate(rotation(first, first.tokenId, now + 20)), 'rotated')
+    assertOutcome(await store.rotate(rotation(second, second.tokenId, now + 20)), 'rotated')
+    // another user is not counted
+    assert.deepEqual(assertCreated(await store.create(newSession(now + 30), { maxSessionsPerUser: 2, onLimit: 'refuse' })), [])
+  })
+
+  withStore('expired sessions neither count toward the limit nor are reported ended', async (store) => {
+    const now = Date.now()
+    const old = await saveSession(store, now - 2 * MINUTE, { expiresAt: now - MINUTE })
+    const fresh = newSession(now, { userId: old.userId })
+    assert.deepEqual(assertCreated(await store.create(fresh, { maxSessionsPerUser: 1, onLimit: 'refuse' })), [])
+    const next = newSession(now + 10, { userId: old.userId })
+    assert.deepEqual(assertCreated(await store.create(next, { maxSessionsPerUser: 1 })), [fresh.sessionId])
+    assertOutcome(await store.rotate(rotation(next, next.tokenId, now + 20)), 'rotated')
+  })
+
+  withStore('replaceSessionId ends the replaced session with the save and leaves it out of the count', async (store) => {
+    const now = Date.now()
+    const first = await saveSession(store, now)
+    const second = await saveSession(store, now + 1, { userId: first.userId })
+    const again = newSession(now + 10, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(again, { maxSessionsPerUser: 2, replaceSessionId: second.sessionId })), [second.sessionId])
+    assertOutcome(await store.rotate(rotation(second, second.tokenId, now + 20)), 'not-found')
+    assertOutcome(await store.rotate(rotation(first, first.tokenId, now + 20)), 'rotated')
+    assert.deepEqual(await liveIds(store, first.userId, now + 20), [first.sessionId, again.sessionId].sort(), 'nothing else made room')
+    // at the limit with 'refuse', a login that replaces one of the sessions is not refused
+    const third = newSession(now + 30, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(third, { maxSessionsPerUser: 2, onLimit: 'refuse', replaceSessionId: again.sessionId })), [again.sessionId])
+    // with room still to make, the replaced session and the least recently used both end
+    const fourth = newSession(now + 40, { userId: first.userId })
+    assert.deepEqual(assertCreated(await store.create(fourth, { maxSessionsPerUser: 1, replaceSessionId: third.sessionId })).sort(), [first.sessionId, third.sessionId].sort())
+    assert.deepEqual(await liveIds(store, first.userId, now + 40), [fourth.sessionId])
+    // a session of another user, an unknown one or an expired one is not replaced, and counts as ever
+    const stranger = await saveSession(store, now)
+    const expired = await saveSession(store, now, { userId: first.userId, expiresAt: now + 45 })
+    const cases = [stranger.sessionId, randomUUID(), second.sessionId, expired.sessionId]
+    for (const [i, replaceSessionId] of cases.entries()) {
+      assert.deepEqual(assertCreated(await store.create(newSession(now + 50 + i, { userId: first.userId }), { replaceSessionId })), [], replaceSessionId)
+    }
+    assert.deepEqual(await store.create(newSession(now + 60, { userId: first.userId }), { maxSessionsPerUser: 5, onLimit: 'refuse', replaceSessionId: stranger.sessionId }), { outcome: 'limit-reached' })
+    assertOutcome(await store.rotate(rotation(stranger, stranger.tokenId, now + 70)), 'rotated')
+  })
+
+  withStore(`${loginConcurrency} concurrent logins of one user with a limit of 3 leave exactly 3 live sessions, under both policies`, async (store) => {
+    for (const onLimit of ['revoke-oldest', 'refuse'] as const) {
+      const now = Date.now()
+      const userId = `user-${randomUUID()}`
+      const sessions = Array.from({ length: loginConcurrency }, (_, i) => newSession(now + i, { userId }))
+      const results = await Promise.all(sessions.map(session => store.create(session, { maxSessionsPerUser: 3, onLimit })))
+      const live = await liveIds(store, userId, now + loginConcurrency)
+      assert.equal(live.length, Math.min(3, loginConcurrency), `exactly three live (${onLimit})`)
+      const saved = sessions.filter((_, i) => results[i].outcome === 'created').map(s => s.sessionId)
+      if (onLimit === 'refuse') {
+        assert.deepEqual(saved.sort(), live, 'the saved ones are the live ones, the others refused')
+        for (const result of results) if (result.outcome === 'created') assert.deepEqual(result.endedSessionIds, [], 'nothing ended')
+      } else {
+        const ended = results.flatMap(assertCreated)
+        assert.equal(new Set(ended).size, ended.length, 'every session ended once')
+        assert.deepEqual([...live, ...ended].sort(), saved.sort(), 'every login saved, and all but three ended')
+      }
+    }
+  })
+
   withStore('idle expiry: a token past its expiresAt is not-found, and so is its session', async (store) => {
     const now = Date.now()
     const session = await saveSession(store, now, { expiresAt: now + MINUTE })
@@ -403,6 +566,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         assertOutcome(await store.rotate(first), 'rotated')
         const reused = assertPresent(await store.present({ ...request(session, first.nextTokenId), end }), 'reused')
         assert.equal(reused.session.userId, session.userId, what)
+        assert.equal(reused.session.tokenId, first.nextTokenId, `${what}: the answer names the live token`)
         assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 8000)), 'not-found')
       }
     }
@@ -453,7 +617,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     }
   })
 
-  withStore('model-based: seeded random sequences of logins, refreshes, presents, revocations and time agree with the contract', async (store) => {
+  withStore('model-based: seeded random sequences of logins (with limits and replacement), refreshes, presents, revocations and time agree with the contract', async (store) => {
     for (const seed of [1, 2, 3, 4, 5]) await runSessionModel({ store, seed, steps: modelSteps })
   })
 
@@ -509,8 +673,8 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         await until(() => heard.statuses.includes('live'), 'the feed reports live')
         const now = Date.now()
         const kept: SessionRecord[] = []
-        const ends = async (what: string, end: (session: SessionRecord) => Promise<unknown>): Promise<void> => {
-          const session = await saveSession(store, now)
+        const ends = async (what: string, end: (session: SessionRecord) => Promise<unknown>, userId?: string): Promise<void> => {
+          const session = await saveSession(store, now, userId === undefined ? {} : { userId })
           await end(session)
           assert.ok(heard.revoked.has(session.sessionId), `${what} is announced before it resolves`)
         }
@@ -528,6 +692,12 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         })
         await ends('reuse found by present', (s) => store.present(presenting(s, randomUUID(), now + 10)))
         await ends('present with end', (s) => store.present(presenting(s, s.tokenId, now + 10, { end: true })))
+        await ends('the limit at create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { maxSessionsPerUser: 1 }))
+        await ends('the replacement at create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { replaceSessionId: s.sessionId }))
+        const keep = await saveSession(store, now)
+        kept.push(keep)
+        await ends('revokeOtherSessions', (s) => store.revokeOtherSessions(s.userId, keep.sessionId), keep.userId)
+        assert.ok(!heard.revoked.has(keep.sessionId), 'the session revokeOtherSessions keeps is not announced')
         await keeps('a rotation', (s) => store.rotate(rotation(s, s.tokenId, now + 10)))
         await keeps('a grace answer', async (s) => {
           await store.rotate(rotation(s, s.tokenId, now + 10, { reuseIntervalMs: 5000 }))
@@ -536,6 +706,9 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         await keeps('present without end', (s) => store.present(presenting(s, s.tokenId, now + 10)))
         await keeps('a listing', (s) => store.listUserSessions(s.userId, now + 10))
         await keeps('revoking another user', () => store.revokeUser(`user-${randomUUID()}`))
+        await keeps('a login refused at the limit', (s) => store.create(newSession(now + 10, { userId: s.userId }), { maxSessionsPerUser: 1, onLimit: 'refuse' }))
+        await keeps('a login replacing a session of another user', (s) => store.create(newSession(now + 10), { replaceSessionId: s.sessionId }))
+        await keeps('a login below the limit', (s) => store.create(newSession(now + 10, { userId: s.userId }), { maxSessionsPerUser: 2 }))
         await sleep(100)
         for (const session of kept) assert.ok(!heard.revoked.has(session.sessionId), 'no live session was announced later either')
       } finally {
@@ -590,7 +763,12 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
           await store.revokeUser(sessions[1].userId)
           await store.rotate(rotation(sessions[2], sessions[2].tokenId, now + 10))
           await store.rotate(rotation(sessions[2], sessions[2].tokenId, now + 20))
-          await until(() => [...sessions, sibling].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
+          const evicted = await saveSession(store, now)
+          await store.create(newSession(now + 10, { userId: evicted.userId }), { maxSessionsPerUser: 1 })
+          const kept = await saveSession(store, now)
+          const other = await saveSession(store, now, { userId: kept.userId })
+          await store.revokeOtherSessions(kept.userId, kept.sessionId)
+          await until(() => [...sessions, sibling, evicted, other].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
         } finally {
           await watch.close()
           await destroyStore?.(peer)
@@ -605,11 +783,13 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       const now = Date.now()
       const session = newSession(now)
       await assert.rejects(store.create(session))
+      await assert.rejects(store.create(session, { maxSessionsPerUser: 1, replaceSessionId: randomUUID() }))
       await assert.rejects(store.rotate(rotation(session, session.tokenId, now)))
       await assert.rejects(store.present(presenting(session, session.tokenId, now)))
       await assert.rejects(store.present(presenting(session, session.tokenId, now, { end: true })))
       await assert.rejects(store.revoke(session.sessionId))
       await assert.rejects(store.revokeUser(session.userId))
+      await assert.rejects(store.revokeOtherSessions(session.userId, session.sessionId))
       await assert.rejects(store.listUserSessions(session.userId, now))
       if (typeof store.watchRevocations === 'function') {
         // a feed that cannot reach its backend never claims to be live, and still closes
