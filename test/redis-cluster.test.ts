@@ -8,8 +8,6 @@ import { USER, buildApp, login, refresh } from './helpers/app.js'
 import { eventually, startAppProcess } from './helpers/app-process.js'
 import { uniquePrefix } from './helpers/redis.js'
 import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpers/redis-cluster.js'
-import { runSessionModel } from './helpers/session-model.js'
-import { storeContractV2 } from './helpers/store-contract-v2.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
@@ -61,31 +59,6 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
         return new RedisStore({ client: dead, prefix, timeout: 200 })
       }
     })
-  })
-
-  t.test('store contract v2 (limits, replacement, present, revokeOtherSessions, the feed) through a Cluster client', async (t) => {
-    const deadClients: Cluster[] = []
-    t.teardown(() => { for (const dead of deadClients) dead.disconnect() })
-    const deadPort = await closedPort()
-    storeContractV2({
-      test: tapTest(t),
-      createStore: () => new RedisStore({ client, prefix: `${prefix}v2:` }),
-      createPeer: () => new RedisStore({ client: clusterClient(t, null), prefix: `${prefix}v2:` }),
-      createFailingStore: () => {
-        const dead = new Cluster([{ host: '127.0.0.1', port: deadPort }])
-        dead.on('error', () => {})
-        deadClients.push(dead)
-        return new RedisStore({ client: dead, prefix, timeout: 200 })
-      }
-    })
-  })
-
-  t.test('the reference model of rotation, reuse, revocation and limits, on the cluster', async (t) => {
-    const store = new RedisStore({ client, prefix: `${prefix}model:` })
-    for (const seed of [1, 20261201]) {
-      const tally = await runSessionModel({ store, seed, steps: 250 })
-      t.ok(Object.keys(tally).length === 6, `seed ${seed}: every kind of operation ran: ${JSON.stringify(tally)}`)
-    }
   })
 
   t.test('one user\'s sessions on different primaries: listUserSessions and revokeUserSessions reach them all', async (t) => {
