@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import fastifyRefreshAuth, {
   CrossSiteRequestError,
+  SessionLimitError,
   ErrorCodes,
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
@@ -32,6 +33,7 @@ t.test('every error class has its stable code and status', async t => {
     [InsufficientUserAuthenticationError, 'FST_REFRESH_AUTH_INSUFFICIENT_USER_AUTHENTICATION', 401],
     [InvalidCredentialsError, 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', 401],
     [InvalidRefreshTokenError, 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN', 401],
+    [SessionLimitError, 'FST_REFRESH_AUTH_SESSION_LIMIT', 403],
     [CrossSiteRequestError, 'FST_REFRESH_AUTH_CROSS_SITE', 403],
     [StoreUnavailableError, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE', 503],
     [KeysUnavailableError, 'FST_REFRESH_AUTH_KEYS_UNAVAILABLE', 503],

@@ -18,6 +18,15 @@ t.test('refuses bad options', async t => {
   t.throws(() => new MemoryStore({ pruneInterval: '60' as never }), /pruneInterval/)
 })
 
+t.test('refuses a maxSessionsPerUser that is not a positive integer, and saves nothing', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  for (const maxSessionsPerUser of [0, -1, 1.5, Number.NaN]) {
+    await t.rejects(store.create(session('s'), { maxSessionsPerUser }), { code: 'FST_REFRESH_AUTH_INVALID_ARGUMENT', message: /maxSessionsPerUser must be a positive integer/ })
+  }
+  t.equal(store.size, 0)
+})
+
 t.test('rotation is a compare-and-set on the live token id', async t => {
   const store = new MemoryStore()
   t.teardown(() => store.close())

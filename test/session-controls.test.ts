@@ -328,3 +328,33 @@ t.test('a store whose create answers no CreateResult (written for an older contr
   t.equal(response.json().code, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE')
   t.equal(response.headers['set-cookie'], undefined)
 })
+
+t.test('a store without a revocation feed: the other sessions\' access tokens are refused by this instance', async t => {
+  const inner = new MemoryStore()
+  t.teardown(() => inner.close())
+  // a custom store that never heard of watchRevocations
+  const bare: SessionStore = {
+    create: (session, options) => inner.create(session, options),
+    rotate: (request) => inner.rotate(request),
+    present: (request) => inner.present(request),
+    revoke: (sessionId) => inner.revoke(sessionId),
+    revokeUser: (userId) => inner.revokeUser(userId),
+    revokeOtherSessions: (userId, keepSessionId) => inner.revokeOtherSessions(userId, keepSessionId),
+    listUserSessions: (userId, now) => inner.listUserSessions(userId, now)
+  }
+  const server = await buildApp(t, { store: bare, verifyCredentials, maxSessionsPerUser: 2 })
+  const kept = await signedIn(server, 'ann')
+  const other = await signedIn(server, 'ann')
+  t.equal((await logoutWith(server, kept.refreshToken, { others: true })).statusCode, 204)
+  t.equal((await getPrivate(server, other.accessToken)).statusCode, 401, 'signed out by logout others')
+  t.equal((await getPrivate(server, kept.accessToken)).statusCode, 200, 'the kept session is not')
+  const third = await signedIn(server, 'ann')
+  await server.refreshAuth.revokeOtherSessions('ann', third.sessionId)
+  t.equal((await getPrivate(server, kept.accessToken)).statusCode, 401, 'signed out by revokeOtherSessions')
+  t.equal((await getPrivate(server, third.accessToken)).statusCode, 200)
+  const fourth = await signedIn(server, 'ann')
+  const fifth = await signedIn(server, 'ann')
+  t.equal((await getPrivate(server, third.accessToken)).statusCode, 401, 'evicted at the limit: refused locally')
+  t.equal((await getPrivate(server, fourth.accessToken)).statusCode, 200)
+  t.equal((await getPrivate(server, fifth.accessToken)).statusCode, 200)
+})
