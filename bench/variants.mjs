@@ -233,6 +233,28 @@ export const diagnostics = {
   },
 
   // bare plus an empty preHandler hook: what Fastify charges for running any hook at all
+  // bare-header with a preHandler that does nothing: what Fastify charges for any preHandler-based check,
+  // the floor under ours-hot
+  'bare-header-hook': async () => {
+    const { accessToken } = await login(await ourApp())
+    const app = Fastify()
+    app.get('/', { preHandler: (_request, _reply, done) => done() }, handler)
+    await app.ready()
+    return { app, load: hot(accessToken) }
+  },
+
+  // bare-header-hook in a process that first served 1,000 logins through app.inject, as the referee's
+  // server does before it loads ours: what that warm-up alone costs every later request (no plugin here)
+  'bare-header-hook-warmed': async () => {
+    const issuer = await ourApp()
+    const [{ accessToken }] = await loginMany(issuer, DISTINCT_TOKENS)
+    await issuer.close()
+    const app = Fastify()
+    app.get('/', { preHandler: (_request, _reply, done) => done() }, handler)
+    await app.ready()
+    return { app, load: hot(accessToken) }
+  },
+
   'bare-with-hook': async () => {
     const app = Fastify()
     app.get('/', { preHandler: (_request, _reply, done) => done() }, handler)

@@ -37,8 +37,9 @@ interface Revocation {
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, SessionRecord>()
-  // userId → its session ids: a bare string for the usual one session, an array past that (small per session)
-  readonly #byUser = new Map<string, string | string[]>()
+  // userId → its session ids: a bare string for the usual one session, a Set past that, so that ending one
+  // session costs the same however many sessions its user holds
+  readonly #byUser = new Map<string, string | Set<string>>()
   readonly #maxSessions: number
   readonly #timer: NodeJS.Timeout
   readonly #listeners = new LocalListeners()
@@ -211,35 +212,36 @@ export class MemoryStore implements SessionStore {
   #delete (session: SessionRecord): void {
     this.#sessions.delete(session.sessionId)
     // every stored session is indexed under its user
-    const ids = this.#byUser.get(session.userId) as string | string[]
+    const ids = this.#byUser.get(session.userId) as string | Set<string>
     if (typeof ids === 'string') {
       this.#byUser.delete(session.userId)
     } else {
-      const kept = ids.filter(id => id !== session.sessionId)
-      this.#byUser.set(session.userId, kept.length === 1 ? kept[0] : kept)
+      ids.delete(session.sessionId)
+      if (ids.size === 1) this.#byUser.set(session.userId, ids.values().next().value as string)
     }
   }
 
   #index (userId: string, sessionId: string): void {
     const ids = this.#byUser.get(userId)
     if (ids === undefined) this.#byUser.set(userId, sessionId)
-    else if (Array.isArray(ids)) ids.push(sessionId)
-    else this.#byUser.set(userId, [ids, sessionId])
+    else if (typeof ids === 'string') this.#byUser.set(userId, new Set([ids, sessionId]))
+    else ids.add(sessionId)
   }
 
   /** The user's sessions live at `now`; expired ones met on the way are dropped. */
   #liveSessionsOf (userId: string, now: number): SessionRecord[] {
     const live: SessionRecord[] = []
-    for (const sessionId of [...this.#sessionIdsOf(userId)]) {
+    for (const sessionId of this.#sessionIdsOf(userId)) {
       const session = this.#liveSession(sessionId, now)
       if (session !== undefined) live.push(session)
     }
     return live
   }
 
+  /** A copy: the callers end sessions while they walk it. */
   #sessionIdsOf (userId: string): readonly string[] {
     const ids = this.#byUser.get(userId)
-    return ids === undefined ? [] : Array.isArray(ids) ? ids : [ids]
+    return ids === undefined ? [] : typeof ids === 'string' ? [ids] : [...ids]
   }
 }
 
