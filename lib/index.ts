@@ -30,6 +30,7 @@ export type {
   RotateResult,
   CreateOptions,
   CreateResult,
+  PresentedToken,
   PresentRequest,
   PresentResult,
   RevocationFeedStatus,

@@ -4,13 +4,12 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, {
-  ErrorCodes, InsufficientUserAuthenticationError, openApiSecuritySchemes, PostgresStore, RedisStore, type FastifyRefreshAuthOptions, type SessionStore
+  ErrorCodes, InsufficientUserAuthenticationError, openApiSecuritySchemes, type FastifyRefreshAuthOptions
 } from '../lib/index.js'
 import { SECRET, buildApp, derivedKey, getPrivate, login, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
 import { authServer, ec, protectedApp } from './helpers/keys.js'
-import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { sharedStores } from './helpers/shipped-stores.js'
 
 // Issue 11, step-up: every access token carries auth_time (the login that started its session, kept by
 // refresh), and requireFreshAuth(maxAge) refuses a sign-in older than maxAge with RFC 9470's challenge.
@@ -257,24 +256,7 @@ t.test('a resource server checks the auth_time of the auth server it trusts', as
   t.equal(stale.headers['www-authenticate'], challenge(600))
 })
 
-/** The shared stores the project ships, each made on its real server (a test skips when the server is missing). */
-const sharedStores: Array<[string, (t: Test) => Promise<SessionStore | null>]> = [
-  ['RedisStore', async t => {
-    if (!await requireRedis(t)) return null
-    const prefix = uniquePrefix(__filename)
-    return new RedisStore({ client: redisClient(t, prefix), prefix })
-  }],
-  ['PostgresStore', async t => {
-    if (!await requirePostgres(t)) return null
-    const schema = await testSchema(t, __filename)
-    const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
-    await store.migrate()
-    t.teardown(() => store.close())
-    return store
-  }]
-]
-
-for (const [name, makeStore] of sharedStores) {
+for (const [name, makeStore] of sharedStores(__filename)) {
   t.test(`${name}: auth_time is the session creation time and survives rotation and re-issue`, async t => {
     const store = await makeStore(t)
     if (store === null) return

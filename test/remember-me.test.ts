@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
-import { PostgresStore, RedisStore, type SessionStore } from '../lib/index.js'
+import type { SessionStore } from '../lib/index.js'
 import { COOKIE, USER, buildApp, getPrivate, logout, refresh, refreshCookie, setCookies, type ParsedCookie } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
 import { buildLoggedApp, ERROR } from './helpers/logs.js'
-import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { sharedStores } from './helpers/shipped-stores.js'
 
 // Issue 11, remember me: `rememberMe(user, request)` answering false makes the refresh cookie a
 // browser-session cookie (no Max-Age, no Expires) for the whole session, across every rotation.
@@ -266,24 +265,7 @@ t.test('model-based: cookie persistence follows the session through any sequence
   for (const seed of [1, 7, 42]) await modelCheck(t, undefined, seed, 60)
 })
 
-/** The shared stores the project ships, each made on its real server (a test skips when the server is missing). */
-const sharedStores: Array<[string, (t: Test) => Promise<SessionStore | null>]> = [
-  ['RedisStore', async t => {
-    if (!await requireRedis(t)) return null
-    const prefix = uniquePrefix(__filename)
-    return new RedisStore({ client: redisClient(t, prefix), prefix })
-  }],
-  ['PostgresStore', async t => {
-    if (!await requirePostgres(t)) return null
-    const schema = await testSchema(t, __filename)
-    const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
-    await store.migrate()
-    t.teardown(() => store.close())
-    return store
-  }]
-]
-
-for (const [name, makeStore] of sharedStores) {
+for (const [name, makeStore] of sharedStores(__filename)) {
   t.test(`${name}: a refresh keeps the browser-session cookie`, async t => {
     const store = await makeStore(t)
     if (store === null) return

@@ -3,11 +3,12 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import jwt from 'jsonwebtoken'
 import t, { type Test } from 'tap'
-import fastifyRefreshAuth, { MemoryStore, type FastifyRefreshAuthOptions, type SessionStore } from '../lib/index.js'
+import fastifyRefreshAuth, { MemoryStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
 import { COOKIE, SECRET, buildApp, getPrivate, login, logout, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
 import { fakeClock } from './helpers/clock.js'
 import { ControlledFeedStore, logLines, sessionIdOf, warnings } from './helpers/feed-store.js'
 import { ec, pem } from './helpers/keys.js'
+import { withoutFeed } from './helpers/shipped-stores.js'
 
 const INVALID = 'Bearer realm="fastify-refresh-auth", error="invalid_token"'
 
@@ -109,16 +110,7 @@ t.test('a resource server without the store cannot, and says so at registration'
 t.test('a store without a revocation feed: one warning, and revocation local to the instance that ended the session', async (t) => {
   const inner = new MemoryStore()
   t.teardown(() => inner.close())
-  // a custom store that never heard of watchRevocations
-  const bare: SessionStore = {
-    create: (session, options) => inner.create(session, options),
-    rotate: (request) => inner.rotate(request),
-    present: (request) => inner.present(request),
-    revoke: (sessionId) => inner.revoke(sessionId),
-    revokeUser: (userId) => inner.revokeUser(userId),
-    revokeOtherSessions: (userId, keepSessionId) => inner.revokeOtherSessions(userId, keepSessionId),
-    listUserSessions: (userId, now) => inner.listUserSessions(userId, now)
-  }
+  const bare = withoutFeed(inner)
   const { app, lines } = await appWithLog(t, { store: bare, refreshToken: { reuseInterval: 0 } })
   const other = await appWithLog(t, { store: bare })
   t.equal(warnings(lines, 'no revocation feed').length, 1, 'registration warns that revocation is local')

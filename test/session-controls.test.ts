@@ -1,9 +1,8 @@
 import type { FastifyInstance, FastifyRequest, LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
-import { MemoryStore, PostgresStore, RedisStore, type FastifyRefreshAuthOptions, type LogoutEvent, type SessionStore } from '../lib/index.js'
+import { MemoryStore, type FastifyRefreshAuthOptions, type LogoutEvent, type SessionStore } from '../lib/index.js'
 import { COOKIE, buildApp, getPrivate, refresh, refreshCookie, setCookies } from './helpers/app.js'
-import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { shippedStores, withoutFeed } from './helpers/shipped-stores.js'
 
 // Issue 11, session controls: a limit of sessions per user (revoke the least recently used, or refuse),
 // "sign out the other devices", and a login on a device that already has a session replacing it. Each
@@ -72,29 +71,7 @@ function sessionIds (sessions: Array<{ sessionId: string }>): string[] {
   return sessions.map(s => s.sessionId).sort()
 }
 
-/** The stores the project ships, each made on its real server (a test skips when the server is missing). */
-const stores: Array<[string, (t: Test) => Promise<SessionStore | null>]> = [
-  ['MemoryStore', async t => {
-    const store = new MemoryStore()
-    t.teardown(() => store.close())
-    return store
-  }],
-  ['RedisStore', async t => {
-    if (!await requireRedis(t)) return null
-    const prefix = uniquePrefix(__filename)
-    return new RedisStore({ client: redisClient(t, prefix), prefix })
-  }],
-  ['PostgresStore', async t => {
-    if (!await requirePostgres(t)) return null
-    const schema = await testSchema(t, __filename)
-    const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
-    await store.migrate()
-    t.teardown(() => store.close())
-    return store
-  }]
-]
-
-for (const [name, makeStore] of stores) {
+for (const [name, makeStore] of shippedStores(__filename)) {
   t.test(name, async t => {
     const made = await makeStore(t)
     if (made === null) return
@@ -332,16 +309,7 @@ t.test('a store whose create answers no CreateResult (written for an older contr
 t.test('a store without a revocation feed: the other sessions\' access tokens are refused by this instance', async t => {
   const inner = new MemoryStore()
   t.teardown(() => inner.close())
-  // a custom store that never heard of watchRevocations
-  const bare: SessionStore = {
-    create: (session, options) => inner.create(session, options),
-    rotate: (request) => inner.rotate(request),
-    present: (request) => inner.present(request),
-    revoke: (sessionId) => inner.revoke(sessionId),
-    revokeUser: (userId) => inner.revokeUser(userId),
-    revokeOtherSessions: (userId, keepSessionId) => inner.revokeOtherSessions(userId, keepSessionId),
-    listUserSessions: (userId, now) => inner.listUserSessions(userId, now)
-  }
+  const bare = withoutFeed(inner)
   const server = await buildApp(t, { store: bare, verifyCredentials, maxSessionsPerUser: 2 })
   const kept = await signedIn(server, 'ann')
   const other = await signedIn(server, 'ann')

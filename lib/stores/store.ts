@@ -54,6 +54,23 @@ export interface SessionInfo {
 }
 
 /**
+ * A refresh token presented for a session, as `rotate` and `present` receive it; the immediate parent of
+ * the live token counts as live for `reuseIntervalMs` after the rotation that replaced it.
+ *
+ * @example
+ * const presented: PresentedToken = { sessionId: claims.sid, presentedTokenId: claims.jti, now: Date.now(), reuseIntervalMs: 10_000 }
+ */
+export interface PresentedToken {
+  sessionId: string
+  /** `jti` of the refresh token the client presented. */
+  presentedTokenId: string
+  /** Milliseconds since the epoch, as the caller sees it. */
+  now: number
+  /** How long after a rotation the immediate parent may still be presented; 0 disables it. */
+  reuseIntervalMs: number
+}
+
+/**
  * What `SessionStore.rotate` is asked to do, in one atomic step.
  *
  * @example
@@ -62,23 +79,16 @@ export interface SessionInfo {
  *   //   WHERE id = $sessionId AND token_id = $presentedTokenId AND expires_at > $now RETURNING *
  * }
  */
-export interface RotateRequest {
-  sessionId: string
+export interface RotateRequest extends PresentedToken {
   /**
    * The `sub` of the presented token: the session's user as the plugin sees it. A store that keeps
    * per-user bookkeeping (least-recently-used order for `maxSessionsPerUser`) may use it; others ignore it.
    */
   userId?: string
-  /** `jti` of the refresh token the client presented. */
-  presentedTokenId: string
   /** `jti` the successor gets if the presented token is the live one. */
   nextTokenId: string
-  /** Milliseconds since the epoch, as the caller sees it. */
-  now: number
   /** Idle limit of the successor; the session still ends at its `absoluteExpiresAt`. */
   nextExpiresAt: number
-  /** How long after a rotation the immediate parent may still be presented; 0 disables it. */
-  reuseIntervalMs: number
 }
 
 /**
@@ -146,14 +156,7 @@ export type CreateResult =
  * @example
  * const result = await store.present({ sessionId, presentedTokenId, now: Date.now(), reuseIntervalMs: 10_000, end: true })
  */
-export interface PresentRequest {
-  sessionId: string
-  /** `jti` of the refresh token the client presented. */
-  presentedTokenId: string
-  /** Milliseconds since the epoch, as the caller sees it. */
-  now: number
-  /** How long after a rotation the immediate parent still counts as live; 0 disables it. */
-  reuseIntervalMs: number
+export interface PresentRequest extends PresentedToken {
   /** End the session in the same atomic step when the token is live (a logout). */
   end: boolean
 }

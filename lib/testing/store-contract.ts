@@ -64,6 +64,14 @@ function assertCreated (result: CreateResult | undefined): string[] {
 }
 
 /** A session saved in the store as the plugin does at login, `now` being the login time. */
+/** A saved session rotated once, a second after `now`, with a reuse interval of 5 seconds. */
+async function rotatedOnce (store: SessionStore, now: number): Promise<{ session: SessionRecord, first: RotateRequest }> {
+  const session = await saveSession(store, now)
+  const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })
+  assertOutcome(await store.rotate(first), 'rotated')
+  return { session, first }
+}
+
 async function saveSession (store: SessionStore, now: number, overrides: Partial<SessionRecord> = {}): Promise<SessionRecord> {
   const session = newSession(now, overrides)
   assert.deepEqual(assertCreated(await store.create(session)), [], 'a login without options ends nothing')
@@ -211,9 +219,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('reuse interval: the immediate parent is accepted within it, changing nothing', async (store) => {
     const now = Date.now()
-    const session = await saveSession(store, now)
-    const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })
-    assertOutcome(await store.rotate(first), 'rotated')
+    const { session, first } = await rotatedOnce(store, now)
     const grace = assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 3000, { reuseIntervalMs: 5000 })), 'grace')
     assert.equal(grace.session.tokenId, first.nextTokenId)
     assert.equal(grace.session.rotatedAt, first.now)
@@ -539,9 +545,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
 
   withStore('present: the parent within the reuse interval is live, and with end ends the session', async (store) => {
     const now = Date.now()
-    const session = await saveSession(store, now)
-    const first = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 5000 })
-    assertOutcome(await store.rotate(first), 'rotated')
+    const { session, first } = await rotatedOnce(store, now)
     const parent = assertPresent(await store.present(presenting(session, session.tokenId, now + 5999, { reuseIntervalMs: 5000 })), 'live')
     assert.equal(parent.session.tokenId, first.nextTokenId, 'the answer names the live token')
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2500, { reuseIntervalMs: 5000 })), 'rotated')
