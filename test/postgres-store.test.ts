@@ -10,7 +10,7 @@ import { buildStatements, schemaSql, tableNames } from '../lib/stores/postgres-s
 import { ControlledPool } from './helpers/controlled-pool.js'
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { DAY, newSession } from './helpers/sessions.js'
-import { recorder, until } from './helpers/feed-recorder.js'
+import { recorder, until } from '../lib/testing/feed-recorder.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
