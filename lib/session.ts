@@ -7,7 +7,7 @@ import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from './user.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionRevocations } from './revocation.js'
-import type { CreateOptions, CreateResult, SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
+import type { CreateOptions, CreateResult, PresentResult, SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
 import type { RegisteredClaims, TokenCodec } from './tokens.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
@@ -143,13 +143,7 @@ export class SessionPolicy {
   async #replaceableSession (refreshToken: string, sub: string, request: FastifyRequest): Promise<string | undefined> {
     const claims = this.#refreshTokens.verify(refreshToken)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
-    const result = await callStore(request.log, () => this.#store.present({
-      sessionId: claims.sid,
-      presentedTokenId: claims.jti,
-      now: Date.now(),
-      reuseIntervalMs: this.#options.reuseInterval * 1000,
-      end: false
-    }))
+    const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
     return result.outcome === 'live' && result.session.userId === sub ? claims.sid : undefined
   }
@@ -205,13 +199,7 @@ export class SessionPolicy {
     if (claims === null) return
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
-    const result = await callStore(request.log, () => this.#store.present({
-      sessionId: claims.sid,
-      presentedTokenId: claims.jti,
-      now: Date.now(),
-      reuseIntervalMs: this.#options.reuseInterval * 1000,
-      end: scope === 'session'
-    }))
+    const result = await this.#present(claims, scope === 'session', request)
     if (result.outcome === 'not-found') return
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
@@ -219,11 +207,21 @@ export class SessionPolicy {
     }
     // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (scope === 'all') await endUserSessions(this.#store, this.#revocations, userId, request.log)
-    else if (scope === 'others') await endOtherSessions(this.#store, this.#revocations, userId, claims.sid, request.log)
-    else this.#revocations?.ended([claims.sid])
+    if (scope === 'session') this.#revocations?.ended([claims.sid])
+    else await endUserSessions(this.#store, this.#revocations, userId, request.log, scope === 'others' ? claims.sid : undefined)
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
     notify('onLogout', this.#options.onLogout, event, request)
+  }
+
+  /** Asks the store whether the token is its session's live one (the reuse rules of `rotate`); `end` ends it too. */
+  async #present (claims: RefreshTokenClaims, end: boolean, request: FastifyRequest): Promise<PresentResult> {
+    return await callStore(request.log, () => this.#store.present({
+      sessionId: claims.sid,
+      presentedTokenId: claims.jti,
+      now: Date.now(),
+      reuseIntervalMs: this.#options.reuseInterval * 1000,
+      end
+    }))
   }
 
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
@@ -281,7 +279,7 @@ export function createSessionManagement (store: SessionStore, log: FastifyBaseLo
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
       if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endOtherSessions(store, revocations, id, keepSessionId, log)
+      await endUserSessions(store, revocations, id, log, keepSessionId)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
@@ -291,21 +289,14 @@ export function createSessionManagement (store: SessionStore, log: FastifyBaseLo
 }
 
 /**
- * Ends every session of a user. A store without a revocation feed cannot say which sessions it ended: they
- * are listed first, so this instance at least refuses their access tokens.
+ * Ends every session of a user, or every one but `keepSessionId`. A store without a revocation feed cannot
+ * say which sessions it ended: they are listed first, so this instance at least refuses their access tokens.
  */
-async function endUserSessions (store: SessionStore, revocations: SessionRevocations | null, userId: string, log: FastifyBaseLogger): Promise<void> {
-  const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
-  await callStore(log, () => store.revokeUser(userId))
-  revocations?.ended(listed.map(session => session.sessionId))
-}
-
-/** Ends every session of a user but one, listing them first for a store without a feed, as above. */
-async function endOtherSessions (
-  store: SessionStore, revocations: SessionRevocations | null, userId: string, keepSessionId: string, log: FastifyBaseLogger
+async function endUserSessions (
+  store: SessionStore, revocations: SessionRevocations | null, userId: string, log: FastifyBaseLogger, keepSessionId?: string
 ): Promise<void> {
   const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
-  await callStore(log, () => store.revokeOtherSessions(userId, keepSessionId))
+  await callStore(log, () => keepSessionId === undefined ? store.revokeUser(userId) : store.revokeOtherSessions(userId, keepSessionId))
   revocations?.ended(listed.map(session => session.sessionId).filter(sessionId => sessionId !== keepSessionId))
 }
 
