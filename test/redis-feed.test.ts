@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
-import { RedisStore, type RedisClient, type RevocationFeedStatus, type RevocationListener } from '../lib/index.js'
+import { RedisStore, type RedisClient, type RevocationListener } from '../lib/index.js'
+import { recorder, until as waitUntil } from '../lib/testing/feed-recorder.js'
 import { REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { DAY, newSession } from './helpers/sessions.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
@@ -10,23 +11,8 @@ import { TcpProxy } from './helpers/tcp-proxy.js'
 // real servers, on a machine shared with other test runs
 t.setTimeout(120_000)
 
-function recorder () {
-  const revoked = new Set<string>()
-  const statuses: RevocationFeedStatus[] = []
-  const listener: RevocationListener = {
-    revoked (sessionIds) { for (const id of sessionIds) revoked.add(id) },
-    status (status) { statuses.push(status) }
-  }
-  return { listener, revoked, statuses }
-}
-
-async function until (condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!condition()) {
-    if (Date.now() > end) throw new Error(`not within ${ms}ms: ${what}`)
-    await sleep(10)
-  }
-}
+// bounded waits of 5 s here: these tests reconnect through a proxy
+const until = (condition: () => boolean, what: string, ms = 5000): Promise<void> => waitUntil(condition, what, ms)
 
 function rotation (sessionId: string, presentedTokenId: string, now = Date.now()) {
   return { sessionId, presentedTokenId, nextTokenId: randomUUID(), now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
@@ -90,6 +76,20 @@ t.test('the RedisStore revocation feed', async (t) => {
   const prefix = uniquePrefix(__filename)
   const direct = redisClient(t, prefix)
 
+  /**
+   * A store whose client reaches Redis through a proxy the test controls, watched, and another store on a
+   * direct connection to the same keys (another instance); `name` keeps each test's keys apart.
+   */
+  async function watchedBehindProxy (t: Test, name: string) {
+    const { client, proxy } = await proxiedClient(t)
+    const store = new RedisStore({ client, prefix: `${prefix}${name}:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}${name}:` })
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    return { store, other, heard, proxy }
+  }
+
   t.test('a watch reads on a connection of its own, which close() releases', async (t) => {
     const opened: Redis[] = []
     const client = redisClient(t, null)
@@ -122,12 +122,7 @@ t.test('the RedisStore revocation feed', async (t) => {
   })
 
   t.test('the connection cut: down, then live again after catching up, and nothing missed', async (t) => {
-    const { client, proxy } = await proxiedClient(t)
-    const store = new RedisStore({ client, prefix: `${prefix}cut:` })
-    const other = new RedisStore({ client: direct, prefix: `${prefix}cut:` })
-    const heard = recorder()
-    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
-    t.teardown(() => watch.close())
+    const { other, heard, proxy } = await watchedBehindProxy(t, 'cut')
     await until(() => heard.statuses.includes('live'), 'live')
     proxy.cut()
     await until(() => heard.statuses.includes('down'), 'down once cut')
@@ -174,12 +169,7 @@ t.test('the RedisStore revocation feed', async (t) => {
   })
 
   t.test('entries trimmed before this watch read them: gap, as their numbers tell', async (t) => {
-    const { client, proxy } = await proxiedClient(t)
-    const store = new RedisStore({ client, prefix: `${prefix}trimmed:` })
-    const other = new RedisStore({ client: direct, prefix: `${prefix}trimmed:` })
-    const heard = recorder()
-    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
-    t.teardown(() => watch.close())
+    const { other, heard, proxy } = await watchedBehindProxy(t, 'trimmed')
     await other.revoke(randomUUID())
     await until(() => heard.revoked.size === 1, 'one heard')
     proxy.cut()
@@ -210,12 +200,7 @@ t.test('the RedisStore revocation feed', async (t) => {
   })
 
   t.test('the stream lost with the server\'s data: gap', async (t) => {
-    const { client, proxy } = await proxiedClient(t)
-    const store = new RedisStore({ client, prefix: `${prefix}flushed:` })
-    const other = new RedisStore({ client: direct, prefix: `${prefix}flushed:` })
-    const heard = recorder()
-    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
-    t.teardown(() => watch.close())
+    const { other, heard, proxy } = await watchedBehindProxy(t, 'flushed')
     await other.revoke(randomUUID())
     await until(() => heard.revoked.size === 1, 'one heard')
     proxy.cut()

@@ -126,19 +126,30 @@ t.test('on a real Redis', async (t) => {
     t.ok(await client.pttl(store.loginsKey(userId)) <= 2 * TIMEOUT, 'which is soon')
   })
 
-  t.test('a login that must evict another still being saved waits for it, then ends it', async (t) => {
-    const now = Date.now()
-    const userId = `user-${randomUUID()}`
+  /** A store whose session saves wait until `release()`: a login held between its reservation and its save. */
+  function slowSaving (): { slowSave: RedisStore, release: () => void } {
     let release: () => void = () => {}
     const held = new Promise<void>(resolve => { release = resolve })
     const slowSave = new RedisStore({
       client: withScripts(client, { refreshAuthCreateSessionV2: async (real, args) => { await held; return await real(...args) } }),
       prefix
     })
+    return { slowSave, release }
+  }
+
+  /** Waits (bounded: 3 s) until a login has reserved its place in the user's index. */
+  async function reserved (userId: string, sessionId: string): Promise<void> {
+    for (let i = 0; i < 300 && !(await client.zrange(store.userKey(userId), '0', '-1')).includes(sessionId); i++) await sleep(10)
+  }
+
+  t.test('a login that must evict another still being saved waits for it, then ends it', async (t) => {
+    const now = Date.now()
+    const userId = `user-${randomUUID()}`
+    const { slowSave, release } = slowSaving()
     const patient = new RedisStore({ client, prefix })
     const inFlight = newSession(now, { userId })
     const first = slowSave.create(inFlight, { maxSessionsPerUser: 1 })
-    for (let i = 0; i < 300 && !(await client.zrange(store.userKey(userId), '0', '-1')).includes(inFlight.sessionId); i++) await sleep(10)
+    await reserved(userId, inFlight.sessionId)
     const later = newSession(now + 10, { userId })
     const second = patient.create(later, { maxSessionsPerUser: 1 })
     await sleep(50)
@@ -152,15 +163,10 @@ t.test('on a real Redis', async (t) => {
   t.test('a revocation while a login with a limit saves its session: the login fails, the session never lives', async (t) => {
     const now = Date.now()
     const userId = `user-${randomUUID()}`
-    let release: () => void = () => {}
-    const held = new Promise<void>(resolve => { release = resolve })
-    const slowSave = new RedisStore({
-      client: withScripts(client, { refreshAuthCreateSessionV2: async (real, args) => { await held; return await real(...args) } }),
-      prefix
-    })
+    const { slowSave, release } = slowSaving()
     const session = newSession(now, { userId })
     const login = slowSave.create(session, { maxSessionsPerUser: 3 })
-    for (let i = 0; i < 300 && !(await client.zrange(store.userKey(userId), '0', '-1')).includes(session.sessionId); i++) await sleep(10)
+    await reserved(userId, session.sessionId)
     await store.revokeOtherSessions(userId, 'another device')
     release()
     await t.rejects(login, { code: 'FST_REFRESH_AUTH_STORE_CONFLICT' })
@@ -183,7 +189,7 @@ t.test('on a real Redis', async (t) => {
     // the reservation that decides: the second one, carrying what the login read of the old session
     proxy.loseReplyTo(request => request.includes(store.userKey(userId)) && request.includes(old.sessionId))
     const login = proxied.create(session, { maxSessionsPerUser: 1 })
-    for (let i = 0; i < 300 && !(await client.zrange(store.userKey(userId), '0', '-1')).includes(session.sessionId); i++) await sleep(10)
+    await reserved(userId, session.sessionId)
     proxy.restore()
     t.same(await login, { outcome: 'created', endedSessionIds: [old.sessionId] }, 'the resent reservation names the session it picked')
     t.same(await liveIds(store, userId), [session.sessionId])
