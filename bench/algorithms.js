@@ -3,8 +3,8 @@
 // pinned algorithm, claim checks included). Not part of `npm test`.
 // Run: npm run build && node bench/algorithms.js [operations per round] [rounds]
 const { generateKeyPairSync, randomUUID } = require('node:crypto')
-const { createAccessKeySet, deriveKeys, KeySet } = require('../dist/cjs/keys.js')
-const { TokenCodec } = require('../dist/cjs/tokens.js')
+const { createAccessKeySet, deriveKeys, KeySet } = require('../dist/cjs/tokens/keys.js')
+const { TokenCodec } = require('../dist/cjs/tokens/codec.js')
 
 const iterations = Number(process.argv[2] ?? 200)
 const rounds = Number(process.argv[3] ?? 25)

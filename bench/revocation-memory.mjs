@@ -4,7 +4,7 @@
 // with its session id (as the feed delivers it: a string of its own) and without (the map structure alone).
 import { randomUUID } from 'node:crypto'
 import { parseArgs } from 'node:util'
-import { SessionRevocations } from '../dist/esm/revocation.js'
+import { SessionRevocations } from '../dist/esm/sessions/revocation.js'
 
 if (typeof globalThis.gc !== 'function') throw new Error('run with node --expose-gc (npm run bench:revocation-memory does)')
 

@@ -1,5 +1,5 @@
 // What the plugin adds to Fastify's own types. Imported by the entry only, for its declarations.
-import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
+import type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
 import type { RefreshAuthApi } from './plugin.js'
 
 declare module 'fastify' {

@@ -38,18 +38,18 @@ export type {
   WatchOptions,
   RevocationWatch
 } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options.js'
-export type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
-export type { LoginUser, RefreshAuthUser } from './user.js'
-export type { RegisteredClaims } from './tokens.js'
-export type { RouteFactories, RouteOverrides } from './routes.js'
-export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './scopes.js'
-export type { FreshAuthGuards } from './fresh-auth.js'
-export type { JwksRouteFactory } from './jwks.js'
-export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './keys.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/resolve.js'
+export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
+export type { LoginUser, RefreshAuthUser } from './types.js'
+export type { RegisteredClaims } from './tokens/codec.js'
+export type { RouteFactories, RouteOverrides } from './http/routes.js'
+export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './http/scopes.js'
+export type { FreshAuthGuards } from './http/fresh-auth.js'
+export type { JwksRouteFactory } from './http/jwks.js'
+export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
 export type { RefreshAuthApi } from './plugin.js'
-export type { SessionManagement } from './session.js'
-export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
+export type { SessionManagement } from './sessions/policy.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './sessions/audit.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -57,7 +57,7 @@ export {
   REFRESH_COOKIE_SCHEME,
   type OpenApiSecuritySchemesOptions,
   type OpenApiSecuritySchemes
-} from './openapi.js'
+} from './http/openapi.js'
 export {
   ErrorCodes,
   type RefreshAuthErrorCode,

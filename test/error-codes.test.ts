@@ -16,9 +16,9 @@ import fastifyRefreshAuth, {
   type PostgresPool,
   type RedisClient
 } from '../lib/index.js'
-import { KeySet } from '../lib/keys.js'
-import { TokenCache } from '../lib/token-cache.js'
-import { TokenCodec } from '../lib/tokens.js'
+import { KeySet } from '../lib/tokens/keys.js'
+import { TokenCache } from '../lib/tokens/cache.js'
+import { TokenCodec } from '../lib/tokens/codec.js'
 import { SECRET, buildApp, getPrivate, login, verifyCredentials } from './helpers/app.js'
 
 // Issue 13, finding 10: every error the package throws carries a code of ErrorCodes; misuse at

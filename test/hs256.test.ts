@@ -1,7 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto'
 import jwt from 'jsonwebtoken'
 import t from 'tap'
-import { Hs256 } from '../lib/hs256.js'
+import { Hs256 } from '../lib/tokens/hs256.js'
 import { buildApp, derivedKey, getPrivate, login, refresh, refreshCookie } from './helpers/app.js'
 
 // The one-pass HS256 path of secret-derived keys: its tokens are jsonwebtoken's, and it is stricter.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SessionRevocations } from '../lib/revocation.js'
+import { SessionRevocations } from '../lib/sessions/revocation.js'
 import { fakeClock } from './helpers/clock.js'
 
 /** A logger that keeps what it is told. */

@@ -1,4 +1,4 @@
-import { refuseOption } from './errors.js'
+import { refuseOption } from '../errors.js'
 
 // A random 32-character hex secret (128 bits) estimates at 87 bits or more; `'a'.repeat(32)` at 0,
 // 24 times 'a' plus 8 random characters at 50. Below this, a secret is mostly a few bytes over and over.

@@ -1,12 +1,12 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { readsRefreshCookie, RefreshCookie } from './cookie.js'
-import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from './errors.js'
-import { callHost } from './host-call.js'
+import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from '../errors.js'
+import { callHost } from '../host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
-import type { ResolvedOptions } from './options.js'
+import type { ResolvedOptions } from '../options/resolve.js'
 import { hostRememberMe } from './remember-me.js'
-import type { IssuedTokens, LogoutScope, SessionPolicy } from './session.js'
-import { MAX_TOKEN_LENGTH } from './tokens.js'
+import type { IssuedTokens, LogoutScope, SessionPolicy } from '../sessions/policy.js'
+import { MAX_TOKEN_LENGTH } from '../tokens/codec.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
 type RouteSchema = NonNullable<RouteOptions['schema']> & {

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, RouteOptions } from 'fastify'
 import { readBoundedBody } from './bounded-body.js'
-import { InvalidOptionError, JwksFetchError } from './errors.js'
-import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from './keys.js'
+import { InvalidOptionError, JwksFetchError } from '../errors.js'
+import { keysFromJwks, tokenKid, type AsymmetricAlgorithm, type KeySet } from '../tokens/keys.js'
 import type { RouteOverrides } from './routes.js'
 
 /**

@@ -1,5 +1,5 @@
 import type { RouteOptions } from 'fastify'
-import { DEFAULT_COOKIE_NAME } from './options.js'
+import { DEFAULT_COOKIE_NAME } from '../options/resolve.js'
 
 /**
  * Name of the OpenAPI security scheme of access tokens (`Authorization: Bearer`).

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { CallbackFailedError } from './errors.js'
-import { callHost } from './host-call.js'
-import type { FastifyRefreshAuthOptions } from './options.js'
-import type { LoginUser } from './user.js'
+import { CallbackFailedError } from '../errors.js'
+import { callHost } from '../host-call.js'
+import type { FastifyRefreshAuthOptions } from '../options/resolve.js'
+import type { LoginUser } from '../types.js'
 
 /**
  * The host's "keep me signed in" answer for a login: true without the option. A throw is handled as for

@@ -1,5 +1,5 @@
 import jwt from 'jsonwebtoken'
-import { InvalidOptionError } from './errors.js'
+import { InvalidOptionError } from '../errors.js'
 import { Hs256 } from './hs256.js'
 import type { AccessTokenAlgorithm, KeySet, SigningKey } from './keys.js'
 

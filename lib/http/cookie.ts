@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
-import { DuplicateCookieError, refuseOption } from './errors.js'
+import { DuplicateCookieError, refuseOption } from '../errors.js'
 
 /** The refresh cookie's settings, already validated. */
 export interface RefreshCookieOptions {

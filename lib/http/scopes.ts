@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { InsufficientScopeError, InvalidArgumentError } from './errors.js'
+import { InsufficientScopeError, InvalidArgumentError } from '../errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
 
 /**

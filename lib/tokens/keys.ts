@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, createSecretKey, hkdfSync, KeyObject, type JsonWebKey } from 'node:crypto'
-import { JwksFetchError, refuseOption as fail } from './errors.js'
+import { JwksFetchError, refuseOption as fail } from '../errors.js'
 
 /**
  * Access-token algorithms. jsonwebtoken 9 has no EdDSA, so neither has this plugin.
@@ -75,7 +75,7 @@ export class KeySet {
 
   /**
    * The one HS256 key of secret-derived mode: tokens carry no `kid`, and are signed and verified with it
-   * through the one-pass HS256 path (`lib/hs256.ts`), never looked up here.
+   * through the one-pass HS256 path (`lib/tokens/hs256.ts`), never looked up here.
    */
   static fromSecretKey (key: KeyObject): KeySet {
     return new KeySet([], { algorithm: 'HS256', key })

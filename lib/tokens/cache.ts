@@ -1,5 +1,5 @@
-import { InvalidOptionError } from './errors.js'
-import type { RegisteredClaims } from './tokens.js'
+import { InvalidOptionError } from '../errors.js'
+import type { RegisteredClaims } from './codec.js'
 
 interface CacheEntry<Claims> {
   /** The whole key (the Authorization header that carried the token): an entry answers only for it. */

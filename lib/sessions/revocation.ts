@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { RevocationFeedStatus, RevocationListener } from './stores/store.js'
+import type { RevocationFeedStatus, RevocationListener } from '../stores/store.js'
 
 /** `accessToken.revocation` once resolved: null when turned off. Seconds. */
 export interface RevocationSettings {

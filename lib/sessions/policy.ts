@@ -1,14 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from './audit.js'
-import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from './errors.js'
-import { callHost } from './host-call.js'
+import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from '../errors.js'
+import { callHost } from '../host-call.js'
 import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
-import type { LoginUser } from './user.js'
-import type { ResolvedOptions } from './options.js'
+import type { LoginUser } from '../types.js'
+import type { ResolvedOptions } from '../options/resolve.js'
 import type { SessionRevocations } from './revocation.js'
-import type { CreateOptions, CreateResult, PresentResult, SessionInfo, SessionRecord, SessionStore } from './stores/store.js'
-import type { RegisteredClaims, TokenCodec } from './tokens.js'
+import type { CreateOptions, CreateResult, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
+import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {

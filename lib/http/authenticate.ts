@@ -1,9 +1,9 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from './errors.js'
-import type { SessionRevocations } from './revocation.js'
-import type { RefreshAuthUser } from './user.js'
-import { freezeNested, type TokenCache } from './token-cache.js'
-import type { RegisteredClaims, TokenCodec } from './tokens.js'
+import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from '../errors.js'
+import type { SessionRevocations } from '../sessions/revocation.js'
+import type { RefreshAuthUser } from '../types.js'
+import { freezeNested, type TokenCache } from '../tokens/cache.js'
+import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 
 /**
  * What `request.user` holds after authentication: the verified access-token claims, in an object of

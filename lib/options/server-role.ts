@@ -1,4 +1,4 @@
-import { createAccessKeySet, KeySet, type AccessTokenKey, type AsymmetricAlgorithm, type SecretKeys } from './keys.js'
+import { createAccessKeySet, KeySet, type AccessTokenKey, type AsymmetricAlgorithm, type SecretKeys } from '../tokens/keys.js'
 
 // What this app is, decided once from the options (`resolveOptions`), with its keys already built:
 // the plugin wires sessions, the JWKS client and the JWKS route from the kind, and nothing else asks again.

@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { parseDuration } from './duration.js'
-import { InsufficientUserAuthenticationError, InvalidArgumentError } from './errors.js'
+import { parseDuration } from '../options/duration.js'
+import { InsufficientUserAuthenticationError, InvalidArgumentError } from '../errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
-import type { Duration } from './options.js'
+import type { Duration } from '../options/resolve.js'
 import type { ClaimGuard } from './scopes.js'
 
 /**

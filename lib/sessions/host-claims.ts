@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify'
-import { InvalidClaimsError, InvalidSubjectError } from './errors.js'
-import { callHost } from './host-call.js'
-import type { LoginUser } from './user.js'
-import { RESERVED_CLAIMS } from './tokens.js'
+import { InvalidClaimsError, InvalidSubjectError } from '../errors.js'
+import { callHost } from '../host-call.js'
+import type { LoginUser } from '../types.js'
+import { RESERVED_CLAIMS } from '../tokens/codec.js'
 
 // Tokens over 8 KiB are refused by verification: the subject and the claims must leave room for the rest.
 const MAX_SUBJECT_LENGTH = 256
