@@ -38,7 +38,7 @@ export type {
   WatchOptions,
   RevocationWatch
 } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/resolve.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
 export type { RegisteredClaims } from './tokens/codec.js'
@@ -49,7 +49,7 @@ export type { JwksRouteFactory } from './http/jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
-export type { AuditHook, SessionEvent, LogoutEvent } from './sessions/audit.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
