@@ -17,6 +17,7 @@ const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refr
 
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
+export { authenticate, requireScopes, requireRoles, requireFreshAuth } from './http/standalone-guards.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type { RedisFeedConnection } from './stores/redis-feed.js'
@@ -81,7 +82,8 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError
+  JwksFetchError,
+  PluginNotRegisteredError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

@@ -11,6 +11,7 @@ import { createRouteFactories, resourceServerRouteFactories, type RouteFactories
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
+import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
 import { MemoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
@@ -79,13 +80,12 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       revocations
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
-  const api: RefreshAuthApi = {
-    ...factories,
-    ...createSessionManagement(store, fastify.log, revocations),
-    ...createClaimGuards(options.realm),
-    ...createFreshAuthGuards(options.realm)
-  }
+  const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
+  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log, revocations), ...guards }
   fastify.decorate('refreshAuth', api)
+  // what the standalone `authenticate` and guards find at request time
+  const state: PluginState = { authenticate: authenticator.hook, guards }
+  fastify.decorate(PLUGIN_STATE, state)
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
   fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
