@@ -253,11 +253,11 @@ export function createRouteFactories (
       return route('login', overrides, async function login (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
-        const user = await callHost('verifyCredentials', request.log, () => verifyCredentials(request))
+        const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
         if (user === null || user === undefined) throw new InvalidCredentialsError()
         const inBody = loginInBody(request)
         // remember me only shapes the cookie: a login answered in the body never asks
-        const remember = inBody || await hostRememberMe(hooks.rememberMe, user, request)
+        const remember = inBody || await hostRememberMe(hooks.rememberMe, user, request, hooks.timeout)
         // signing in again on this device replaces its session rather than adding one
         const presented = bodyRefreshToken(request) ?? (cookieAllowed ? cookie.readIfSingle(request) : undefined)
         return sendTokens(reply, await sessions.startSession(user, request, remember, presented), inBody)

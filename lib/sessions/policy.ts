@@ -102,8 +102,8 @@ export class SessionPolicy {
    * the store ends the least recently used sessions, or (`onSessionLimit: 'refuse'`) this throws a 403.
    */
   async startSession (user: LoginUser, request: FastifyRequest, remember = true, presentedRefreshToken?: string): Promise<IssuedTokens> {
-    const sub = await hostSubject(this.#hooks.subject, user, request)
-    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
+    const sub = await hostSubject(this.#hooks.subject, user, request, this.#hooks.timeout)
+    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
     const replaceSessionId = presentedRefreshToken === undefined ? undefined : await this.#replaceableSession(presentedRefreshToken, sub, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
@@ -165,12 +165,12 @@ export class SessionPolicy {
     const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
       // before the rotation: a failure here leaves the session as it was
-      const user = await loadHostUser(loadUser, claims.sub, request)
+      const user = await loadHostUser(loadUser, claims.sub, request, this.#hooks.timeout)
       if (user === null || user === undefined) {
         await this.#endRefusedSession(claims, request)
         return null
       }
-      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
+      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
     }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
@@ -320,9 +320,9 @@ function checkedCreateResult (result: unknown, log: FastifyBaseLogger): CreateRe
  * left as it was, for a retry.
  */
 async function loadHostUser (
-  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest
+  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest, timeout: number
 ): Promise<LoginUser | null | undefined> {
-  return await callHost('loadUser', request.log, () => loadUser(userId, request), () => new StoreUnavailableError())
+  return await callHost('loadUser', request.log, timeout, () => loadUser(userId, request), () => new StoreUnavailableError())
 }
 
 /** Runs a store call; any failure is logged for the operator and becomes a generic 503 for the client. */
