@@ -51,12 +51,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.addHook('onClose', async () => jwksClient.stop())
   }
 
-  let store = options.store
-  if (store === undefined) {
-    const ownStore = new MemoryStore()
-    fastify.addHook('onClose', async () => ownStore.close())
-    store = ownStore
-  }
+  const store = options.store ?? new MemoryStore()
+  // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
+  fastify.addHook('onClose', async () => store.close?.())
   const revocations = watchRevocations(fastify, options, store)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
