@@ -4,9 +4,10 @@ import { Redis, type RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
 import { RedisStore, type RedisClient, type RevocationListener } from '../lib/index.js'
 import { recorder, until as waitUntil } from '../lib/testing/feed-recorder.js'
-import { REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { isScript, REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { DAY, newSession } from './helpers/sessions.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs
 t.setTimeout(120_000)
@@ -178,8 +179,8 @@ t.test('the RedisStore revocation feed', async (t) => {
     await other.revoke(lost)
     await other.revoke(randomUUID())
     // someone trims harder than this watch asked (an instance with shorter tokens): the entry after the last seen goes
-    const [, [lostId]] = await direct.xrange(other.revocationsKey(), '-', '+')
-    await direct.xtrim(other.revocationsKey(), 'MINID', `${Number(lostId.split('-')[0])}-${Number(lostId.split('-')[1]) + 1}`)
+    const [, [lostId]] = await direct.xrange(redisKeys(`${prefix}trimmed:`).revocations, '-', '+')
+    await direct.xtrim(redisKeys(`${prefix}trimmed:`).revocations, 'MINID', `${Number(lostId.split('-')[0])}-${Number(lostId.split('-')[1]) + 1}`)
     proxy.restore()
     await until(() => heard.statuses.length === 3, 'caught up')
     t.same(heard.statuses, ['live', 'down', 'gap'])
@@ -193,7 +194,7 @@ t.test('the RedisStore revocation feed', async (t) => {
     const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
     t.teardown(() => watch.close())
     await until(() => heard.statuses.includes('live'), 'live')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '["late"]', 'at', String(Date.now()), 'n', '99')
+    await direct.xadd(redisKeys(`${prefix}skipped:`).revocations, '*', 'ids', '["late"]', 'at', String(Date.now()), 'n', '99')
     await until(() => heard.statuses.length === 2, 'reported')
     t.same(heard.statuses, ['live', 'gap'])
     t.ok(heard.revoked.has('late'), 'and the entry is delivered')
@@ -205,7 +206,7 @@ t.test('the RedisStore revocation feed', async (t) => {
     await until(() => heard.revoked.size === 1, 'one heard')
     proxy.cut()
     await until(() => heard.statuses.includes('down'), 'down')
-    await direct.del(other.revocationsKey())
+    await direct.del(redisKeys(`${prefix}trimmed:`).revocations)
     proxy.restore()
     await until(() => heard.statuses.length === 3, 'caught up')
     t.same(heard.statuses, ['live', 'down', 'gap'])
@@ -219,16 +220,16 @@ t.test('the RedisStore revocation feed', async (t) => {
     await Promise.all(Array.from({ length: 300 }, () => store.revoke(randomUUID())))
     await sleep(300)
     await store.revoke(randomUUID())
-    const length = await direct.xlen(store.revocationsKey())
+    const length = await direct.xlen(redisKeys(`${prefix}trim:`).revocations)
     t.ok(length < 301, `${length} entries left of 301`)
   })
 
   t.test('entries that are not revocations are skipped', async (t) => {
     const store = new RedisStore({ client: direct, prefix: `${prefix}foreign:` })
-    await direct.xadd(store.revocationsKey(), '*', 'ids', 'not json', 'at', '1')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '[1, 2]', 'at', '1')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '["a"]', 'at', 'never')
-    await direct.xadd(store.revocationsKey(), '*', 'odd', 'entry')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', 'not json', 'at', '1')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', '[1, 2]', 'at', '1')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', '["a"]', 'at', 'never')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'odd', 'entry')
     await store.revoke('real')
     const heard = recorder()
     const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
@@ -257,7 +258,7 @@ t.test('the RedisStore revocation feed', async (t) => {
     const flaky = new Proxy(direct, {
       get (target, name, receiver) {
         const value = Reflect.get(target, name, receiver)
-        if (name !== 'refreshAuthAnnounceRevocationV1') return typeof value === 'function' ? value.bind(target) : value
+        if (!isScript(name, 'announceRevocation')) return typeof value === 'function' ? value.bind(target) : value
         return async (...args: unknown[]) => {
           if (failAnnouncements) throw new Error('connection lost')
           return value.apply(target, args)
@@ -284,10 +285,10 @@ t.test('the RedisStore revocation feed', async (t) => {
     t.same(await store.listUserSessions(loggedOut.userId, Date.now()), [], 'a logout whose announcement failed ended the session')
 
     failAnnouncements = false
-    t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'reused', 'met again: its end is answered again')
+    t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'not-found', 'met again: ended, and its end announced again')
     t.equal((await store.present({ sessionId: loggedOut.sessionId, presentedTokenId: loggedOut.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })).outcome, 'not-found')
     await until(() => heard.revoked.has(stolen.sessionId) && heard.revoked.has(loggedOut.sessionId), 'and now announced')
-    t.same(await direct.hgetall(store.sessionKey(stolen.sessionId)), { x: 'reused' }, 'then deleted, but for its mark')
-    t.same(await direct.hgetall(store.sessionKey(loggedOut.sessionId)), { x: 'ended' })
+    t.same(await direct.hgetall(redisKeys(`${prefix}pending:`).session(stolen.sessionId)), { x: 'reused' }, 'then deleted, but for its mark')
+    t.same(await direct.hgetall(redisKeys(`${prefix}pending:`).session(loggedOut.sessionId)), { x: 'ended' })
   })
 })
