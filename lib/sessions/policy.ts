@@ -7,11 +7,13 @@ import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from '../types.js'
 import type { ResolvedOptions } from '../options/resolve.js'
 import type { SessionRevocations } from './revocation.js'
-import type { CreateOptions, CreateResult, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
+import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
+  /** The token's generation in its session: 0 at login, one more at each rotation (see `SessionRecord.generation`). */
+  gen: number
   ext?: Record<string, unknown>
   /**
    * `false` when `rememberMe` said no at login: the session's cookie is a browser-session cookie, at every
@@ -109,6 +111,7 @@ export class SessionPolicy {
       userId: sub,
       tokenId: randomUUID(),
       previousTokenId: null,
+      generation: 0,
       createdAt: now,
       rotatedAt: now,
       expiresAt: Math.min(now + this.#options.refreshExpiresIn * 1000, absoluteExpiresAt),
@@ -119,7 +122,7 @@ export class SessionPolicy {
     const createOptions: CreateOptions = { onLimit: this.#options.onSessionLimit }
     if (this.#options.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#options.maxSessionsPerUser
     if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId
-    const result = checkedCreateResult(await callStore(request.log, () => this.#store.create(session, createOptions)), request.log)
+    const result = await callStore(request.log, () => this.#store.create(session, createOptions))
     if (result.outcome === 'limit-reached') {
       request.log.info({ userId: sub }, 'fastify-refresh-auth: login refused, the user is at maxSessionsPerUser')
       throw new SessionLimitError()
@@ -141,7 +144,7 @@ export class SessionPolicy {
    * one. A token of another user is ignored, so it cannot end that user's session; a rotated one is reuse.
    */
   async #replaceableSession (refreshToken: string, sub: string, request: FastifyRequest): Promise<string | undefined> {
-    const claims = this.#refreshTokens.verify(refreshToken)
+    const claims = this.#verifyRefreshToken(refreshToken)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
@@ -154,7 +157,7 @@ export class SessionPolicy {
    * immediate parent within the reuse interval gets the live token again (a retry, another tab).
    */
   async rotateRefreshToken (refreshToken: string | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
-    const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
+    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
     if (claims === null) return null
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return null
@@ -174,6 +177,7 @@ export class SessionPolicy {
       sessionId: claims.sid,
       userId: claims.sub,
       presentedTokenId: claims.jti,
+      presentedGeneration: claims.gen,
       nextTokenId: randomUUID(),
       now,
       nextExpiresAt: now + this.#options.refreshExpiresIn * 1000,
@@ -195,7 +199,7 @@ export class SessionPolicy {
    * happens. An invalid or unknown token ends nothing.
    */
   async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
-    const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
+    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
     if (claims === null) return
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
@@ -218,10 +222,17 @@ export class SessionPolicy {
     return await callStore(request.log, () => this.#store.present({
       sessionId: claims.sid,
       presentedTokenId: claims.jti,
+      presentedGeneration: claims.gen,
       now: Date.now(),
       reuseIntervalMs: this.#options.reuseInterval * 1000,
       end
     }))
+  }
+
+  /** A refresh token's claims, or null; its generation must be a count, as every token we sign carries. */
+  #verifyRefreshToken (token: string): RefreshTokenClaims | null {
+    const claims = this.#refreshTokens.verify(token)
+    return claims !== null && Number.isSafeInteger(claims.gen) && claims.gen >= 0 ? claims : null
   }
 
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
@@ -251,7 +262,7 @@ export class SessionPolicy {
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
-    }, refreshTokenExtras(ext, remember))
+    }, refreshTokenExtras(session.generation, ext, remember))
     return {
       accessToken,
       accessExpiresIn: accessExp - iat,
@@ -301,18 +312,6 @@ async function endUserSessions (
 }
 
 /**
- * A store's answer to `create`, checked: one that answers anything else (a store written for an older
- * contract, which would ignore the limits) fails the login rather than let it pass unchecked.
- */
-function checkedCreateResult (result: unknown, log: FastifyBaseLogger): CreateResult {
-  const outcome = (result as Partial<CreateResult> | undefined)?.outcome
-  if (outcome === 'limit-reached') return result as CreateResult
-  if (outcome === 'created' && Array.isArray((result as { endedSessionIds?: unknown }).endedSessionIds)) return result as CreateResult
-  log.error("fastify-refresh-auth: store.create must resolve to a CreateResult ({ outcome: 'created', endedSessionIds } or { outcome: 'limit-reached' })")
-  throw new StoreUnavailableError()
-}
-
-/**
  * Calls `loadUser`. Whatever it throws is logged and answered 503, like a store failure: the session is
  * left as it was, for a retry.
  */
@@ -338,8 +337,10 @@ function requireUserId (userId: unknown, method: string): string {
   return id
 }
 
-/** What a refresh token carries besides its registered claims: the host's extras, and a "not remembered". */
-function refreshTokenExtras (ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> | undefined {
-  if (remember) return ext === undefined ? undefined : { ext }
-  return ext === undefined ? { remember: false } : { ext, remember: false }
+/** What a refresh token carries besides its registered claims: its generation, the host's extras, and a "not remembered". */
+function refreshTokenExtras (gen: number, ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> {
+  const extras: Omit<RefreshTokenClaims, keyof RegisteredClaims> = { gen }
+  if (ext !== undefined) extras.ext = ext
+  if (!remember) extras.remember = false
+  return extras
 }

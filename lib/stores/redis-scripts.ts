@@ -87,7 +87,7 @@ function script<Reply> (name: string, lua: string, decode: (reply: ScriptReply, 
 function decodeSession (sessionId: string, reply: ScriptReply): SessionRecord | null {
   const u = reply[2]
   if (u === null || u === undefined) return null
-  const record = {
+  const record: SessionRecord = {
     sessionId,
     userId: String(u),
     tokenId: String(reply[3]),
@@ -97,7 +97,7 @@ function decodeSession (sessionId: string, reply: ScriptReply): SessionRecord | 
     rotatedAt: Number(reply[7]),
     expiresAt: Number(reply[8]),
     absoluteExpiresAt: Number(reply[9])
-  } as SessionRecord
+  }
   if (reply[10] !== null) record.userAgent = String(reply[10])
   if (reply[11] !== null) record.ip = String(reply[11])
   return record

@@ -205,7 +205,7 @@ export class RedisStore implements SessionStore {
       const reply = await this.#run(rotateSession, this.#sessionKey(sessionId), {
         presented: request.presentedTokenId,
         next: request.nextTokenId,
-        generation: (request as { presentedGeneration?: number }).presentedGeneration,
+        generation: request.presentedGeneration,
         now: request.now,
         nextExpiresAt: request.nextExpiresAt,
         reuseIntervalMs: request.reuseIntervalMs
@@ -225,7 +225,7 @@ export class RedisStore implements SessionStore {
       const { sessionId } = request
       const reply = await this.#run(presentSession, this.#sessionKey(sessionId), {
         presented: request.presentedTokenId,
-        generation: (request as { presentedGeneration?: number }).presentedGeneration,
+        generation: request.presentedGeneration,
         now: request.now,
         reuseIntervalMs: request.reuseIntervalMs,
         end: request.end

@@ -46,6 +46,7 @@ function newSession (now: number, overrides: Partial<SessionRecord> = {}): Sessi
     userId: `user-${randomUUID()}`,
     tokenId: randomUUID(),
     previousTokenId: null,
+    generation: 0,
     createdAt: now,
     rotatedAt: now,
     expiresAt: now + 7 * DAY,
@@ -152,6 +153,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       ...session,
       tokenId: first.nextTokenId,
       previousTokenId: session.tokenId,
+      generation: session.generation + 1,
       rotatedAt: first.now,
       expiresAt: first.nextExpiresAt
     })
@@ -192,6 +194,43 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     const session = await saveSession(store, now)
     assertOutcome(await store.rotate(rotation(session, randomUUID(), now + 1000)), 'reused')
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 2000)), 'not-found')
+  })
+
+  withStore('a rotation the store lost (a failover): the token from ahead rotates, and the session goes on', async (store) => {
+    const now = Date.now()
+    const session = await saveSession(store, now)
+    // the client holds a token of generation 1 that the store never saw: its rotation was acknowledged, then lost
+    const lost = randomUUID()
+    const adopt = rotation(session, lost, now + 1000, { presentedGeneration: 1, reuseIntervalMs: 5000 })
+    const adopted = assertOutcome(await store.rotate(adopt), 'rotated')
+    assert.equal(adopted.session.tokenId, adopt.nextTokenId, 'the successor is live')
+    assert.equal(adopted.session.previousTokenId, lost, 'the lost token is its parent')
+    assert.equal(adopted.session.generation, 2, 'one generation above the presented token')
+    assertOutcome(await store.rotate({ ...adopt, now: now + 1500 }), 'rotated')
+    assertOutcome(await store.rotate(rotation(session, lost, now + 2000, { presentedGeneration: 1, reuseIntervalMs: 5000 })), 'grace')
+    assertOutcome(await store.rotate(rotation(session, adopt.nextTokenId, now + 3000, { presentedGeneration: 2 })), 'rotated')
+    // the token the store still had as live is behind now: reuse
+    assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 4000, { presentedGeneration: 0 })), 'reused')
+    // a logout with a token from ahead speaks for its session
+    const other = await saveSession(store, now)
+    assertPresent(await store.present(presenting(other, randomUUID(), now + 10, { presentedGeneration: 3 })), 'live')
+    assertPresent(await store.present(presenting(other, randomUUID(), now + 20, { presentedGeneration: 1, end: true })), 'live')
+    assertOutcome(await store.rotate(rotation(other, other.tokenId, now + 30)), 'not-found')
+  })
+
+  withStore('a token of the live generation or behind it that is not the live one is reuse, whatever generation it claims', async (store) => {
+    const now = Date.now()
+    for (const presentedGeneration of [0, 1]) {
+      const session = await saveSession(store, now)
+      const first = rotation(session, session.tokenId, now + 1000, { presentedGeneration: 0 })
+      assertOutcome(await store.rotate(first), 'rotated')
+      // a fork at generation 1, or a stranger claiming an old generation
+      assertOutcome(await store.rotate(rotation(session, randomUUID(), now + 2000, { presentedGeneration })), 'reused')
+      assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 3000, { presentedGeneration: 1 })), 'not-found')
+    }
+    const parent = await saveSession(store, now)
+    assertOutcome(await store.rotate(rotation(parent, parent.tokenId, now + 1000, { presentedGeneration: 0 })), 'rotated')
+    assertPresent(await store.present(presenting(parent, parent.tokenId, now + 2000, { presentedGeneration: 0 })), 'reused')
   })
 
   withStore('reuse interval: the immediate parent is accepted within it, changing nothing', async (store) => {
