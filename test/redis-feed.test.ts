@@ -72,6 +72,31 @@ t.test('a read answered after its connection was given up is ignored', async (t)
   await until(() => heard.statuses.includes('live'), 'live on the new one')
 })
 
+t.test('a trim that fails waits for the next turn of the timer', async (t) => {
+  let trims = 0
+  const client = {
+    defineCommand (name: string) {
+      if (!isScript(name, 'trimRevocations')) return
+      (client as unknown as Record<string, unknown>)[name] = async () => {
+        trims++
+        throw new Error('connection lost')
+      }
+    },
+    duplicate: () => scriptedConnection().connection
+  }
+  const store = new RedisStore({ client: client as unknown as RedisClient })
+  const first = store.watchRevocations(recorder().listener, { retentionMs: 20 })
+  const second = store.watchRevocations(recorder().listener, { retentionMs: 20 })
+  await until(() => trims >= 2, 'tried again after a failure')
+  await first.close()
+  const count = trims
+  await until(() => trims > count, 'one watch left: still trimming')
+  await second.close()
+  const after = trims
+  await sleep(100)
+  t.equal(trims, after, 'no watch left: no timer')
+})
+
 t.test('the RedisStore revocation feed', async (t) => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)
@@ -200,16 +225,66 @@ t.test('the RedisStore revocation feed', async (t) => {
     t.ok(heard.revoked.has('late'), 'and the entry is delivered')
   })
 
-  t.test('the stream lost with the server\'s data: gap', async (t) => {
-    const { other, heard, proxy } = await watchedBehindProxy(t, 'flushed')
+  /** A recorder that also keeps the epoch (`since`) each status came with. */
+  function epochRecorder () {
+    const heard = recorder()
+    const epochs: Array<number | undefined> = []
+    const listener: RevocationListener = {
+      revoked: heard.listener.revoked,
+      status (status, since) {
+        heard.listener.status(status)
+        epochs.push(since)
+      }
+    }
+    return { ...heard, listener, epochs }
+  }
+
+  t.test('the store\'s data lost while the watch was away: a new epoch, its history read whole, no gap of its own', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const keys = redisKeys(`${prefix}flushed:`)
+    const store = new RedisStore({ client, prefix: `${prefix}flushed:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}flushed:` })
+    const heard = epochRecorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
     await other.revoke(randomUUID())
     await until(() => heard.revoked.size === 1, 'one heard')
+    const epoch = Number(await direct.get(keys.epoch))
     proxy.cut()
     await until(() => heard.statuses.includes('down'), 'down')
-    await direct.del(redisKeys(`${prefix}trimmed:`).revocations)
+    await direct.del(keys.revocations, keys.epoch)
+    const after = randomUUID()
+    await other.revoke(after)
     proxy.restore()
     await until(() => heard.statuses.length === 3, 'caught up')
-    t.same(heard.statuses, ['live', 'down', 'gap'])
+    t.same(heard.statuses, ['live', 'down', 'live'])
+    t.same(heard.epochs.slice(0, 2), [epoch, undefined], 'live with the epoch; down without')
+    t.ok((heard.epochs[2] as number) > epoch, 'then live with the new one')
+    t.equal(Number(await direct.get(keys.epoch)), heard.epochs[2])
+    t.ok(heard.revoked.has(after), 'the new history was read from its start')
+  })
+
+  t.test('the store\'s data lost while the watch stayed connected: the next entry tells of the new epoch', async (t) => {
+    const keys = redisKeys(`${prefix}flushed-live:`)
+    const store = new RedisStore({ client: direct, prefix: `${prefix}flushed-live:` })
+    const heard = epochRecorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    await store.revoke(randomUUID())
+    await store.revoke(randomUUID())
+    const epoch = Number(await direct.get(keys.epoch))
+    await direct.del(keys.revocations, keys.epoch)
+    const after = randomUUID()
+    await new RedisStore({ client: direct, prefix: `${prefix}flushed-live:` }).revoke(after)
+    await until(() => heard.statuses.length === 2, 'the new epoch reported')
+    t.same(heard.statuses, ['live', 'live'], 'no gap: its numbers start again under the new epoch')
+    t.ok((heard.epochs[1] as number) > epoch)
+    t.ok(heard.revoked.has(after))
+    await direct.xadd(keys.revocations, '*', 'ids', '["older"]', 'at', String(Date.now()), 'n', '2', 'e', String(epoch))
+    await store.revoke(randomUUID())
+    await sleep(100)
+    t.same(heard.statuses, ['live', 'live'], 'an entry of an older epoch restarts nothing')
   })
 
   t.test('the stream is trimmed by age to the longest retention a watch asked for', async (t) => {
@@ -222,6 +297,23 @@ t.test('the RedisStore revocation feed', async (t) => {
     await store.revoke(randomUUID())
     const length = await direct.xlen(redisKeys(`${prefix}trim:`).revocations)
     t.ok(length < 301, `${length} entries left of 301`)
+  })
+
+  t.test('the stream shrinks by age while nothing is written (issue 20 #13)', async (t) => {
+    const store = new RedisStore({ client: direct, prefix: `${prefix}idle-trim:` })
+    const key = redisKeys(`${prefix}idle-trim:`).revocations
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 300 })
+    t.teardown(() => watch.close())
+    await Promise.all(Array.from({ length: 50 }, () => store.revoke(randomUUID())))
+    t.equal(await direct.xlen(key), 50)
+    // no writes from now on: only the store's timer trims (bounded wait: 10 s)
+    let length = 50
+    for (let i = 0; i < 100 && length > 0; i++) {
+      await sleep(100)
+      length = await direct.xlen(key)
+    }
+    t.equal(length, 0, 'every entry older than the retention is gone')
   })
 
   t.test('entries that are not revocations are skipped', async (t) => {

@@ -47,7 +47,8 @@ type ScriptCall = (...keysThenArg: string[]) => Promise<ScriptReply>
 
 // How long the stream keeps revocations while no watch on this store object said how long it needs them.
 const DEFAULT_RETENTION_MS = 60 * 60 * 1000
-// How often a store with watches trims the stream by age, so that it shrinks while no revocation is written.
+// How often a store with watches trims the stream by age (more often for a shorter retention), so that it
+// shrinks while no revocation is written.
 const TRIM_INTERVAL_MS = 60_000
 
 /**
@@ -268,12 +269,12 @@ export class RedisStore implements SessionStore {
   /**
    * The revocation feed: a watch reads the stream on its own connection (`client.duplicate()`), from what
    * it holds, and hears at once (before the method resolves) of every session this store object ends. While
-   * a watch runs, the store trims the stream by age every minute.
+   * a watch runs, the store trims the stream by age every minute (a failure waits for the next turn).
    */
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
     if (typeof this.#redis.duplicate !== 'function') throw new InvalidOptionError('RedisStore: the client has no duplicate(); the revocation feed needs a connection of its own')
     const watcher = this.#listeners.add(listener, options)
-    this.#trimTimer ??= setInterval(() => { this.#trim().catch(() => {}) }, TRIM_INTERVAL_MS).unref()
+    this.#trimTimer ??= setInterval(() => { this.#trim().catch(() => {}) }, Math.min(TRIM_INTERVAL_MS, watcher.retentionMs)).unref()
     const feed = new RedisRevocationFeed({
       connect: () => this.#redis.duplicate(),
       key: this.#revocationsKey,
@@ -292,7 +293,7 @@ export class RedisStore implements SessionStore {
     return feed
   }
 
-  /** Drops the stream's entries older than the retention; a failure waits for the next turn of the timer. */
+  /** Drops the stream's entries older than the retention. */
   async #trim (): Promise<void> {
     const retentionMs = this.#listeners.retentionMs(DEFAULT_RETENTION_MS)
     await this.#withTimeout('trim', async (deadline) => {
