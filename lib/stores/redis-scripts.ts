@@ -92,7 +92,8 @@ function decodeSession (sessionId: string, reply: ScriptReply): SessionRecord | 
     userId: String(u),
     tokenId: String(reply[3]),
     previousTokenId: reply[4] === null ? null : String(reply[4]),
-    generation: Number(reply[5] ?? 0),
+    // null (0) for a session saved before generations were kept
+    generation: Number(reply[5]),
     createdAt: Number(reply[6]),
     rotatedAt: Number(reply[7]),
     expiresAt: Number(reply[8]),
