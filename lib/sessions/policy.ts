@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { notify } from './audit.js'
+import { notify } from '../audit.js'
 import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from '../errors.js'
 import { callHost } from '../host-call.js'
 import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from '../types.js'
-import type { ResolvedOptions } from '../options/resolve.js'
+import type { HostCallbacks, SessionSettings } from '../options/types.js'
 import type { SessionRevocations } from './revocation.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
@@ -67,7 +67,8 @@ export type LogoutScope = 'session' | 'all' | 'others'
 const MAX_USER_AGENT_LENGTH = 256
 
 export interface SessionPolicyOptions {
-  options: ResolvedOptions
+  settings: SessionSettings
+  hooks: HostCallbacks
   store: SessionStore
   accessTokens: TokenCodec<RegisteredClaims>
   refreshTokens: TokenCodec<RefreshTokenClaims>
@@ -80,14 +81,16 @@ export interface SessionPolicyOptions {
  * revokes it. Stores only persist; every rule lives here.
  */
 export class SessionPolicy {
-  readonly #options: ResolvedOptions
+  readonly #settings: SessionSettings
+  readonly #hooks: HostCallbacks
   readonly #store: SessionStore
   readonly #accessTokens: TokenCodec<RegisteredClaims>
   readonly #refreshTokens: TokenCodec<RefreshTokenClaims>
   readonly #revocations: SessionRevocations | null
 
-  constructor ({ options, store, accessTokens, refreshTokens, revocations }: SessionPolicyOptions) {
-    this.#options = options
+  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations }: SessionPolicyOptions) {
+    this.#settings = settings
+    this.#hooks = hooks
     this.#store = store
     this.#accessTokens = accessTokens
     this.#refreshTokens = refreshTokens
@@ -101,11 +104,11 @@ export class SessionPolicy {
    * the store ends the least recently used sessions, or (`onSessionLimit: 'refuse'`) this throws a 403.
    */
   async startSession (user: LoginUser, request: FastifyRequest, remember = true, presentedRefreshToken?: string): Promise<IssuedTokens> {
-    const sub = await hostSubject(this.#options.subject, user, request)
-    const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
+    const sub = await hostSubject(this.#hooks.subject, user, request)
+    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
     const replaceSessionId = presentedRefreshToken === undefined ? undefined : await this.#replaceableSession(presentedRefreshToken, sub, request)
     const now = Date.now()
-    const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
+    const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
     const session: SessionRecord = {
       sessionId: randomUUID(),
       userId: sub,
@@ -114,13 +117,13 @@ export class SessionPolicy {
       generation: 0,
       createdAt: now,
       rotatedAt: now,
-      expiresAt: Math.min(now + this.#options.refreshExpiresIn * 1000, absoluteExpiresAt),
+      expiresAt: Math.min(now + this.#settings.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     }
-    const createOptions: CreateOptions = { onLimit: this.#options.onSessionLimit }
-    if (this.#options.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#options.maxSessionsPerUser
+    const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
+    if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
     if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId
     const result = await callStore(request.log, () => this.#store.create(session, createOptions))
     if (result.outcome === 'limit-reached') {
@@ -132,10 +135,10 @@ export class SessionPolicy {
       this.#revocations?.ended(ended)
       for (const sessionId of ended) {
         const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
-        notify('onLogout', this.#options.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
+        notify('onLogout', this.#hooks.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
       }
     }
-    notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
+    notify('onLogin', this.#hooks.onLogin, { userId: sub, sessionId: session.sessionId }, request)
     return this.#issueTokens(session, now, ext, remember)
   }
 
@@ -162,7 +165,7 @@ export class SessionPolicy {
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return null
     let ext = claims.ext
-    const loadUser = this.#options.loadUser
+    const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
       // before the rotation: a failure here leaves the session as it was
       const user = await loadHostUser(loadUser, claims.sub, request)
@@ -170,7 +173,7 @@ export class SessionPolicy {
         await this.#endRefusedSession(claims, request)
         return null
       }
-      ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
+      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
     }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
@@ -180,15 +183,15 @@ export class SessionPolicy {
       presentedGeneration: claims.gen,
       nextTokenId: randomUUID(),
       now,
-      nextExpiresAt: now + this.#options.refreshExpiresIn * 1000,
-      reuseIntervalMs: this.#options.reuseInterval * 1000
+      nextExpiresAt: now + this.#settings.refreshExpiresIn * 1000,
+      reuseIntervalMs: this.#settings.reuseInterval * 1000
     }))
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
       return null
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
-    notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
+    notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
     return this.#issueTokens(result.session, now, ext, claims.remember !== false)
   }
 
@@ -214,7 +217,7 @@ export class SessionPolicy {
     if (scope === 'session') this.#revocations?.ended([claims.sid])
     else await endUserSessions(this.#store, this.#revocations, userId, request.log, scope === 'others' ? claims.sid : undefined)
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
-    notify('onLogout', this.#options.onLogout, event, request)
+    notify('onLogout', this.#hooks.onLogout, event, request)
   }
 
   /** Asks the store whether the token is its session's live one (the reuse rules of `rotate`); `end` ends it too. */
@@ -224,7 +227,7 @@ export class SessionPolicy {
       presentedTokenId: claims.jti,
       presentedGeneration: claims.gen,
       now: Date.now(),
-      reuseIntervalMs: this.#options.reuseInterval * 1000,
+      reuseIntervalMs: this.#settings.reuseInterval * 1000,
       end
     }))
   }
@@ -239,7 +242,7 @@ export class SessionPolicy {
   #reuseDetected (claims: RefreshTokenClaims, request: FastifyRequest): void {
     this.#revocations?.ended([claims.sid])
     request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
-    notify('onReuseDetected', this.#options.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
+    notify('onReuseDetected', this.#hooks.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
   }
 
   // `loadUser` said the user may no longer refresh: the session ends everywhere, as at a logout.
@@ -247,14 +250,14 @@ export class SessionPolicy {
     await callStore(request.log, () => this.#store.revoke(claims.sid))
     this.#revocations?.ended([claims.sid])
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
-    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
+    notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
 
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
     // an access token never outlives its session: expiry is not announced on the revocation feed
-    const accessExp = Math.min(iat + this.#options.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
+    const accessExp = Math.min(iat + this.#settings.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
     // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
     const authTime = Math.floor(session.createdAt / 1000)
     const accessToken = this.#accessTokens.sign({
@@ -316,7 +319,7 @@ async function endUserSessions (
  * left as it was, for a retry.
  */
 async function loadHostUser (
-  loadUser: NonNullable<ResolvedOptions['loadUser']>, userId: string, request: FastifyRequest
+  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest
 ): Promise<LoginUser | null | undefined> {
   return await callHost('loadUser', request.log, () => loadUser(userId, request), () => new StoreUnavailableError())
 }

@@ -291,6 +291,11 @@ export interface SessionStore {
    * works: revocation is then local to each instance.
    */
   watchRevocations? (listener: RevocationListener, options: WatchOptions): RevocationWatch
+  /**
+   * Stops what the store started (timers, its own connections, feeds): the plugin calls it when the app
+   * closes, whether it made the store or you gave it. It never closes the client or pool you gave the store.
+   */
+  close? (): Promise<void>
 }
 
 /** The public view of a session: everything but the token ids. */
