@@ -69,7 +69,8 @@ export {
   InvalidSubjectError,
   CallbackFailedError,
   JwksFetchError,
-  PluginNotRegisteredError
+  PluginNotRegisteredError,
+  CallbackTimeoutError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

@@ -53,9 +53,9 @@ export function deliver (watcher: Watcher, sessionIds: readonly string[], revoke
   callListener(() => watcher.listener.revoked(sessionIds, revokedAt))
 }
 
-/** Tells one watcher of the feed's health, with the same guard. */
-export function report (watcher: Watcher, status: RevocationFeedStatus): void {
-  callListener(() => watcher.listener.status(status))
+/** Tells one watcher of the feed's health (`since`: when the backend's history begins, if known), with the same guard. */
+export function report (watcher: Watcher, status: RevocationFeedStatus, since?: number): void {
+  callListener(() => watcher.listener.status(status, since))
 }
 
 /** Calls a listener: one that throws never breaks the feed or the store's operation; its error becomes a warning. */
