@@ -55,6 +55,13 @@ export const ErrorCodes = {
   INVALID_SUBJECT: 'FST_REFRESH_AUTH_INVALID_SUBJECT',
   /** 500: a host callback (`verifyCredentials`, `claims`, `subject`, `rememberMe`…) threw an error without a 4xx status (logged whole), or `rememberMe` answered no boolean. */
   CALLBACK_FAILED: 'FST_REFRESH_AUTH_CALLBACK_FAILED',
+  /**
+   * 500: a route names the standalone `authenticate` (or a standalone guard) but the plugin is not registered
+   * on the instance serving it (or on a parent): the request is refused rather than served unprotected.
+   */
+  NOT_REGISTERED: 'FST_REFRESH_AUTH_NOT_REGISTERED',
+  /** 503: a host callback (`verifyCredentials`, `loadUser`, `claims`…) did not settle within `callbackTimeout`; nothing was issued or rotated. */
+  CALLBACK_TIMEOUT: 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT',
   /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
@@ -336,6 +343,20 @@ export const CallbackFailedError = createError(
 )
 
 /**
+ * A host callback did not settle within `callbackTimeout`: 503, logged with the callback's name. Nothing was
+ * issued or rotated, and whatever the callback settles to later is ignored: the client may retry.
+ *
+ * @example
+ * // loadUser waiting on a dead database connection, with callbackTimeout: '2s':
+ * { statusCode: 503, code: 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', error: 'Service Unavailable', message: '…' }
+ */
+export const CallbackTimeoutError = createError(
+  ErrorCodes.CALLBACK_TIMEOUT,
+  'The server could not complete the request in time; try again',
+  503
+)
+
+/**
  * A resource server could not use a JWKS answer; logged with the URL, never sent (the last good keys stay).
  *
  * @example
@@ -345,6 +366,19 @@ export const JwksFetchError = createError<[string]>(
   ErrorCodes.JWKS_FETCH_FAILED,
   'JWKS fetch failed: %s',
   502
+)
+
+/**
+ * A route protected by the standalone `authenticate` (or `requireScopes`, `requireRoles`,
+ * `requireFreshAuth`) was called on an instance where the plugin is not registered: 500, fail closed.
+ *
+ * @example
+ * // logged: FST_REFRESH_AUTH_NOT_REGISTERED fastify-refresh-auth is not registered on the instance serving this route
+ */
+export const PluginNotRegisteredError = createError(
+  ErrorCodes.NOT_REGISTERED,
+  'fastify-refresh-auth is not registered on the instance serving this route',
+  500
 )
 
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
@@ -369,6 +403,8 @@ export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
 export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
 export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
 export type JwksFetchError = InstanceType<typeof JwksFetchError>
+export type CallbackTimeoutError = InstanceType<typeof CallbackTimeoutError>
+export type PluginNotRegisteredError = InstanceType<typeof PluginNotRegisteredError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */

@@ -17,28 +17,15 @@ const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refr
 
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
+export { authenticate, requireScopes, requireRoles, requireFreshAuth } from './http/standalone-guards.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type { RedisFeedConnection } from './stores/redis-feed.js'
 export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
-export type {
-  SessionStore,
-  SessionRecord,
-  SessionInfo,
-  RotateRequest,
-  RotateResult,
-  CreateOptions,
-  CreateResult,
-  PresentedToken,
-  PresentRequest,
-  PresentResult,
-  RevocationFeedStatus,
-  RevocationListener,
-  WatchOptions,
-  RevocationWatch
-} from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/resolve.js'
+// what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
+export type { SessionStore, SessionInfo } from './stores/store.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
 export type { RegisteredClaims } from './tokens/codec.js'
@@ -49,7 +36,7 @@ export type { JwksRouteFactory } from './http/jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
-export type { AuditHook, SessionEvent, LogoutEvent } from './sessions/audit.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -81,7 +68,9 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError
+  JwksFetchError,
+  PluginNotRegisteredError,
+  CallbackTimeoutError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

@@ -21,7 +21,9 @@ import fastifyRefreshAuth, {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError
+  JwksFetchError,
+  PluginNotRegisteredError,
+  CallbackTimeoutError
 } from '../lib/index.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
 
@@ -41,7 +43,9 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidClaimsError, 'FST_REFRESH_AUTH_INVALID_CLAIMS', 500],
     [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
     [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500],
-    [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503]
+    [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503],
+    [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500],
+    [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

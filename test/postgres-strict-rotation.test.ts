@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { PostgresStore, type RotateRequest, type SessionRecord } from '../lib/index.js'
+import { PostgresStore } from '../lib/index.js'
+import type { RotateRequest, SessionRecord } from '../lib/store.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { DAY, newSession } from './helpers/sessions.js'
 

@@ -17,6 +17,11 @@ export interface SessionRecord {
   tokenId: string
   /** `jti` of its immediate parent (replayable within the reuse interval), or null right after login. */
   previousTokenId: string | null
+  /**
+   * The generation of `tokenId`: 0 at login, one more at each rotation. Refresh tokens carry theirs (the
+   * `gen` claim), so a token from a rotation the store lost (a failover) is told apart from a rotated one.
+   */
+  generation: number
   /** Milliseconds since the epoch: login. */
   createdAt: number
   /** Milliseconds since the epoch: when `tokenId` was issued (the last rotation, or login). */
@@ -64,6 +69,11 @@ export interface PresentedToken {
   sessionId: string
   /** `jti` of the refresh token the client presented. */
   presentedTokenId: string
+  /**
+   * Its generation (the `gen` claim; the plugin always sends it). A token of a generation above the
+   * record's is one the store lost: the session goes on from it instead of ending as reuse. Absent: never so.
+   */
+  presentedGeneration?: number
   /** Milliseconds since the epoch, as the caller sees it. */
   now: number
   /** How long after a rotation the immediate parent may still be presented; 0 disables it. */
@@ -205,8 +215,13 @@ export interface RevocationListener {
    * delivers them for sessions ended elsewhere. A session may be announced more than once.
    */
   revoked (sessionIds: readonly string[], revokedAt: number): void
-  /** The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded. */
-  status (status: RevocationFeedStatus): void
+  /**
+   * The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded.
+   * With `live` and `gap`, a feed that knows it may pass `since`: when the backend's history of ends begins
+   * (milliseconds since the epoch), later for a backend that lost its data. Sessions that ended before it are
+   * unknown to every instance: the plugin treats access tokens issued before it as a gap while they may live.
+   */
+  status (status: RevocationFeedStatus, since?: number): void
 }
 
 /**
@@ -276,6 +291,11 @@ export interface SessionStore {
    * works: revocation is then local to each instance.
    */
   watchRevocations? (listener: RevocationListener, options: WatchOptions): RevocationWatch
+  /**
+   * Stops what the store started (timers, its own connections, feeds): the plugin calls it when the app
+   * closes, whether it made the store or you gave it. It never closes the client or pool you gave the store.
+   */
+  close? (): Promise<void>
 }
 
 /** The public view of a session: everything but the token ids. */

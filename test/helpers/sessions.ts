@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { SessionRecord } from '../../lib/index.js'
+import type { SessionRecord } from '../../lib/store.js'
 
 export const DAY = 24 * 3600 * 1000
 
@@ -10,6 +10,7 @@ export function newSession (now: number, overrides: Partial<SessionRecord> = {})
     userId: `user-${randomUUID()}`,
     tokenId: randomUUID(),
     previousTokenId: null,
+    generation: 0,
     createdAt: now,
     rotatedAt: now,
     expiresAt: now + 7 * DAY,
