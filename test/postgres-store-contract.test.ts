@@ -4,6 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { PostgresStore } from '../lib/index.js'
+import type { SessionRecord } from '../lib/store.js'
+import { tableNames } from '../lib/stores/postgres-sql.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { SECRET, USER, logout, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
@@ -39,6 +41,9 @@ t.test('PostgresStore keeps the store contract', async (t) => {
   const table = `${schema}.refresh_auth_sessions`
   const pool = postgresPool(t)
   await new PostgresStore({ pool, table, cleanupInterval: 0 }).migrate()
+  const { sessions } = tableNames(table)
+  const isStored = async (_store: PostgresStore, session: SessionRecord): Promise<boolean> =>
+    (await pool.query(`SELECT 1 FROM ${sessions} WHERE session_id = $1`, [session.sessionId])).rows.length === 1
   const deadPool = postgresPool(t, { connectionString: `postgres://postgres@127.0.0.1:${await closedPort()}/test` })
 
   t.test('the store contract battery (with the per-user limit, replacement, revokeOtherSessions and the feed)', async (t) => {
@@ -48,8 +53,8 @@ t.test('PostgresStore keeps the store contract', async (t) => {
       // another instance of the app: its own store object and its own pool on the same database
       createPeer: () => new PostgresStore({ pool: postgresPool(t), table }),
       destroyStore: (store) => store.close(),
-      isStored: async (_store, session) => (await pool.query(`SELECT 1 FROM ${table} WHERE session_id = $1`, [session.sessionId])).rowCount === 1,
-      sweep: async (store) => await store.cleanup(),
+      isStored,
+      sweep: (store) => store.cleanup(),
       createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 }),
       concurrency: 100,
       loginConcurrency: 20
@@ -64,6 +69,8 @@ t.test('PostgresStore keeps the store contract', async (t) => {
         test: (name, fn) => { t.test(name, async (t) => { await fn(); t.pass('the store keeps the contract') }) },
         createStore: () => new PostgresStore({ pool: own, table }),
         createPeer: () => new PostgresStore({ pool: own, table }),
+        isStored,
+        sweep: (store) => store.cleanup(),
         concurrency: 20,
         loginConcurrency: 5,
         modelSteps: 30
