@@ -19,7 +19,10 @@ import {
  * const store = new PostgresStore({ pool, table: 'auth.sessions', timeout: 1000, cleanupInterval: 300 })
  */
 export interface PostgresStoreOptions {
-  /** Your node-postgres `Pool` (or anything with its `connect()`). Never ended by the store. */
+  /**
+   * Your node-postgres `Pool` (or anything with its `connect()`). Never ended by the store, which listens for
+   * its 'error' events and those of every client it opens, so a connection the server ends never ends the process.
+   */
   pool: PostgresPool
   /**
    * The sessions table, `name` or `schema.name` (letters, digits and `_`; used as written, quoted). The
@@ -64,10 +67,12 @@ const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 
 /**
  * Sessions in PostgreSQL, shared by every instance of the app: one row per session, and a feed of revocations
- * (a table plus `LISTEN`/`NOTIFY`) that every instance hears. Each operation is one short transaction on a client
- * of your pool: rotation is a compare-and-set `UPDATE … WHERE token_id = $presented`, logins of one user are
- * serialised by an advisory lock, and every statement carries a deadline checked by the server, so that an
- * operation the caller was told failed never takes effect. Run `migrate()` once (or the SQL in docs/postgres.md).
+ * (a table plus `LISTEN`/`NOTIFY`) that every instance hears. A refresh of the live token is one compare-and-set
+ * statement, `UPDATE … WHERE token_id = $presented`; any other token is judged on the locked row by the shared
+ * session rules; logins of one user are serialised by an advisory lock. Every statement carries deadlines on
+ * the server's clock that the server checks where the statement would take effect, so that an operation the
+ * caller was told failed never takes effect. Run `migrate()` once (or the SQL in docs/postgres.md). The plugin
+ * calls `close()` when the app closes; the pool stays yours to end.
  *
  * @example
  * import pg from 'pg'
@@ -75,7 +80,7 @@ const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
  * const store = new PostgresStore({ pool })
  * await store.migrate()
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store })
- * app.addHook('onClose', async () => { await store.close(); await pool.end() })
+ * // later: await app.close(); await pool.end()
  */
 export class PostgresStore implements SessionStore {
   readonly #pool: PostgresPool
@@ -253,7 +258,10 @@ export class PostgresStore implements SessionStore {
     return { sessions, revocations }
   }
 
-  /** Stops the cleanup timer and closes the watches still open; the pool stays yours to end. */
+  /**
+   * Stops the cleanup timer and closes the watches still open, letting go of every client of the pool; the
+   * plugin calls it when the app closes. The pool stays yours to end.
+   */
   async close (): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     await Promise.all([this.#cleaning, ...[...this.#feeds].map(feed => feed.close())])
