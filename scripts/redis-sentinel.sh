@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A throwaway Redis Sentinel setup on loopback for the RedisStore failover test: a primary, a replica (which may
-# replicate through a port of the test's own, a TCP proxy that holds replication back) and three Sentinels
-# (quorum 2, the primary taken as down after 1 s). Nothing persisted; everything in DIR, pids included.
-#   scripts/redis-sentinel.sh start DIR PRIMARY_PORT REPLICA_PORT REPLICA_UPSTREAM_PORT SENTINEL_PORT x3
+# A throwaway Redis Sentinel setup on loopback for the RedisStore failover test: a primary, a replica and three
+# Sentinels (quorum 2, the primary taken as down after 1 s). The primary may be reached through a port of the
+# test's own (a TCP proxy that can hold replication back): the replica replicates from it and the Sentinels
+# monitor it there, so they never "fix" the replica to bypass it. Nothing persisted; everything in DIR.
+#   scripts/redis-sentinel.sh start DIR PRIMARY_PORT REPLICA_PORT PRIMARY_ADDRESS_PORT SENTINEL_PORT x3
 #   scripts/redis-sentinel.sh kill-primary DIR    SIGKILL the primary (a crash: nothing saved or sent)
 #   scripts/redis-sentinel.sh stop DIR            end every process of DIR
 #   scripts/redis-sentinel.sh check               start one on spare ports 7201-7205, wait for it, stop it
@@ -36,7 +37,7 @@ daemonize yes
 pidfile $dir/sentinel-$port.pid
 logfile $dir/sentinel-$port.log
 dir $dir
-sentinel monitor $NAME 127.0.0.1 $primary 2
+sentinel monitor $NAME 127.0.0.1 $upstream 2
 sentinel down-after-milliseconds $NAME 1000
 sentinel failover-timeout $NAME 5000
 sentinel parallel-syncs $NAME 1

@@ -1,8 +1,9 @@
-// A throwaway Sentinel setup on loopback: a primary, a replica that replicates through a TCP proxy the test
-// controls (so replication can be held back), and three Sentinels, all on spare ports, in a temporary
-// directory, killed when the test ends. Started by scripts/redis-sentinel.sh, which .ci/run also uses.
+// A throwaway Sentinel setup on loopback: a primary reached through a proxy the test controls (which can hold
+// replication back), a replica, and three Sentinels, all on spare ports, in a temporary directory, killed when
+// the test ends. Started by scripts/redis-sentinel.sh, which .ci/run also runs.
 import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -10,7 +11,6 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { sparePort } from './redis-server.js'
-import { TcpProxy } from './tcp-proxy.js'
 
 const run = promisify(execFile)
 const SCRIPT = join(__dirname, '..', '..', 'scripts', 'redis-sentinel.sh')
@@ -20,8 +20,8 @@ export interface SentinelSetup {
   primaryPort: number
   replicaPort: number
   sentinels: Array<{ host: string, port: number }>
-  /** Between the replica and the primary: `blackhole()` holds replication back. */
-  replication: TcpProxy
+  /** In front of the primary: `hold()` holds replication back, every other connection passes. */
+  replication: ReplicationProxy
   /** Kills the primary (SIGKILL: nothing saved, nothing more sent). */
   killPrimary: () => Promise<void>
   /** Resolves once the Sentinels name the replica as the primary (bounded: 30 s). */
@@ -34,11 +34,11 @@ export async function sentinelSetup (t: Test): Promise<SentinelSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'fra-sentinel-'))
   const [primaryPort, replicaPort, ...sentinelPorts] = await Promise.all(Array.from({ length: 5 }, async () => await sparePort()))
   const primary = new Redis({ port: primaryPort, lazyConnect: true })
-  const replication = await new TcpProxy('127.0.0.1', primaryPort).listen()
+  const replication = await new ReplicationProxy(primaryPort).listen()
   t.teardown(async () => {
     primary.disconnect()
     await run('bash', [SCRIPT, 'stop', dir]).catch(() => {})
-    await replication.close()
+    replication.close()
     await rm(dir, { recursive: true, force: true })
   })
   await run('bash', [SCRIPT, 'start', dir, String(primaryPort), String(replicaPort), String(replication.port), ...sentinelPorts.map(String)])
@@ -78,6 +78,56 @@ export async function sentinelSetup (t: Test): Promise<SentinelSetup> {
         await sleep(100)
       }
       throw new Error('the replica did not catch up within 10 s')
+    }
+  }
+}
+
+/**
+ * A TCP proxy in front of the primary for everyone (the Sentinels and the app find the primary at its port):
+ * every connection passes, but once `hold()` is called, whatever the replica's link (the connection that sent
+ * PSYNC or SYNC) carries is dropped, both ways, and its close too: the replica keeps waiting, as behind a lagging
+ * network, and never gets the writes made since.
+ */
+export class ReplicationProxy {
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+  #held = false
+  port = 0
+
+  constructor (readonly targetPort: number) {
+    this.#server = createServer(client => this.#accept(client))
+  }
+
+  async listen (): Promise<this> {
+    await new Promise<void>(resolve => this.#server.listen(0, '127.0.0.1', resolve))
+    this.port = (this.#server.address() as { port: number }).port
+    return this
+  }
+
+  hold (): void {
+    this.#held = true
+  }
+
+  close (): void {
+    for (const socket of this.#sockets) socket.destroy()
+    this.#server.close()
+  }
+
+  #accept (client: Socket): void {
+    const upstream = connect(this.targetPort, '127.0.0.1')
+    let replication = false
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      this.#sockets.add(from)
+      from.on('data', (data: Buffer) => {
+        if (from === client && /^(PSYNC|SYNC)\b|\$(5|4)\r\n(PSYNC|SYNC)\r\n/im.test(data.toString('latin1', 0, 64))) replication = true
+        if (replication && this.#held) return
+        to.write(data)
+      })
+      from.on('error', () => {})
+      from.on('close', () => {
+        this.#sockets.delete(from)
+        if (!(replication && this.#held)) to.destroy()
+      })
     }
   }
 }
