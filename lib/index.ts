@@ -50,6 +50,8 @@ export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/ke
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './sessions/audit.js'
+export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
+export type { EventStreamsOptions } from './http/events.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -75,6 +77,7 @@ export {
   StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
+  EventStreamsFullError,
   InvalidOptionError,
   InvalidArgumentError,
   DuplicateCookieError,

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { AuditHook, LogoutEvent } from '../sessions/audit.js'
 import { checkCookiePrefix } from '../http/cookie.js'
+import type { EventStreamsOptions, EventStreamsSettings } from '../http/events.js'
 import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from '../errors.js'
 import { parseDuration } from './duration.js'
 import type { RevocationSettings } from '../sessions/revocation.js'
@@ -104,6 +105,12 @@ export interface FastifyRefreshAuthOptions {
   }
   /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
   routes?: boolean | { prefix?: string }
+  /**
+   * The session-ended push, `GET {prefix}/events` (for `fastify-refresh-auth/client`): registered with the
+   * other routes when the store has a revocation feed. `false` turns it off. Default `{ maxStreams: 10_000,
+   * heartbeatInterval: 15 }`.
+   */
+  events?: boolean | EventStreamsOptions
   /** The `iss` claim set and checked. Default `'fastify-refresh-auth'`. */
   issuer?: string
   /** The `aud` claim set and checked. Default `'fastify-refresh-auth'`. */
@@ -243,6 +250,8 @@ export interface ResolvedOptions {
   absoluteExpiresIn: number
   registerRoutes: boolean
   prefix: string
+  /** `events`, or null when turned off. */
+  events: EventStreamsSettings | null
   issuer: string
   audience: string
   cookieName: string
@@ -398,6 +407,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     absoluteExpiresIn,
     registerRoutes: routes !== false,
     prefix,
+    events: resolveEvents(options.events),
     issuer: text(options.issuer, 'fastify-refresh-auth', 'issuer'),
     audience: text(options.audience, 'fastify-refresh-auth', 'audience'),
     cookieName,
@@ -430,6 +440,15 @@ function resolveRevocation (revocation: boolean | RevocationOptions | undefined)
   const failClosed = settings.failClosed ?? false
   if (typeof failClosed !== 'boolean') fail('accessToken.revocation.failClosed must be a boolean')
   return { failClosed, feedTolerance: duration(settings.feedTolerance, '10s', 'accessToken.revocation.feedTolerance') }
+}
+
+function resolveEvents (events: boolean | EventStreamsOptions | undefined): EventStreamsSettings | null {
+  if (events === false) return null
+  if (events !== undefined && events !== true && (events === null || typeof events !== 'object')) fail('events must be a boolean or an object')
+  const settings = typeof events === 'object' ? events : {}
+  const maxStreams = settings.maxStreams ?? 10_000
+  if (!Number.isSafeInteger(maxStreams) || maxStreams < 1) fail('events.maxStreams must be a positive integer')
+  return { maxStreams, heartbeatMs: duration(settings.heartbeatInterval, 15, 'events.heartbeatInterval') * 1000 }
 }
 
 function resolveMessages (messages: unknown): ErrorMessages | null {
