@@ -13,6 +13,7 @@ import fastifyRefreshAuth, {
   KeysUnavailableError,
   MissingTokenError,
   RevocationUnconfirmedError,
+  EventStreamsFullError,
   StoreConflictError,
   StoreTimeoutError,
   StoreUnavailableError,
@@ -41,7 +42,8 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidClaimsError, 'FST_REFRESH_AUTH_INVALID_CLAIMS', 500],
     [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
     [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500],
-    [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503]
+    [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503],
+    [EventStreamsFullError, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

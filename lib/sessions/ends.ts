@@ -28,6 +28,12 @@ export interface SessionEndEvent {
   reason: SessionEndReason
 }
 
+/**
+ * A listener of `app.refreshAuth.onSessionEnd`. It runs synchronously: start slow work without awaiting it.
+ *
+ * @example
+ * const listener: SessionEndListener = ({ sessionId }) => sockets.get(sessionId)?.close()
+ */
 export type SessionEndListener = (event: SessionEndEvent) => void
 
 // An end heard from the feed waits this long for this instance's own account of it (with its reason),
