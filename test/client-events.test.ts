@@ -20,7 +20,7 @@ async function listen (t: Test, options: Partial<FastifyRefreshAuthOptions> = {}
 async function signIn (url: string, body: object = USER): Promise<{ accessToken: string, cookie: string }> {
   const response = await fetch(url + '/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   const cookie = /__Secure-refresh_token=([^;]+)/.exec(response.headers.get('set-cookie') ?? '')?.[1] as string
-  return { accessToken: (await response.json()).access_token, cookie }
+  return { accessToken: (await response.json() as { access_token: string }).access_token, cookie }
 }
 
 function post (url: string, path: string, cookie: string, body?: object): Promise<Response> {
@@ -92,7 +92,7 @@ t.test('the stream: 401 without a token, an event-stream with a heartbeat, and r
   t.equal(none.headers.get('www-authenticate'), 'Bearer realm="fastify-refresh-auth"')
   const bad = await fetch(url + '/auth/events', { headers: { authorization: 'Bearer nope' } })
   t.equal(bad.status, 401)
-  t.equal((await bad.json()).code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
+  t.equal((await bad.json() as { code: string }).code, 'FST_REFRESH_AUTH_INVALID_TOKEN')
 
   const { accessToken } = await signIn(url)
   const stream = await openStream(t, url, accessToken)
@@ -214,7 +214,7 @@ t.test('over events.maxStreams: 503 EVENT_STREAMS_FULL; a closed stream frees it
   t.equal(first.response.status, 200)
   const second = await openStream(t, url, accessToken)
   t.equal(second.response.status, 503)
-  t.equal((await second.response.json()).code, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL')
+  t.equal((await second.response.json() as { code: string }).code, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL')
   first.cancel()
   let status = 503
   for (let i = 0; i < 100 && status === 503; i++) {

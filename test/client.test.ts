@@ -92,7 +92,7 @@ t.test('fetch: a 401 invalid_token refreshes once and retries once; a Request ke
   const first = await auth.getAccessToken()
   const response = await auth.fetch(new Request('http://localhost/api', { method: 'POST', headers: { 'x-mine': 'req' }, body: 'hello' }))
   t.equal(response.status, 200)
-  t.equal((await response.json()).mine, 'req', 'the Request\'s headers')
+  t.equal((await response.json() as { mine: string }).mine, 'req', 'the Request\'s headers')
   t.equal(refreshes, 1, 'a 200 needs no refresh')
   const always = await auth.fetch('/always-401')
   t.equal(always.status, 401, 'a second 401 is answered as it is')
@@ -138,7 +138,7 @@ t.test('fetch: when the refresh is refused, the 401 is the answer and the sessio
 
 t.test('a 503 is retried with backoff, never a sign-out; a lost answer is retried with the same token', async t => {
   const answers = ['503', 'lost', 'cut', 'empty', '502']
-  const fetch = scriptedFetch(async (url) => {
+  const fetch = scriptedFetch(async () => {
     const next = answers.shift()
     if (next === '503') return json(503, { code: 'FST_REFRESH_AUTH_STORE_UNAVAILABLE' })
     if (next === 'lost') throw new TypeError('fetch failed')
@@ -439,4 +439,33 @@ t.test('close: stops the retries of a refresh and the timer', async t => {
   auth.close()
   t.equal(await refreshing, false)
   t.ok(fetch.calls.length <= 3)
+})
+
+t.test('fetch: a URL object, and a Request with headers given in init', async t => {
+  const fetch = scriptedFetch((url, init) => url === '/auth/refresh' ? tokens() : json(200, { mine: init.headers.get('x-mine'), auth: init.headers.get('authorization') }))
+  const auth = createAuthClient({ fetch, live: false })
+  t.teardown(() => auth.close())
+  await auth.restore()
+  const byUrl = await (await auth.fetch(new URL('http://localhost/api'))).json() as { auth: string }
+  t.match(byUrl.auth, /^Bearer access-/)
+  const request = new Request('http://localhost/api', { headers: { 'x-mine': 'request' } })
+  const byInit = await (await auth.fetch(request, { headers: { 'x-mine': 'init' } })).json() as { mine: string }
+  t.equal(byInit.mine, 'init', 'init.headers win, as with fetch')
+})
+
+t.test('a refresh by the timer that fails for now is tried again 5 s later, while signed in', async t => {
+  let refused403 = 0
+  const fetch = scriptedFetch(() => {
+    if (fetch.calls.length === 1) return tokens(1)
+    refused403++
+    return json(403, { code: 'FST_REFRESH_AUTH_CROSS_SITE' })
+  })
+  const auth = createAuthClient({ fetch, live: false, refreshAhead: 0 })
+  t.teardown(() => auth.close())
+  await auth.restore()
+  await until(() => refused403 === 1, 'the timer\'s refresh')
+  const first = Date.now()
+  await until(() => refused403 === 2, 'the timer\'s second try', 15_000)
+  t.ok(Date.now() - first >= 4900, 'about 5 s later')
+  t.equal(auth.state, 'signed-in')
 })

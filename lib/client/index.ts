@@ -181,8 +181,8 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   function end (reason: EndReason, share: boolean): void {
     if (share && body) storage.remove()
     if (token === null) return
+    // expiresAt stays: a late message with this token (or an older one) must not bring the session back
     token = null
-    expiresAt = 0
     clearTimeout(timer)
     if (share) channel?.postMessage({ t: 'end', r: reason })
     emit('end', { reason })
@@ -210,23 +210,25 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   // again with backoff and the same token; only a 401 ends the session.
   async function post (): Promise<boolean> {
     const presented = body ? await storage.get() : null
-    if (body && presented === null) return false
-    for (let attempt = 0; ; attempt++) {
-      let answer: Answer | null = null
-      try {
-        answer = await call('/refresh', body ? { refresh_token: presented } : undefined)
-        if (answer.status === 200) {
-          if (body && typeof answer.data?.refresh_token === 'string') await storage.set(answer.data.refresh_token)
-          if (issued(answer.data)) return true
-        }
-      } catch {}
-      if (answer?.status === 401) {
-        end(presented !== null && expired(presented) ? 'expired' : 'unknown', true)
-        return false
+    return !body || presented !== null ? await attempt(presented, 0) : false
+  }
+
+  async function attempt (presented: string | null, tries: number): Promise<boolean> {
+    let answer: Answer | null = null
+    try {
+      answer = await call('/refresh', body ? { refresh_token: presented } : undefined)
+      if (answer.status === 200) {
+        if (body && typeof answer.data?.refresh_token === 'string') await storage.set(answer.data.refresh_token)
+        if (issued(answer.data)) return true
       }
-      if (stop.signal.aborted || (answer !== null && answer.status < 500 && answer.status !== 200) || attempt === TRIES - 1) return false
-      await sleep(250 * 2 ** Math.min(attempt, 5))
+    } catch {}
+    if (answer?.status === 401) {
+      end(presented !== null && expired(presented) ? 'expired' : 'unknown', true)
+      return false
     }
+    if (stop.signal.aborted || (answer !== null && answer.status < 500 && answer.status !== 200) || tries === TRIES - 1) return false
+    await sleep(250 * 2 ** Math.min(tries, 5))
+    return await attempt(presented, tries + 1)
   }
 
   // Another tab may hold a newer token: asks, and waits a moment for one (a newer one ends the wait at once).
