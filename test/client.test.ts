@@ -36,7 +36,7 @@ t.test('restore, fetch with the token, the session event, state, close', async t
 })
 
 t.test('restore without a session: false, no end event; a plain fetch goes out without Authorization', async t => {
-  const fetch = scriptedFetch((url) => url === '/auth/refresh' ? refused() : json(401, {}, { 'www-authenticate': 'Bearer realm="x"' }))
+  const fetch = scriptedFetch((url) => url === '/auth/refresh' ? refused() : json(401, {}, url === '/api/me' ? { 'www-authenticate': 'Bearer realm="x"' } : {}))
   const auth = createAuthClient({ fetch, live: false })
   t.teardown(() => auth.close())
   const ends: EndEvent[] = []
@@ -46,6 +46,7 @@ t.test('restore without a session: false, no end event; a plain fetch goes out w
   const response = await auth.fetch('/api/me')
   t.equal(response.status, 401)
   t.equal(fetch.calls.at(-1)?.init.headers.has('authorization'), false)
+  t.equal((await auth.fetch('/api/other')).status, 401, 'nor is a 401 without WWW-Authenticate')
   t.equal(fetch.to('/refresh').length, 1, 'a 401 without invalid_token is not refreshed')
 })
 

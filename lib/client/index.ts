@@ -328,15 +328,17 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     },
     async fetch (input: any, init: any = {}) {
       const isRequest = typeof input === 'object' && 'clone' in input
-      for (let retried = false; ; retried = true) {
+      async function attempt (): Promise<[Response, string | null]> {
         const accessToken = await getAccessToken()
         const headers = new Headers(init.headers ?? (isRequest ? input.headers : undefined))
         if (accessToken !== null) headers.set('authorization', 'Bearer ' + accessToken)
-        const response: Response = await send(isRequest ? input.clone() : input, { ...init, headers })
-        if (retried || response.status !== 401 || !/invalid_token/.test(response.headers.get('www-authenticate') ?? '')) return response
-        // a token that another call already replaced is not refreshed again
-        if (accessToken === token && !await refresh()) return response
+        return [await send(isRequest ? input.clone() : input, { ...init, headers }), accessToken]
       }
+      const [response, accessToken] = await attempt()
+      if (response.status !== 401 || !/invalid_token/.test(response.headers.get('www-authenticate') ?? '')) return response
+      // a token that another call already replaced is not refreshed again
+      if (accessToken === token && !await refresh()) return response
+      return (await attempt())[0]
     },
     async logout ({ all, others } = {}) {
       await inflight
