@@ -114,7 +114,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
     // the push needs to hear of ends on every instance: without a feed there is no route (404)
-    if (options.events !== null && role.kind !== 'resource-server' && revocations !== null && !revocations.recordsLocally) {
+    if (options.events !== null && revocations !== null && !revocations.recordsLocally) {
       registerEventsRoute(fastify, options.prefix, options.events, ends, revocations, authenticator.hook)
     }
   }

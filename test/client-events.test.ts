@@ -1,3 +1,4 @@
+import { connect } from 'node:http2'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { MemoryStore, RedisStore, type FastifyRefreshAuthOptions, type SessionEndEvent, type SessionStore } from '../lib/index.js'
@@ -9,9 +10,10 @@ import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 
 const WAIT = 15_000
 
-async function listen (t: Test, options: Partial<FastifyRefreshAuthOptions> = {}): Promise<{ app: FastifyInstance, url: string }> {
+async function listen (t: Test, options: Partial<FastifyRefreshAuthOptions> = {}, setup?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify()
   await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, ...options } as FastifyRefreshAuthOptions)
+  setup?.(app)
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { app, url }
@@ -109,7 +111,7 @@ t.test('the stream: 401 without a token, an event-stream with a heartbeat, and r
 })
 
 t.test('a logout ends the stream with reason logout, and onSessionEnd hears it once, with the user', async t => {
-  const { app, url } = await listen(t)
+  const { app, url } = await listen(t, { events: true })
   const heard: SessionEndEvent[] = []
   const stop = app.refreshAuth.onSessionEnd(event => heard.push(event))
   const { accessToken, cookie } = await signIn(url)
@@ -196,6 +198,22 @@ t.test('every way a session ends has its reason', async t => {
   t.ok(warned.length > 0, 'the throwing listener was reported as a warning')
 })
 
+t.test('an instance that starts later is not told of the ends from before it started', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const first = await listen(t, { store })
+  const { cookie } = await signIn(first.url)
+  await post(first.url, '/auth/logout', cookie)
+  const heard: SessionEndEvent[] = []
+  await listen(t, { store }, app => { app.refreshAuth.onSessionEnd(event => heard.push(event)) })
+  await new Promise(resolve => setTimeout(resolve, 400))
+  t.same(heard, [])
+  const second = await signIn(first.url)
+  await post(first.url, '/auth/logout', second.cookie)
+  for (let i = 0; i < 100 && heard.length === 0; i++) await new Promise(resolve => setTimeout(resolve, 20))
+  t.match(heard, [{ reason: 'revoked', userId: null }], 'but of those after (heard from the shared store, without a reason)')
+})
+
 t.test('the stream closes when its access token expires', async t => {
   const { url } = await listen(t, { accessToken: { expiresIn: 2 } })
   const { accessToken } = await signIn(url)
@@ -250,6 +268,43 @@ t.test('404 without a revocation feed, or with events: false; invalid options re
   for (const events of [7, null, { maxStreams: 0 }, { maxStreams: 1.5 }, { heartbeatInterval: 0 }]) {
     await t.rejects(listen(t, { events } as never), { code: 'FST_REFRESH_AUTH_INVALID_OPTION', message: /events/ })
   }
+})
+
+t.test('a session that ends while a host hook runs, after the authentication: the stream says so at once', async t => {
+  const { url } = await listen(t, {}, app => {
+    app.addHook('preHandler', async (request) => {
+      if (request.headers['x-end-it'] === 'yes') await app.refreshAuth.revokeSession((request.user as { sid: string }).sid)
+    })
+  })
+  const { accessToken } = await signIn(url)
+  const response = await fetch(url + '/auth/events', { headers: { authorization: `Bearer ${accessToken}`, 'x-end-it': 'yes' } })
+  t.equal(response.status, 200)
+  const text = await response.text()
+  t.equal(reasonOf(text), 'revoked')
+})
+
+t.test('HTTP/2: the stream without a Connection header', async t => {
+  const app = Fastify({ http2: true })
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials })
+  await app.ready()
+  t.teardown(() => app.close())
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })
+  const accessToken = login.json().access_token
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = connect(url)
+  t.teardown(() => client.close())
+  const request = client.request({ ':path': '/auth/events', authorization: `Bearer ${accessToken}` })
+  const headers = await new Promise<Record<string, unknown>>(resolve => request.once('response', resolve))
+  t.equal(headers[':status'], 200)
+  t.equal(headers.connection, undefined)
+  t.equal(headers['content-type'], 'text/event-stream')
+  const sid = JSON.parse(Buffer.from(accessToken.split('.')[1], 'base64url').toString()).sid
+  let text = ''
+  request.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  const ended = new Promise(resolve => request.once('end', resolve))
+  await app.refreshAuth.revokeSession(sid)
+  await ended
+  t.equal(reasonOf(text), 'revoked')
 })
 
 t.test('the app closes with streams open', async t => {

@@ -57,7 +57,7 @@ export function registerEventsRoute (
   const route: RouteOptions = {
     method: 'GET',
     url: `${prefix}/events`,
-    preHandler: authenticate,
+    onRequest: authenticate,
     schema: {
       tags: ['auth'],
       summary: 'Session events',
@@ -101,7 +101,7 @@ export function registerEventsRoute (
       sessionStreams.add(close)
       closeAll.add(close)
       raw.once('close', () => close())
-      // ended between the authentication and now: told now
+      // ended between the authentication and now (a host's hook may have taken a while): told now
       if (revocations.has(user.sid)) close('revoked')
     }
   }
