@@ -57,6 +57,11 @@ export const ErrorCodes = {
   INVALID_SUBJECT: 'FST_REFRESH_AUTH_INVALID_SUBJECT',
   /** 500: a host callback (`verifyCredentials`, `claims`, `subject`, `rememberMe`…) threw an error without a 4xx status (logged whole), or `rememberMe` answered no boolean. */
   CALLBACK_FAILED: 'FST_REFRESH_AUTH_CALLBACK_FAILED',
+  /**
+   * 500: a route names the standalone `authenticate` (or a standalone guard) but the plugin is not registered
+   * on the instance serving it (or on a parent): the request is refused rather than served unprotected.
+   */
+  NOT_REGISTERED: 'FST_REFRESH_AUTH_NOT_REGISTERED',
   /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
@@ -363,6 +368,19 @@ export const JwksFetchError = createError<[string]>(
   502
 )
 
+/**
+ * A route protected by the standalone `authenticate` (or `requireScopes`, `requireRoles`,
+ * `requireFreshAuth`) was called on an instance where the plugin is not registered: 500, fail closed.
+ *
+ * @example
+ * // logged: FST_REFRESH_AUTH_NOT_REGISTERED fastify-refresh-auth is not registered on the instance serving this route
+ */
+export const PluginNotRegisteredError = createError(
+  ErrorCodes.NOT_REGISTERED,
+  'fastify-refresh-auth is not registered on the instance serving this route',
+  500
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
@@ -386,6 +404,7 @@ export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
 export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
 export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
 export type JwksFetchError = InstanceType<typeof JwksFetchError>
+export type PluginNotRegisteredError = InstanceType<typeof PluginNotRegisteredError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */

@@ -17,6 +17,7 @@ const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refr
 
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
+export { authenticate, requireScopes, requireRoles, requireFreshAuth } from './http/standalone-guards.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'
 export type { RedisFeedConnection } from './stores/redis-feed.js'
@@ -38,7 +39,7 @@ export type {
   WatchOptions,
   RevocationWatch
 } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/resolve.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
 export type { RegisteredClaims } from './tokens/codec.js'
@@ -49,9 +50,8 @@ export type { JwksRouteFactory } from './http/jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
-export type { AuditHook, SessionEvent, LogoutEvent } from './sessions/audit.js'
+export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
-export type { EventStreamsOptions } from './http/events.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -84,7 +84,8 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError
+  JwksFetchError,
+  PluginNotRegisteredError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

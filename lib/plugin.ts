@@ -4,7 +4,8 @@ import { checkRefreshCookiePath } from './http/cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './http/jwks.js'
 import { bearerSecurityMarker } from './http/openapi.js'
-import { resolveOptions, type FastifyRefreshAuthOptions, type ResolvedOptions } from './options/resolve.js'
+import { resolveOptions } from './options/resolve.js'
+import type { FastifyRefreshAuthOptions, ResolvedOptions } from './options/types.js'
 import { SessionRevocations } from './sessions/revocation.js'
 import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
@@ -12,6 +13,7 @@ import { createRouteFactories, resourceServerRouteFactories, type RouteFactories
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
+import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
 import { MemoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
@@ -47,7 +49,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   const options = resolveOptions(rawOptions)
   const { role } = options
 
-  const common = { issuer: options.issuer, audience: options.audience, clockTolerance: options.clockTolerance }
+  const { accessCacheSize, ...common } = options.tokens
   const accessTokens = new TokenCodec<RegisteredClaims>({ ...common, keys: role.accessKeys, type: ACCESS_TOKEN_TYPE })
 
   const jwksClient = role.kind === 'resource-server' && role.remoteJwks !== null
@@ -62,19 +64,16 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.addHook('onClose', async () => jwksClient.stop())
   }
 
-  let store = options.store
-  if (store === undefined) {
-    const ownStore = new MemoryStore()
-    fastify.addHook('onClose', async () => ownStore.close())
-    store = ownStore
-  }
+  const store = options.store ?? new MemoryStore()
+  // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
+  fastify.addHook('onClose', async () => store.close?.())
   const ends = new SessionEnds()
   fastify.addHook('onClose', async () => ends.stop())
   const revocations = watchRevocations(fastify, options, store, ends)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
-  const accessTokenCache = options.accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(options.accessCacheSize)
+  const accessTokenCache = accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
   const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations)
   fastify.decorateRequest('user', null)
@@ -84,23 +83,27 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories(options, new SessionPolicy({
-      options,
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks: options.hooks }, new SessionPolicy({
+      settings: options.sessions,
+      hooks: options.hooks,
       store,
       accessTokens,
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE }),
       revocations,
       ends
     }))
-  const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwksRoute) }
+  const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
+  const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
   const api: RefreshAuthApi = {
     ...factories,
     ...createSessionManagement(store, fastify.log, revocations, ends),
-    ...createClaimGuards(options.realm),
-    ...createFreshAuthGuards(options.realm),
+    ...guards,
     onSessionEnd: (listener) => ends.on(listener)
   }
   fastify.decorate('refreshAuth', api)
+  // what the standalone `authenticate` and guards find at request time
+  const state: PluginState = { authenticate: authenticator.hook, guards }
+  fastify.decorate(PLUGIN_STATE, state)
 
   // OpenAPI: routes behind app.authenticate are documented as Bearer-protected
   fastify.addHook('onRoute', bearerSecurityMarker(authenticator.hook))
@@ -108,14 +111,15 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   fastify.addHook('onRoute', checkRefreshCookiePath)
   if (options.messages !== null) fastify.addHook('onError', messageReplacer(options.messages))
 
-  if (options.serveJwks) fastify.route(factories.jwksRoute())
-  if (options.registerRoutes) {
+  if (options.jwks.serve) fastify.route(factories.jwksRoute())
+  if (options.routes.register) {
     fastify.route(factories.loginRoute())
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
     // the push needs to hear of ends on every instance: without a feed there is no route (404)
-    if (options.events !== null && revocations !== null && !revocations.recordsLocally) {
-      registerEventsRoute(fastify, options.prefix, options.events, ends, revocations, authenticator.hook)
+    const events = options.routes.events
+    if (events !== null && revocations !== null && !revocations.recordsLocally) {
+      registerEventsRoute(fastify, options.routes.prefix, events, ends, revocations, authenticator.hook)
     }
   }
 }
@@ -134,7 +138,7 @@ function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, s
   }
   const watchFeed = store.watchRevocations
   const fed = typeof watchFeed === 'function'
-  const tokenLifetime = options.accessExpiresIn + options.clockTolerance
+  const tokenLifetime = options.sessions.accessExpiresIn + options.tokens.clockTolerance
   const revocations = new SessionRevocations({ ...settings, tokenLifetime, fed, log: fastify.log })
   revocations.start()
   fastify.addHook('onClose', async () => revocations.stop())

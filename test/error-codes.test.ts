@@ -58,7 +58,7 @@ t.test('misuse at construction: the stores and the token cache throw InvalidOpti
   t.throws(() => new PostgresStore({ pool, cleanupInterval: -1 }), invalidOption(/PostgresStore: cleanupInterval/))
   // what the plugin hands a store at a call: an argument error
   const postgres = new PostgresStore({ pool, cleanupInterval: 0 })
-  const session = { sessionId: 's', userId: 'u', tokenId: 't', previousTokenId: null, createdAt: 0, rotatedAt: 0, expiresAt: 1, absoluteExpiresAt: 1 }
+  const session = { sessionId: 's', userId: 'u', tokenId: 't', previousTokenId: null, generation: 0, createdAt: 0, rotatedAt: 0, expiresAt: 1, absoluteExpiresAt: 1 }
   await t.rejects(postgres.create(session, { maxSessionsPerUser: 0 }), invalidArgument(/PostgresStore: maxSessionsPerUser must be a positive integer/))
   t.throws(() => postgres.watchRevocations({ revoked () {}, status () {} }, { retentionMs: 0 }), invalidArgument(/PostgresStore: retentionMs/))
   t.throws(() => new TokenCache(0), invalidOption(/TokenCache: maxEntries/))

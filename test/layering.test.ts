@@ -2,8 +2,40 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import t from 'tap'
 
-// The one-way layering of the sources: no module imports the entry, and no import cycle, type-only
-// imports included (they tie the declarations together just the same).
+// The one-way layering of the sources: each module imports only from its own layer or the layers below
+// it, no module imports the entry, and there is no import cycle, type-only imports included (they tie the
+// declarations together just the same).
+
+/**
+ * The layers, top to bottom, each a list of folders (`http/`) or files under lib/. A module belongs to the
+ * layer that names the file, else to the first layer that names its folder; one no layer names fails the
+ * test, so a new folder takes a place here.
+ */
+const LAYERS: readonly (readonly string[])[] = [
+  // the entries: the package, the plugin that wires the rest, the battery, the browser client
+  ['index.ts', 'store.ts', 'decorators.ts', 'plugin.ts', 'testing/', 'client/'],
+  // routes, the refresh transport, authenticate and the guards
+  ['http/'],
+  // the session policy and the revocations this instance knows of
+  ['sessions/'],
+  // options resolved into the groups each part receives, and the server-role decision
+  ['options/'],
+  // keys, the two token codecs, the verified-token cache
+  ['tokens/'],
+  // persistence
+  ['stores/'],
+  // the session rules as pure decisions, which the stores and the reference model run
+  ['sessions/decisions.ts'],
+  // the store contract: what a store is asked and answers
+  ['stores/store.ts'],
+  // what every layer may use
+  ['errors.ts', 'host-call.ts', 'audit.ts', 'types.ts']
+]
+
+function layerOf (module: string): number {
+  const named = LAYERS.findIndex(layer => layer.includes(module))
+  return named !== -1 ? named : LAYERS.findIndex(layer => layer.some(entry => entry.endsWith('/') && module.startsWith(entry)))
+}
 
 const lib = resolve(__dirname, '..', 'lib')
 
@@ -54,4 +86,15 @@ t.test('no module under lib/ imports the entry', async t => {
 t.test('no import cycle', async t => {
   t.same(cycles(importGraph()), [])
   t.same(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]])), [['a', 'b', 'c', 'a']], 'a cycle is found')
+})
+
+t.test('every module has a layer, and none imports from a layer above its own', async t => {
+  const graph = importGraph()
+  t.same([...graph.keys()].filter(module => layerOf(module) === -1), [], 'modules outside every layer')
+  const upward = [...graph].flatMap(([module, targets]) =>
+    targets.filter(target => layerOf(target) < layerOf(module)).map(target => `${module} -> ${target}`))
+  t.same(upward, [])
+  t.equal(layerOf('stores/memory.ts') > layerOf('sessions/policy.ts'), true, 'a folder takes its layer')
+  t.equal(layerOf('nowhere.ts'), -1, 'an unlisted module has no layer')
+  t.equal(layerOf('sessions/decisions.ts') > layerOf('stores/memory.ts'), true, 'a file named in a layer takes that layer, not its folder\'s')
 })

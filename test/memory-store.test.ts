@@ -4,7 +4,7 @@ import { buildApp, login, refresh, refreshCookie } from './helpers/app.js'
 
 function session (id: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
   const now = Date.now()
-  return { sessionId: id, userId: 'u', tokenId: `${id}-t0`, previousTokenId: null, createdAt: now, rotatedAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 120_000, ...overrides }
+  return { sessionId: id, userId: 'u', tokenId: `${id}-t0`, previousTokenId: null, generation: 0, createdAt: now, rotatedAt: now, expiresAt: now + 60_000, absoluteExpiresAt: now + 120_000, ...overrides }
 }
 
 function rotation (id: string, presented: string, next: string, now = Date.now()) {

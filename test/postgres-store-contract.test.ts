@@ -39,6 +39,8 @@ t.test('PostgresStore keeps the store contract', async (t) => {
       // another instance of the app: its own store object and its own pool on the same database
       createPeer: () => new PostgresStore({ pool: postgresPool(t), table }),
       destroyStore: (store) => store.close(),
+      isStored: async (_store, session) => (await pool.query(`SELECT 1 FROM ${table} WHERE session_id = $1`, [session.sessionId])).rowCount === 1,
+      sweep: async (store) => await store.cleanup(),
       createFailingStore: () => new PostgresStore({ pool: deadPool, table, timeout: 200, cleanupInterval: 0 }),
       concurrency: 100,
       loginConcurrency: 20

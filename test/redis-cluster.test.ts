@@ -49,6 +49,7 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     storeContract({
       test: tapTest(t),
       createStore: () => new RedisStore({ client, prefix: `${prefix}contract:` }),
+      isStored: async (store, session) => await client.exists(store.sessionKey(session.sessionId)) === 1,
       // another instance of the app: its own Cluster client on the same nodes
       createPeer: () => new RedisStore({ client: clusterClient(t, null), prefix: `${prefix}contract:` }),
       // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer

@@ -287,25 +287,6 @@ t.test('options: maxSessionsPerUser is a positive integer, onSessionLimit one of
   }
 })
 
-t.test('a store whose create answers no CreateResult (written for an older contract) fails the login closed', async t => {
-  const inner = new MemoryStore()
-  t.teardown(() => inner.close())
-  const old = {
-    create: async (...args: Parameters<SessionStore['create']>) => { await inner.create(...args) },
-    rotate: async (...args: Parameters<SessionStore['rotate']>) => await inner.rotate(...args),
-    present: async (...args: Parameters<SessionStore['present']>) => await inner.present(...args),
-    revoke: async (sessionId: string) => { await inner.revoke(sessionId) },
-    revokeUser: async (userId: string) => { await inner.revokeUser(userId) },
-    revokeOtherSessions: async (userId: string, keep: string) => { await inner.revokeOtherSessions(userId, keep) },
-    listUserSessions: async (userId: string, now: number) => await inner.listUserSessions(userId, now)
-  }
-  const server = await buildApp(t, { store: old as unknown as SessionStore, verifyCredentials })
-  const response = await signIn(server, 'ann')
-  t.equal(response.statusCode, 503)
-  t.equal(response.json().code, 'FST_REFRESH_AUTH_STORE_UNAVAILABLE')
-  t.equal(response.headers['set-cookie'], undefined)
-})
-
 t.test('a store without a revocation feed: the other sessions\' access tokens are refused by this instance', async t => {
   const inner = new MemoryStore()
   t.teardown(() => inner.close())

@@ -2,11 +2,14 @@
 // that break it in the ways a store author might.
 import t from 'tap'
 import {
-  MemoryStore, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  MemoryStore, type RotateRequest, type RotateResult, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
   type SessionRecord, type SessionStore, type WatchOptions
 } from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { withoutFeed } from './helpers/shipped-stores.js'
+
+// each case runs the whole battery, on a machine that may be busy
+t.setTimeout(600_000)
 
 /** Runs the battery against stores made by `createStore`; answers each test's failure, or null. */
 async function battery (createStore: () => SessionStore): Promise<Map<string, Error | null>> {
@@ -19,6 +22,9 @@ async function battery (createStore: () => SessionStore): Promise<Map<string, Er
       if (store instanceof MemoryStore) made.push(store)
       return store
     },
+    // listed at the epoch: every session the store holds, expired or not
+    isStored: async (store, session) => (await store.listUserSessions(session.userId, 0)).some(s => s.sessionId === session.sessionId),
+    sweep: async (store) => { (store as Partial<Pick<MemoryStore, 'prune'>>).prune?.() },
     concurrency: 10
   })
   const results = new Map<string, Error | null>()
@@ -41,7 +47,7 @@ function failed (results: Map<string, Error | null>): string[] {
 t.test('a store without a revocation feed passes: the feed tests are skipped', async (t) => {
   const results = await battery(() => {
     const inner = new MemoryStore()
-    return { ...withoutFeed(inner), close: () => inner.close() }
+    return { ...withoutFeed(inner), close: () => inner.close(), prune: () => inner.prune() }
   })
   t.same(failed(results), [])
   t.ok(results.size > 20, `${results.size} tests`)
@@ -89,14 +95,14 @@ t.test('a present that ignores the reuse interval fails', async (t) => {
   t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
 })
 
-t.test('a create that resolves to nothing (a store written against the older contract) fails', async (t) => {
-  class OldCreate extends MemoryStore {
+t.test('a create that resolves to nothing fails', async (t) => {
+  class NoCreateResult extends MemoryStore {
     override async create (session: SessionRecord, options?: CreateOptions): Promise<CreateResult> {
       await super.create(session, options)
       return undefined as unknown as CreateResult
     }
   }
-  const results = await battery(() => new OldCreate())
+  const results = await battery(() => new NoCreateResult())
   const names = failed(results)
   t.ok(names.some(name => /create resolves to a CreateResult/.test(name)), 'the create test')
   t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
@@ -183,4 +189,39 @@ t.test('a store that breaks ties of recency by locale rather than by code unit f
   const names = failed(await battery(() => new LocaleOrder()))
   t.ok(names.some(name => /in the order of their ids, by code unit/.test(name)), 'the tie test')
   t.notOk(names.some(name => /maxSessionsPerUser: the least recently used/.test(name)), 'while the order by recency itself passes')
+})
+
+t.test('a store that never deletes expired sessions fails (answering them as gone is not enough)', async (t) => {
+  class NoPrune extends MemoryStore {
+    override prune (): void {}
+  }
+  const names = failed(await battery(() => new NoPrune()))
+  t.same(names, ['expired sessions are deleted from the backend, not only answered as gone'])
+})
+
+t.test('a store that ignores the presented generation fails: a rotation it lost ends the session as reuse', async (t) => {
+  class NoGeneration extends MemoryStore {
+    override async rotate (request: RotateRequest): Promise<RotateResult> {
+      return await super.rotate({ ...request, presentedGeneration: undefined })
+    }
+  }
+  const names = failed(await battery(() => new NoGeneration()))
+  t.ok(names.some(name => /a rotation the store lost/.test(name)), 'the lost-rotation test')
+  t.ok(names.some(name => /model-based/.test(name)), 'the model-based test')
+})
+
+t.test('a store whose close() never resolves fails', async (t) => {
+  // the first store made hangs in close(): the first test fails, and no other
+  let made = 0
+  class Hangs extends MemoryStore {
+    readonly #hangs = made++ === 0
+    override async close (): Promise<void> {
+      await super.close()
+      if (this.#hangs) await new Promise(() => {})
+    }
+  }
+  const results = await battery(() => new Hangs())
+  const names = failed(results)
+  t.equal(names.length, 1)
+  t.match(results.get(names[0])?.message, /store\.close\(\) did not resolve within 5000ms/)
 })

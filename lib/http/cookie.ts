@@ -1,13 +1,6 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { DuplicateCookieError, refuseOption } from '../errors.js'
-
-/** The refresh cookie's settings, already validated. */
-export interface RefreshCookieOptions {
-  name: string
-  path: string
-  secure: boolean
-  sameSite: 'strict' | 'lax'
-}
+import type { CookieSettings } from '../options/types.js'
 
 /**
  * The refresh cookie, written and read by the plugin itself rather than through `@fastify/cookie`: a
@@ -21,7 +14,7 @@ export class RefreshCookie {
   readonly #attributes: string
   readonly #clearing: string
 
-  constructor (options: RefreshCookieOptions) {
+  constructor (options: CookieSettings) {
     this.#name = options.name
     this.#attributes = `; Path=${options.path}; HttpOnly${options.secure ? '; Secure' : ''}; SameSite=${options.sameSite === 'strict' ? 'Strict' : 'Lax'}`
     this.#clearing = `${options.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${this.#attributes}`
@@ -76,21 +69,6 @@ export class RefreshCookie {
       value = pair.slice(eq + 1).trim()
     }
     return { value, count }
-  }
-}
-
-/**
- * Cookie prefixes (RFC 6265bis §4.1.3), which browsers match in any case: a `__Secure-` cookie must be
- * `Secure`, a `__Host-` one also `Path=/` (and host-only, which this cookie always is). A browser drops
- * a cookie that breaks these rules, so refresh would silently stop working: refused at registration.
- */
-export function checkCookiePrefix ({ name, path, secure }: Pick<RefreshCookieOptions, 'name' | 'path' | 'secure'>): void {
-  const lower = name.toLowerCase()
-  if (lower.startsWith('__host-')) {
-    if (!secure) refuseOption('a cookie.name starting with __Host- needs cookie.secure (browsers match the prefix in any case)')
-    if (path !== '/') refuseOption("a cookie.name starting with __Host- needs cookie.path '/' (browsers drop it with any other Path); use the __Secure- prefix for a scoped path")
-  } else if (lower.startsWith('__secure-') && !secure) {
-    refuseOption('a cookie.name starting with __Secure- needs cookie.secure (browsers match the prefix in any case)')
   }
 }
 

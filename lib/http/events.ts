@@ -3,26 +3,7 @@ import { EventStreamsFullError } from '../errors.js'
 import type { SessionEnds } from '../sessions/ends.js'
 import type { SessionRevocations } from '../sessions/revocation.js'
 import type { AuthenticateHook } from './authenticate.js'
-
-/**
- * The `events` option: the session-ended push, `GET {prefix}/events`.
- *
- * @example
- * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store, events: { maxStreams: 20_000 } })
- */
-export interface EventStreamsOptions {
-  /** Open streams this instance holds at most; one more answers 503 `EVENT_STREAMS_FULL`. Default 10,000. */
-  maxStreams?: number
-  /** Seconds between heartbeats (an SSE comment), so proxies keep the connection. Default 15. */
-  heartbeatInterval?: number
-}
-
-/** `events` once resolved. */
-export interface EventStreamsSettings {
-  maxStreams: number
-  /** Milliseconds. */
-  heartbeatMs: number
-}
+import type { EventStreamsSettings } from '../options/types.js'
 
 // setTimeout's longest delay (about 24.8 days): an access token that lives longer closes its stream then
 const MAX_DELAY_MS = 2 ** 31 - 1

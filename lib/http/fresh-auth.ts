@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { parseDuration } from '../options/duration.js'
 import { InsufficientUserAuthenticationError, InvalidArgumentError } from '../errors.js'
 import { REQUIRES_BEARER } from './openapi.js'
-import type { Duration } from '../options/resolve.js'
+import type { Duration } from '../options/types.js'
 import type { ClaimGuard } from './scopes.js'
 
 /**

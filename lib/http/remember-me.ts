@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { CallbackFailedError } from '../errors.js'
 import { callHost } from '../host-call.js'
-import type { FastifyRefreshAuthOptions } from '../options/resolve.js'
+import type { FastifyRefreshAuthOptions } from '../options/types.js'
 import type { LoginUser } from '../types.js'
 
 /**

@@ -3,7 +3,7 @@ import { readsRefreshCookie, RefreshCookie } from './cookie.js'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from '../errors.js'
 import { callHost } from '../host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
-import type { ResolvedOptions } from '../options/resolve.js'
+import type { CookieSettings, HostCallbacks, RouteSettings } from '../options/types.js'
 import { hostRememberMe } from './remember-me.js'
 import type { IssuedTokens, LogoutScope, SessionPolicy } from '../sessions/policy.js'
 import { MAX_TOKEN_LENGTH } from '../tokens/codec.js'
@@ -141,10 +141,11 @@ const loginBodySchema = {
 const TRANSPORT_HEADER = 'refresh-token-transport'
 
 /** The route factories of an auth server: its session policy serves them. */
-export function createRouteFactories (options: ResolvedOptions, sessions: SessionPolicy): RouteFactories {
-  const cookie = new RefreshCookie({
-    name: options.cookieName, path: options.cookiePath, secure: options.cookieSecure, sameSite: options.cookieSameSite
-  })
+export function createRouteFactories (
+  { routes, cookie: cookieSettings, hooks }: { routes: RouteSettings, cookie: CookieSettings, hooks: HostCallbacks },
+  sessions: SessionPolicy
+): RouteFactories {
+  const cookie = new RefreshCookie(cookieSettings)
 
   // Fetch Metadata first (browsers send it on every request), then the optional Origin allow-list.
   // Runs before anything is read, so a refused request consumes no token.
@@ -153,12 +154,12 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     const site = request.headers['sec-fetch-site']
     if (site !== undefined && site.includes('cross-site')) throw new CrossSiteRequestError()
     const origin = request.headers.origin
-    if (options.trustedOrigins !== null && origin !== undefined && !options.trustedOrigins.has(origin)) {
+    if (routes.trustedOrigins !== null && origin !== undefined && !routes.trustedOrigins.has(origin)) {
       throw new CrossSiteRequestError()
     }
   }
 
-  const transport = options.refreshTokenTransport
+  const transport = routes.transport
   const bodyAllowed = transport !== 'cookie'
   const cookieAllowed = transport !== 'body'
 
@@ -193,7 +194,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
   // The refresh and logout routes read the cookie: where it is sent must cover their URL (checked on
   // registration, prefixes included).
   function cookieRoute (handler: RouteOptions['handler']): RouteOptions['handler'] {
-    return cookieAllowed ? readsRefreshCookie(handler, options.cookiePath) : handler
+    return cookieAllowed ? readsRefreshCookie(handler, cookieSettings.path) : handler
   }
 
   // Login answers in the body on the body transport, or on 'both' when the client asks for it.
@@ -234,7 +235,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
     const hostSchema: RouteSchema = overrides.schema ?? {}
     return {
       method: 'POST',
-      url: `${options.prefix}/${name}`,
+      url: `${routes.prefix}/${name}`,
       ...overrides,
       schema: {
         ...schema,
@@ -247,7 +248,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
 
   return {
     loginRoute (overrides = {}) {
-      const verifyCredentials = options.verifyCredentials
+      const verifyCredentials = hooks.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return route('login', overrides, async function login (request, reply) {
         noStore(reply)
@@ -256,7 +257,7 @@ export function createRouteFactories (options: ResolvedOptions, sessions: Sessio
         if (user === null || user === undefined) throw new InvalidCredentialsError()
         const inBody = loginInBody(request)
         // remember me only shapes the cookie: a login answered in the body never asks
-        const remember = inBody || await hostRememberMe(options.rememberMe, user, request)
+        const remember = inBody || await hostRememberMe(hooks.rememberMe, user, request)
         // signing in again on this device replaces its session rather than adding one
         const presented = bodyRefreshToken(request) ?? (cookieAllowed ? cookie.readIfSingle(request) : undefined)
         return sendTokens(reply, await sessions.startSession(user, request, remember, presented), inBody)

@@ -1,4 +1,5 @@
 import ms from 'ms'
+import { refuseOption } from '../errors.js'
 
 // Duration strings are read by `ms`, the parser jsonwebtoken uses. What differs is ours to say: a
 // string without a unit is seconds, as a number is (ms and jsonwebtoken read it as milliseconds), and
@@ -20,4 +21,13 @@ function stringSeconds (text: string): number {
   // ms throws on an empty string and returns undefined for one it cannot read
   const milliseconds: number | undefined = text === '' ? undefined : ms(text as ms.StringValue)
   return milliseconds === undefined ? NaN : milliseconds / 1000
+}
+
+/** A duration option in seconds, or the option refused with a message that names it. */
+export function durationOption (value: unknown, fallback: number | string, name: string, allowZero = false): number {
+  const seconds = parseDuration(value ?? fallback)
+  if (Number.isNaN(seconds) || (!allowZero && seconds < 1)) {
+    refuseOption(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number of seconds or a duration string such as '15m'`)
+  }
+  return seconds
 }

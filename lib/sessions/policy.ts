@@ -1,18 +1,20 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { notify } from './audit.js'
+import { notify } from '../audit.js'
 import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from '../errors.js'
 import { callHost } from '../host-call.js'
 import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from '../types.js'
-import type { ResolvedOptions } from '../options/resolve.js'
+import type { HostCallbacks, SessionSettings } from '../options/types.js'
 import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
-import type { CreateOptions, CreateResult, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
+import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
+  /** The token's generation in its session: 0 at login, one more at each rotation (see `SessionRecord.generation`). */
+  gen: number
   ext?: Record<string, unknown>
   /**
    * `false` when `rememberMe` said no at login: the session's cookie is a browser-session cookie, at every
@@ -66,7 +68,8 @@ export type LogoutScope = 'session' | 'all' | 'others'
 const MAX_USER_AGENT_LENGTH = 256
 
 export interface SessionPolicyOptions {
-  options: ResolvedOptions
+  settings: SessionSettings
+  hooks: HostCallbacks
   store: SessionStore
   accessTokens: TokenCodec<RegisteredClaims>
   refreshTokens: TokenCodec<RefreshTokenClaims>
@@ -81,16 +84,18 @@ export interface SessionPolicyOptions {
  * revokes it. Stores only persist; every rule lives here.
  */
 export class SessionPolicy {
-  readonly #options: ResolvedOptions
+  readonly #settings: SessionSettings
+  readonly #hooks: HostCallbacks
   readonly #store: SessionStore
   readonly #accessTokens: TokenCodec<RegisteredClaims>
   readonly #refreshTokens: TokenCodec<RefreshTokenClaims>
   readonly #revocations: SessionRevocations | null
   readonly #ends: SessionEnds
 
-  constructor ({ options, store, accessTokens, refreshTokens, revocations, ends }: SessionPolicyOptions) {
+  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations, ends }: SessionPolicyOptions) {
     this.#ends = ends
-    this.#options = options
+    this.#settings = settings
+    this.#hooks = hooks
     this.#store = store
     this.#accessTokens = accessTokens
     this.#refreshTokens = refreshTokens
@@ -104,27 +109,28 @@ export class SessionPolicy {
    * the store ends the least recently used sessions, or (`onSessionLimit: 'refuse'`) this throws a 403.
    */
   async startSession (user: LoginUser, request: FastifyRequest, remember = true, presentedRefreshToken?: string): Promise<IssuedTokens> {
-    const sub = await hostSubject(this.#options.subject, user, request)
-    const ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
+    const sub = await hostSubject(this.#hooks.subject, user, request)
+    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
     const replaceSessionId = presentedRefreshToken === undefined ? undefined : await this.#replaceableSession(presentedRefreshToken, sub, request)
     const now = Date.now()
-    const absoluteExpiresAt = now + this.#options.absoluteExpiresIn * 1000
+    const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
     const session: SessionRecord = {
       sessionId: randomUUID(),
       userId: sub,
       tokenId: randomUUID(),
       previousTokenId: null,
+      generation: 0,
       createdAt: now,
       rotatedAt: now,
-      expiresAt: Math.min(now + this.#options.refreshExpiresIn * 1000, absoluteExpiresAt),
+      expiresAt: Math.min(now + this.#settings.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     }
-    const createOptions: CreateOptions = { onLimit: this.#options.onSessionLimit }
-    if (this.#options.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#options.maxSessionsPerUser
+    const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
+    if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
     if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId
-    const result = checkedCreateResult(await callStore(request.log, () => this.#store.create(session, createOptions)), request.log)
+    const result = await callStore(request.log, () => this.#store.create(session, createOptions))
     if (result.outcome === 'limit-reached') {
       request.log.info({ userId: sub }, 'fastify-refresh-auth: login refused, the user is at maxSessionsPerUser')
       throw new SessionLimitError()
@@ -135,10 +141,10 @@ export class SessionPolicy {
       this.#ends.ended(ended, sub, 'revoked')
       for (const sessionId of ended) {
         const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
-        notify('onLogout', this.#options.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
+        notify('onLogout', this.#hooks.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
       }
     }
-    notify('onLogin', this.#options.onLogin, { userId: sub, sessionId: session.sessionId }, request)
+    notify('onLogin', this.#hooks.onLogin, { userId: sub, sessionId: session.sessionId }, request)
     return this.#issueTokens(session, now, ext, remember)
   }
 
@@ -147,7 +153,7 @@ export class SessionPolicy {
    * one. A token of another user is ignored, so it cannot end that user's session; a rotated one is reuse.
    */
   async #replaceableSession (refreshToken: string, sub: string, request: FastifyRequest): Promise<string | undefined> {
-    const claims = this.#refreshTokens.verify(refreshToken)
+    const claims = this.#verifyRefreshToken(refreshToken)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
@@ -160,12 +166,12 @@ export class SessionPolicy {
    * immediate parent within the reuse interval gets the live token again (a retry, another tab).
    */
   async rotateRefreshToken (refreshToken: string | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
-    const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
+    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
     if (claims === null) return null
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return null
     let ext = claims.ext
-    const loadUser = this.#options.loadUser
+    const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
       // before the rotation: a failure here leaves the session as it was
       const user = await loadHostUser(loadUser, claims.sub, request)
@@ -173,24 +179,25 @@ export class SessionPolicy {
         await this.#endRefusedSession(claims, request)
         return null
       }
-      ext = this.#options.claims === undefined ? undefined : await hostClaims(this.#options.claims, user, request)
+      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
     }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
       sessionId: claims.sid,
       userId: claims.sub,
       presentedTokenId: claims.jti,
+      presentedGeneration: claims.gen,
       nextTokenId: randomUUID(),
       now,
-      nextExpiresAt: now + this.#options.refreshExpiresIn * 1000,
-      reuseIntervalMs: this.#options.reuseInterval * 1000
+      nextExpiresAt: now + this.#settings.refreshExpiresIn * 1000,
+      reuseIntervalMs: this.#settings.reuseInterval * 1000
     }))
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
       return null
     }
     if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
-    notify('onRefresh', this.#options.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
+    notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
     return this.#issueTokens(result.session, now, ext, claims.remember !== false)
   }
 
@@ -201,7 +208,7 @@ export class SessionPolicy {
    * happens. An invalid or unknown token ends nothing.
    */
   async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
-    const claims = refreshToken === undefined ? null : this.#refreshTokens.verify(refreshToken)
+    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
     if (claims === null) return
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
@@ -217,7 +224,7 @@ export class SessionPolicy {
     else await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid, scope === 'others')
     if (scope !== 'others') this.#ends.ended([claims.sid], userId, 'logout')
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
-    notify('onLogout', this.#options.onLogout, event, request)
+    notify('onLogout', this.#hooks.onLogout, event, request)
   }
 
   /** Asks the store whether the token is its session's live one (the reuse rules of `rotate`); `end` ends it too. */
@@ -225,10 +232,17 @@ export class SessionPolicy {
     return await callStore(request.log, () => this.#store.present({
       sessionId: claims.sid,
       presentedTokenId: claims.jti,
+      presentedGeneration: claims.gen,
       now: Date.now(),
-      reuseIntervalMs: this.#options.reuseInterval * 1000,
+      reuseIntervalMs: this.#settings.reuseInterval * 1000,
       end
     }))
+  }
+
+  /** A refresh token's claims, or null; its generation must be a count, as every token we sign carries. */
+  #verifyRefreshToken (token: string): RefreshTokenClaims | null {
+    const claims = this.#refreshTokens.verify(token)
+    return claims !== null && Number.isSafeInteger(claims.gen) && claims.gen >= 0 ? claims : null
   }
 
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
@@ -236,7 +250,7 @@ export class SessionPolicy {
     this.#revocations?.ended([claims.sid])
     this.#ends.ended([claims.sid], claims.sub, 'reuse')
     request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
-    notify('onReuseDetected', this.#options.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
+    notify('onReuseDetected', this.#hooks.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
   }
 
   // `loadUser` said the user may no longer refresh: the session ends everywhere, as at a logout.
@@ -245,14 +259,14 @@ export class SessionPolicy {
     this.#revocations?.ended([claims.sid])
     this.#ends.ended([claims.sid], claims.sub, 'revoked')
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
-    notify('onLogout', this.#options.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
+    notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
 
   #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
     // an access token never outlives its session: expiry is not announced on the revocation feed
-    const accessExp = Math.min(iat + this.#options.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
+    const accessExp = Math.min(iat + this.#settings.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
     // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
     const authTime = Math.floor(session.createdAt / 1000)
     const accessToken = this.#accessTokens.sign({
@@ -260,7 +274,7 @@ export class SessionPolicy {
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
-    }, refreshTokenExtras(ext, remember))
+    }, refreshTokenExtras(session.generation, ext, remember))
     return {
       accessToken,
       accessExpiresIn: accessExp - iat,
@@ -319,23 +333,11 @@ async function endUserSessions (
 }
 
 /**
- * A store's answer to `create`, checked: one that answers anything else (a store written for an older
- * contract, which would ignore the limits) fails the login rather than let it pass unchecked.
- */
-function checkedCreateResult (result: unknown, log: FastifyBaseLogger): CreateResult {
-  const outcome = (result as Partial<CreateResult> | undefined)?.outcome
-  if (outcome === 'limit-reached') return result as CreateResult
-  if (outcome === 'created' && Array.isArray((result as { endedSessionIds?: unknown }).endedSessionIds)) return result as CreateResult
-  log.error("fastify-refresh-auth: store.create must resolve to a CreateResult ({ outcome: 'created', endedSessionIds } or { outcome: 'limit-reached' })")
-  throw new StoreUnavailableError()
-}
-
-/**
  * Calls `loadUser`. Whatever it throws is logged and answered 503, like a store failure: the session is
  * left as it was, for a retry.
  */
 async function loadHostUser (
-  loadUser: NonNullable<ResolvedOptions['loadUser']>, userId: string, request: FastifyRequest
+  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest
 ): Promise<LoginUser | null | undefined> {
   return await callHost('loadUser', request.log, () => loadUser(userId, request), () => new StoreUnavailableError())
 }
@@ -356,8 +358,10 @@ function requireUserId (userId: unknown, method: string): string {
   return id
 }
 
-/** What a refresh token carries besides its registered claims: the host's extras, and a "not remembered". */
-function refreshTokenExtras (ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> | undefined {
-  if (remember) return ext === undefined ? undefined : { ext }
-  return ext === undefined ? { remember: false } : { ext, remember: false }
+/** What a refresh token carries besides its registered claims: its generation, the host's extras, and a "not remembered". */
+function refreshTokenExtras (gen: number, ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> {
+  const extras: Omit<RefreshTokenClaims, keyof RegisteredClaims> = { gen }
+  if (ext !== undefined) extras.ext = ext
+  if (!remember) extras.remember = false
+  return extras
 }

@@ -1,9 +1,11 @@
-import { InvalidArgumentError, InvalidOptionError } from '../errors.js'
+import { InvalidOptionError } from '../errors.js'
+import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessions/decisions.js'
 import { deliver, LocalListeners, report } from './listeners.js'
 import {
-  compareIds, toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
   type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
+import { UserSessionIndex } from './user-index.js'
 
 /**
  * Options of {@link MemoryStore}.
@@ -12,7 +14,11 @@ import {
  * const store = new MemoryStore({ maxSessions: 10_000, pruneInterval: 30 })
  */
 export interface MemoryStoreOptions {
-  /** Most sessions kept; past it the least recently refreshed one is dropped. Default 100,000. */
+  /**
+   * Most sessions kept. Past it a login ends the least recently refreshed session of the user who holds the
+   * most sessions (the user logging in first among equals), so one account signing in again and again ends
+   * only its own sessions while it holds more than anyone else. Default 100,000.
+   */
   maxSessions?: number
   /** Seconds between sweeps that drop expired sessions. Default 60. */
   pruneInterval?: number
@@ -29,7 +35,7 @@ interface Revocation {
  * (use a shared store such as Redis behind a load balancer). Each method does its work
  * synchronously, so every operation is atomic. Its revocation feed is in-process: every session it
  * ends is told to its watchers before the method resolves, and a watcher that starts later first hears
- * what was ended within its retention (kept only while someone watches).
+ * what was ended within its retention (kept only while someone watches, and dropped once older than it).
  *
  * @example
  * const store = new MemoryStore({ maxSessions: 10_000 })
@@ -37,14 +43,13 @@ interface Revocation {
  */
 export class MemoryStore implements SessionStore {
   readonly #sessions = new Map<string, SessionRecord>()
-  // userId → its session ids: a bare string for the usual one session, a Set past that, so that ending one
-  // session costs the same however many sessions its user holds
-  readonly #byUser = new Map<string, string | Set<string>>()
+  readonly #byUser = new UserSessionIndex()
   readonly #maxSessions: number
   readonly #timer: NodeJS.Timeout
   readonly #listeners = new LocalListeners()
-  // oldest first; trimmed to the longest retention a watcher asked for
+  // oldest first; trimmed to the longest retention a watcher asked for, by a timer set for the oldest entry
   readonly #revocations: Revocation[] = []
+  #trimTimer: NodeJS.Timeout | null = null
 
   constructor (options: MemoryStoreOptions = {}) {
     const { maxSessions = 100_000, pruneInterval = 60 } = options
@@ -69,62 +74,52 @@ export class MemoryStore implements SessionStore {
    * recently refreshed ones (or refuses). All in one synchronous step, so concurrent logins cannot overshoot.
    */
   async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
-    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
-    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
-      throw new InvalidArgumentError('MemoryStore: maxSessionsPerUser must be a positive integer')
-    }
     const existing = this.#sessions.get(session.sessionId)
+    // a session saved again under its own id is not counted against itself
+    const live = this.#liveSessionsOf(session.userId, session.createdAt).filter(other => other !== existing)
+    const decision = decideLogin(live, options)
+    if (decision.outcome === 'limit-reached') return decision
     if (existing !== undefined) this.#delete(existing)
-    let replaced: SessionRecord[] = []
-    let evicted: SessionRecord[] = []
-    if (limit !== undefined || replaceSessionId !== undefined) {
-      let live = this.#liveSessionsOf(session.userId, session.createdAt)
-      replaced = live.filter(other => other.sessionId === replaceSessionId)
-      live = live.filter(other => other.sessionId !== replaceSessionId)
-      if (limit !== undefined && live.length >= limit) {
-        if (onLimit === 'refuse') return { outcome: 'limit-reached' }
-        evicted = live.sort(leastRecentlyUsedFirst).slice(0, live.length - limit + 1)
-      }
-    }
-    const ended = [...evicted, ...replaced]
+    const ended = decision.ended
     if (ended.length > 0) this.#endSessions(ended)
-    // at capacity the least recently refreshed session goes, and its access tokens with it
-    else if (existing === undefined && this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#sessions.values().next().value as SessionRecord])
+    else if (existing === undefined && this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#evictionCandidate(session.userId)])
     this.#sessions.set(session.sessionId, { ...session })
-    this.#index(session.userId, session.sessionId)
+    this.#byUser.add(session.userId, session.sessionId)
     return { outcome: 'created', endedSessionIds: ended.map(other => other.sessionId) }
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    const session = this.#liveSession(request.sessionId, request.now)
-    if (session === undefined) return { outcome: 'not-found' }
-    const presented = request.presentedTokenId
-    if (presented === session.tokenId) {
-      session.previousTokenId = presented
-      session.tokenId = request.nextTokenId
-      session.rotatedAt = request.now
-      session.expiresAt = request.nextExpiresAt
-      // re-insert so the Map's order is least recently refreshed first
+    const session = this.#sessions.get(request.sessionId)
+    const decision = decideRotation(session, request)
+    if (decision.outcome === 'not-found') {
+      if (decision.expired) this.#delete(session as SessionRecord)
+      return { outcome: 'not-found' }
+    }
+    const current = session as SessionRecord
+    if (decision.outcome === 'reused') {
+      this.#endSessions([current])
+      return { outcome: 'reused', session: current }
+    }
+    if (decision.outcome === 'rotated' && decision.next !== null) {
+      // re-inserted, here and in the user's index, so both orders stay least recently refreshed first
       this.#sessions.delete(request.sessionId)
-      this.#sessions.set(request.sessionId, session)
-      return { outcome: 'rotated', session: { ...session } }
+      this.#sessions.set(request.sessionId, decision.next)
+      this.#byUser.touch(current.userId, request.sessionId)
+      return { outcome: 'rotated', session: { ...decision.next } }
     }
-    if (presented === session.previousTokenId) {
-      if (session.tokenId === request.nextTokenId) return { outcome: 'rotated', session: { ...session } }
-      if (request.now - session.rotatedAt < request.reuseIntervalMs) return { outcome: 'grace', session: { ...session } }
-    }
-    this.#endSessions([session])
-    return { outcome: 'reused', session }
+    return { outcome: decision.outcome, session: { ...current } }
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
-    const session = this.#liveSession(request.sessionId, request.now)
-    if (session === undefined) return { outcome: 'not-found' }
-    const presented = request.presentedTokenId
-    const live = presented === session.tokenId ||
-      (presented === session.previousTokenId && request.now - session.rotatedAt < request.reuseIntervalMs)
-    if (!live || request.end) this.#endSessions([session])
-    return { outcome: live ? 'live' : 'reused', session: { ...session } }
+    const session = this.#sessions.get(request.sessionId)
+    const decision = decidePresent(session, request)
+    if (decision.outcome === 'not-found') {
+      if (decision.expired) this.#delete(session as SessionRecord)
+      return { outcome: 'not-found' }
+    }
+    const current = session as SessionRecord
+    if (decision.outcome === 'reused' || request.end) this.#endSessions([current])
+    return { outcome: decision.outcome, session: { ...current } }
   }
 
   async revoke (sessionId: string): Promise<void> {
@@ -133,22 +128,17 @@ export class MemoryStore implements SessionStore {
   }
 
   async revokeUser (userId: string): Promise<void> {
-    const sessions = this.#sessionIdsOf(userId).map(id => this.#sessions.get(id) as SessionRecord)
+    const sessions = this.#sessionsOf(userId)
     if (sessions.length > 0) this.#endSessions(sessions)
   }
 
   async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
-    const sessions = this.#sessionIdsOf(userId).filter(id => id !== keepSessionId).map(id => this.#sessions.get(id) as SessionRecord)
+    const sessions = this.#sessionsOf(userId).filter(session => session.sessionId !== keepSessionId)
     if (sessions.length > 0) this.#endSessions(sessions)
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
-    const list: SessionInfo[] = []
-    for (const sessionId of this.#sessionIdsOf(userId)) {
-      const session = this.#sessions.get(sessionId) as SessionRecord
-      if (!isExpired(session, now)) list.push(toSessionInfo(session))
-    }
-    return list
+    return this.#sessionsOf(userId).filter(session => !isExpired(session, now)).map(toSessionInfo)
   }
 
   /** Drops expired sessions now; the timer calls this on its own. */
@@ -164,7 +154,7 @@ export class MemoryStore implements SessionStore {
    */
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
     const watcher = this.#listeners.add(listener, options)
-    this.#trimRevocations(Date.now())
+    this.#trimRevocations()
     const since = Date.now() - watcher.retentionMs
     for (const { sessionIds, revokedAt } of this.#revocations) {
       if (revokedAt >= since) deliver(watcher, sessionIds, revokedAt)
@@ -174,13 +164,15 @@ export class MemoryStore implements SessionStore {
       close: async () => {
         this.#listeners.remove(watcher)
         if (this.#listeners.size === 0) this.#revocations.length = 0
+        this.#trimRevocations()
       }
     }
   }
 
-  /** Stops the sweep timer. */
-  close (): void {
+  /** Stops the timers. Nothing else to release: the sessions go with the object. */
+  async close (): Promise<void> {
     clearInterval(this.#timer)
+    this.#clearTrimTimer()
   }
 
   /** Deletes sessions and tells the watchers, in one synchronous step: every way this store ends a session. */
@@ -190,66 +182,58 @@ export class MemoryStore implements SessionStore {
     const revokedAt = Date.now()
     const sessionIds = sessions.map(session => session.sessionId)
     this.#revocations.push({ sessionIds, revokedAt })
-    this.#trimRevocations(revokedAt)
+    this.#trimRevocations()
     this.#listeners.announce(sessionIds, revokedAt)
   }
 
-  #trimRevocations (now: number): void {
-    const since = now - this.#listeners.retentionMs(0)
+  /**
+   * Drops what is older than the longest retention, then sets an unref'd timer for when the oldest entry
+   * left is due, so an idle process gives the memory back without waiting for the next revocation.
+   */
+  #trimRevocations (): void {
+    this.#clearTrimTimer()
+    const retentionMs = this.#listeners.retentionMs(0)
+    const since = Date.now() - retentionMs
     let stale = 0
     while (stale < this.#revocations.length && this.#revocations[stale].revokedAt < since) stale++
     if (stale > 0) this.#revocations.splice(0, stale)
+    if (this.#revocations.length === 0) return
+    const due = this.#revocations[0].revokedAt + retentionMs - Date.now() + 1
+    this.#trimTimer = setTimeout(() => this.#trimRevocations(), Math.max(due, 1)).unref()
   }
 
-  /** The session if it is live at `now`; an expired one is dropped (expiry is not announced). */
-  #liveSession (sessionId: string, now: number): SessionRecord | undefined {
-    const session = this.#sessions.get(sessionId)
-    if (session === undefined || !isExpired(session, now)) return session
-    this.#delete(session)
-    return undefined
+  #clearTrimTimer (): void {
+    if (this.#trimTimer === null) return
+    clearTimeout(this.#trimTimer)
+    this.#trimTimer = null
+  }
+
+  /**
+   * The session a full store drops: the least recently refreshed of the user holding the most sessions, the
+   * user logging in first when they hold as many as anyone.
+   */
+  #evictionCandidate (userId: string): SessionRecord {
+    const owner = this.#byUser.largest(userId)
+    return this.#sessions.get(this.#byUser.leastRecentlyRefreshed(owner)) as SessionRecord
   }
 
   #delete (session: SessionRecord): void {
     this.#sessions.delete(session.sessionId)
-    // every stored session is indexed under its user
-    const ids = this.#byUser.get(session.userId) as string | Set<string>
-    if (typeof ids === 'string') {
-      this.#byUser.delete(session.userId)
-    } else {
-      ids.delete(session.sessionId)
-      if (ids.size === 1) this.#byUser.set(session.userId, ids.values().next().value as string)
-    }
-  }
-
-  #index (userId: string, sessionId: string): void {
-    const ids = this.#byUser.get(userId)
-    if (ids === undefined) this.#byUser.set(userId, sessionId)
-    else if (typeof ids === 'string') this.#byUser.set(userId, new Set([ids, sessionId]))
-    else ids.add(sessionId)
+    this.#byUser.remove(session.userId, session.sessionId)
   }
 
   /** The user's sessions live at `now`; expired ones met on the way are dropped. */
   #liveSessionsOf (userId: string, now: number): SessionRecord[] {
     const live: SessionRecord[] = []
-    for (const sessionId of this.#sessionIdsOf(userId)) {
-      const session = this.#liveSession(sessionId, now)
-      if (session !== undefined) live.push(session)
+    for (const session of this.#sessionsOf(userId)) {
+      if (isExpired(session, now)) this.#delete(session)
+      else live.push(session)
     }
     return live
   }
 
   /** A copy: the callers end sessions while they walk it. */
-  #sessionIdsOf (userId: string): readonly string[] {
-    const ids = this.#byUser.get(userId)
-    return ids === undefined ? [] : typeof ids === 'string' ? [ids] : [...ids]
+  #sessionsOf (userId: string): SessionRecord[] {
+    return this.#byUser.sessionIdsOf(userId).map(id => this.#sessions.get(id) as SessionRecord)
   }
-}
-
-// the oldest last refresh first; ties by id, as every shipped store orders them
-function leastRecentlyUsedFirst (a: SessionRecord, b: SessionRecord): number {
-  return a.rotatedAt - b.rotatedAt || compareIds(a.sessionId, b.sessionId)
-}
-
-function isExpired (session: SessionRecord, now: number): boolean {
-  return now >= session.expiresAt || now >= session.absoluteExpiresAt
 }

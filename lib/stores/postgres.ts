@@ -376,6 +376,7 @@ function toRecord (row: Row): SessionRecord {
     userId: row.user_id as string,
     tokenId: row.token_id as string,
     previousTokenId: row.previous_token_id as string | null,
+    generation: 0, // interim until this store keeps generations (issue 20 #10)
     createdAt: Number(row.created_at),
     rotatedAt: Number(row.rotated_at),
     expiresAt: Number(row.expires_at),

@@ -367,6 +367,7 @@ function toRecord (sessionId: string, reply: ScriptReply): SessionRecord {
     userId: String(u),
     tokenId: String(t),
     previousTokenId: p === null ? null : String(p),
+    generation: 0, // interim until this store keeps generations (issue 20 #10)
     createdAt: Number(c),
     rotatedAt: Number(r),
     expiresAt: Number(e),

@@ -17,6 +17,11 @@ export interface SessionRecord {
   tokenId: string
   /** `jti` of its immediate parent (replayable within the reuse interval), or null right after login. */
   previousTokenId: string | null
+  /**
+   * The generation of `tokenId`: 0 at login, one more at each rotation. Refresh tokens carry theirs (the
+   * `gen` claim), so a token from a rotation the store lost (a failover) is told apart from a rotated one.
+   */
+  generation: number
   /** Milliseconds since the epoch: login. */
   createdAt: number
   /** Milliseconds since the epoch: when `tokenId` was issued (the last rotation, or login). */
@@ -64,6 +69,11 @@ export interface PresentedToken {
   sessionId: string
   /** `jti` of the refresh token the client presented. */
   presentedTokenId: string
+  /**
+   * Its generation (the `gen` claim; the plugin always sends it). A token of a generation above the
+   * record's is one the store lost: the session goes on from it instead of ending as reuse. Absent: never so.
+   */
+  presentedGeneration?: number
   /** Milliseconds since the epoch, as the caller sees it. */
   now: number
   /** How long after a rotation the immediate parent may still be presented; 0 disables it. */
@@ -276,6 +286,11 @@ export interface SessionStore {
    * works: revocation is then local to each instance.
    */
   watchRevocations? (listener: RevocationListener, options: WatchOptions): RevocationWatch
+  /**
+   * Stops what the store started (timers, its own connections, feeds): the plugin calls it when the app
+   * closes, whether it made the store or you gave it. It never closes the client or pool you gave the store.
+   */
+  close? (): Promise<void>
 }
 
 /** The public view of a session: everything but the token ids. */

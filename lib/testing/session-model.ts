@@ -5,7 +5,10 @@
 // step against a small reference model of the contract; with a revocation feed, also what it announced.
 import { strict as assert } from 'node:assert'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { compareIds, type CreateOptions, type CreateResult, type RevocationFeedStatus, type RotateRequest, type SessionRecord, type SessionStore } from '../stores/store.js'
+import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessions/decisions.js'
+import type {
+  CreateOptions, CreateResult, PresentRequest, PresentResult, RevocationFeedStatus, RotateRequest, RotateResult, SessionRecord, SessionStore
+} from '../stores/store.js'
 
 const IDLE_MS = 10_000
 const ABSOLUTE_MS = 30_000
@@ -24,19 +27,15 @@ export function seededRandom (seed: number): () => number {
   }
 }
 
-interface ModelSession {
-  sessionId: string
-  userId: string
-  /** Every token id the session has had, the live one last. */
-  tokens: string[]
-  rotatedAt: number
-  expiresAt: number
-  absoluteExpiresAt: number
+interface ModelSession extends SessionRecord {
+  /** Every token id the session has had, the live one last, each with its generation. */
+  tokens: Array<{ id: string, generation: number }>
 }
 
-type Verdict = 'live' | 'grace' | 'retry' | 'reused'
-
-/** What the contract says a store holds. */
+/**
+ * What the contract says a store holds: the records the shared decisions (lib/sessions/decisions.ts) make of
+ * each operation, kept in a Map. The store under test must agree with it step by step.
+ */
 class Model {
   readonly sessions = new Map<string, ModelSession>()
   /** Sessions the store must have announced: every end but expiry. */
@@ -44,7 +43,7 @@ class Model {
 
   live (sessionId: string, now: number): ModelSession | undefined {
     const session = this.sessions.get(sessionId)
-    if (session !== undefined && (now >= session.expiresAt || now >= session.absoluteExpiresAt)) {
+    if (session !== undefined && isExpired(session, now)) {
       this.sessions.delete(sessionId)
       return undefined
     }
@@ -59,43 +58,34 @@ class Model {
     if (this.sessions.delete(sessionId)) this.ended.add(sessionId)
   }
 
-  /**
-   * A login: the replaced session (only a live one of the same user) ends and is not counted; at the limit
-   * the least recently used sessions (oldest `rotatedAt`, ties by id in code-unit order) make room, or with
-   * `refuse` nothing happens at all.
-   */
   create (session: SessionRecord, options: CreateOptions): CreateResult {
-    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
-    const own = this.ofUser(session.userId, session.createdAt)
-    const replaced = own.filter(s => s.sessionId === replaceSessionId)
-    const counted = own.filter(s => s.sessionId !== replaceSessionId)
-    let evicted: ModelSession[] = []
-    if (limit !== undefined && counted.length >= limit) {
-      if (onLimit === 'refuse') return { outcome: 'limit-reached' }
-      counted.sort((a, b) => a.rotatedAt - b.rotatedAt || compareIds(a.sessionId, b.sessionId))
-      evicted = counted.slice(0, counted.length - limit + 1)
-    }
-    const endedSessionIds = [...evicted, ...replaced].map(s => s.sessionId)
+    const decision = decideLogin(this.ofUser(session.userId, session.createdAt), options)
+    if (decision.outcome === 'limit-reached') return decision
+    const endedSessionIds = decision.ended.map(s => s.sessionId)
     for (const sessionId of endedSessionIds) this.end(sessionId)
-    this.sessions.set(session.sessionId, {
-      sessionId: session.sessionId,
-      userId: session.userId,
-      tokens: [session.tokenId],
-      rotatedAt: session.rotatedAt,
-      expiresAt: session.expiresAt,
-      absoluteExpiresAt: session.absoluteExpiresAt
-    })
+    this.sessions.set(session.sessionId, { ...session, tokens: [{ id: session.tokenId, generation: session.generation }] })
     return { outcome: 'created', endedSessionIds }
   }
 
-  /** The rules shared by rotate and present. */
-  judge (session: ModelSession, presented: string, next: string | null, now: number, reuseIntervalMs: number): Verdict {
-    const live = session.tokens[session.tokens.length - 1]
-    const parent = session.tokens[session.tokens.length - 2]
-    if (presented === live) return 'live'
-    if (presented === parent && next === live) return 'retry'
-    if (presented === parent && now - session.rotatedAt < reuseIntervalMs) return 'grace'
-    return 'reused'
+  rotate (request: RotateRequest): RotateResult['outcome'] {
+    const session = this.live(request.sessionId, request.now)
+    const decision = decideRotation(session, request)
+    if (decision.outcome === 'reused') this.end(request.sessionId)
+    if (decision.outcome === 'rotated' && decision.next !== null) {
+      const next = decision.next
+      const tokens = (session as ModelSession).tokens
+      // a token ahead of the record joins the history as the one the store lost
+      if (tokens[tokens.length - 1].id !== request.presentedTokenId) tokens.push({ id: request.presentedTokenId, generation: next.generation - 1 })
+      tokens.push({ id: next.tokenId, generation: next.generation })
+      this.sessions.set(request.sessionId, { ...next, tokens })
+    }
+    return decision.outcome
+  }
+
+  present (request: PresentRequest): PresentResult['outcome'] {
+    const decision = decidePresent(this.live(request.sessionId, request.now), request)
+    if (decision.outcome === 'reused' || (decision.outcome === 'live' && request.end)) this.end(request.sessionId)
+    return decision.outcome
   }
 }
 
@@ -142,12 +132,16 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       assert.ok(statuses.includes('live'), `seed ${seed}: the feed reports live`)
     }
 
-    /** A token to present: mostly the live one, else its parent, an older one or one never issued. */
-    const presentable = (session: ModelSession | undefined): string => {
-      if (session === undefined) return id('token')
+    /**
+     * A token to present, with its generation: mostly the live one, else its parent, an older one, one never
+     * issued, or one from ahead of the store (a rotation the store lost in a failover).
+     */
+    const presentable = (session: ModelSession | undefined): { id: string, generation: number } => {
+      if (session === undefined) return { id: id('token'), generation: 0 }
       const { tokens } = session
       const choice = random()
-      if (choice < 0.1) return id('stranger')
+      if (choice < 0.06) return { id: id('stranger'), generation: Math.floor(random() * (session.generation + 1)) }
+      if (choice < 0.1) return { id: id('ahead'), generation: session.generation + pick([1, 1, 2]) }
       if (choice < 0.55 || tokens.length === 1) return tokens[tokens.length - 1]
       if (choice < 0.85) return tokens[tokens.length - 2]
       return tokens[Math.floor(random() * tokens.length)]
@@ -177,6 +171,7 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
         userId,
         tokenId: id('token'),
         previousTokenId: null,
+        generation: 0,
         createdAt: now,
         rotatedAt: now,
         expiresAt: now + IDLE_MS,
@@ -224,47 +219,46 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       } else if (roll < 0.62) {
         // a rotation, or now and then the previous one again (a retry after a lost reply)
         const retry = !atEdge && lastRotation !== null && random() < 0.15
+        const presented = edgeToken ?? presentable(current)
         const request: RotateRequest = retry
           ? { ...lastRotation as RotateRequest, now }
           : {
               sessionId,
-              presentedTokenId: edgeToken ?? presentable(current),
+              presentedTokenId: presented.id,
+              presentedGeneration: presented.generation,
               nextTokenId: id('token'),
               now,
               nextExpiresAt: now + IDLE_MS,
               reuseIntervalMs: atEdge || random() < 0.7 ? REUSE_MS : 0
             }
-        log.push(`rotate ${request.sessionId} ${request.presentedTokenId}${retry ? ' (retry)' : ''} reuse=${request.reuseIntervalMs}`)
+        log.push(`rotate ${request.sessionId} ${request.presentedTokenId} gen=${String(request.presentedGeneration)}${retry ? ' (retry)' : ''} reuse=${request.reuseIntervalMs}`)
         count('rotate')
         lastRotation = request
         const session = model.live(request.sessionId, now)
-        const verdict = session === undefined ? 'not-found' : model.judge(session, request.presentedTokenId, request.nextTokenId, now, request.reuseIntervalMs)
+        const userId = session?.userId
+        const expected = model.rotate(request)
+        if (expected === 'rotated' && request.presentedTokenId.includes('ahead')) count('rotate ahead')
         const actual = await store.rotate(request)
-        const expected = verdict === 'live' || verdict === 'retry' ? 'rotated' : verdict
         assert.equal(actual.outcome, expected, where(step))
-        if (session !== undefined && actual.outcome !== 'not-found') {
-          if (verdict === 'live') {
-            session.tokens.push(request.nextTokenId)
-            session.rotatedAt = now
-            session.expiresAt = request.nextExpiresAt
-          }
-          assert.equal(actual.session.tokenId, session.tokens[session.tokens.length - 1], `the live token, ${where(step)}`)
-          assert.equal(actual.session.userId, session.userId, where(step))
-          if (verdict === 'reused') model.end(request.sessionId)
+        if (actual.outcome !== 'not-found') {
+          const live = model.sessions.get(request.sessionId) ?? session as ModelSession
+          assert.equal(actual.session.tokenId, live.tokenId, `the live token, ${where(step)}`)
+          assert.equal(actual.session.generation, live.generation, `the live token's generation, ${where(step)}`)
+          assert.equal(actual.session.userId, userId, where(step))
         }
       } else if (roll < 0.8) {
         const presented = edgeToken ?? presentable(current)
         const end = random() < 0.5
         const reuseIntervalMs = atEdge || random() < 0.7 ? REUSE_MS : 0
-        log.push(`present ${sessionId} ${presented} end=${String(end)} reuse=${reuseIntervalMs}`)
+        log.push(`present ${sessionId} ${presented.id} gen=${presented.generation} end=${String(end)} reuse=${reuseIntervalMs}`)
         count('present')
         const session = model.live(sessionId, now)
-        const verdict = session === undefined ? 'not-found' : model.judge(session, presented, null, now, reuseIntervalMs)
-        const actual = await store.present({ sessionId, presentedTokenId: presented, now, reuseIntervalMs, end })
-        assert.equal(actual.outcome, verdict === 'grace' ? 'live' : verdict, where(step))
+        const request: PresentRequest = { sessionId, presentedTokenId: presented.id, presentedGeneration: presented.generation, now, reuseIntervalMs, end }
+        const expected = model.present(request)
+        const actual = await store.present(request)
+        assert.equal(actual.outcome, expected, where(step))
         if (session !== undefined && actual.outcome !== 'not-found') {
-          assert.equal(actual.session.tokenId, session.tokens[session.tokens.length - 1], `the live token, ${where(step)}`)
-          if (verdict === 'reused' || end) model.end(sessionId)
+          assert.equal(actual.session.tokenId, session.tokenId, `the live token, ${where(step)}`)
         }
       } else if (roll < 0.88) {
         log.push(`revoke ${sessionId}`)

@@ -15,8 +15,22 @@ export interface StoreContractOptions<S extends SessionStore = SessionStore> {
   test: (name: string, fn: () => Promise<void>) => unknown
   /** A store for one test. Ids are random, so stores may share a database. */
   createStore: () => S | Promise<S>
-  /** Releases what `createStore` made (connections, timers), after each test (not called for failing stores). */
+  /**
+   * Releases what `createStore` made for the test (a client or pool of its own), after each test. The battery
+   * itself first calls each store's `close()`, which stops what the store started and leaves the host's client.
+   */
   destroyStore?: (store: S) => void | Promise<void>
+  /**
+   * Whether the backend still holds a session, read from the backend itself, not through the store's methods
+   * (`SELECT 1 … WHERE id = ?`, `EXISTS key`): the battery checks with it that expired sessions really go
+   * away, not merely that they are answered as gone.
+   */
+  isStored: (store: S, session: SessionRecord) => Promise<boolean>
+  /**
+   * Runs the store's own deletion of expired sessions now, as its timer would (`store.cleanup()`), for a store
+   * whose timer is off or slow in the tests. Without it the battery waits up to 5 seconds for them to go.
+   */
+  sweep?: (store: S) => Promise<unknown>
   /**
    * A store whose backend is down (unreachable database, closed connection): every method must reject.
    * Omit it only for a store that cannot fail, such as the in-process MemoryStore. Clean it up yourself.
@@ -46,6 +60,7 @@ function newSession (now: number, overrides: Partial<SessionRecord> = {}): Sessi
     userId: `user-${randomUUID()}`,
     tokenId: randomUUID(),
     previousTokenId: null,
+    generation: 0,
     createdAt: now,
     rotatedAt: now,
     expiresAt: now + 7 * DAY,
@@ -130,7 +145,16 @@ function assertOutcome<O extends RotateResult['outcome']> (result: RotateResult,
  * storeContract({ test, createStore: () => new SqlStore(pool), createFailingStore: () => new SqlStore(deadPool) })
  */
 export function storeContract<S extends SessionStore> (options: StoreContractOptions<S>): void {
-  const { test, createStore, destroyStore, createFailingStore, createPeer, concurrency = 100, loginConcurrency = 20, modelSteps = 150 } = options
+  const { test, createStore, destroyStore, createFailingStore, createPeer, isStored, sweep, concurrency = 100, loginConcurrency = 20, modelSteps = 150 } = options
+
+  /** Ends a store the battery made: its own `close()` (bounded: a close that hangs fails the test), then the caller's release. */
+  async function release (store: S): Promise<void> {
+    try {
+      await closeWithin(store, 5000)
+    } finally {
+      await destroyStore?.(store)
+    }
+  }
 
   function withStore (name: string, body: (store: S) => Promise<void>): void {
     test(name, async () => {
@@ -138,7 +162,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       try {
         await body(store)
       } finally {
-        await destroyStore?.(store)
+        await release(store)
       }
     })
   }
@@ -152,6 +176,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       ...session,
       tokenId: first.nextTokenId,
       previousTokenId: session.tokenId,
+      generation: session.generation + 1,
       rotatedAt: first.now,
       expiresAt: first.nextExpiresAt
     })
@@ -192,6 +217,43 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     const session = await saveSession(store, now)
     assertOutcome(await store.rotate(rotation(session, randomUUID(), now + 1000)), 'reused')
     assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 2000)), 'not-found')
+  })
+
+  withStore('a rotation the store lost (a failover): the token from ahead rotates, and the session goes on', async (store) => {
+    const now = Date.now()
+    const session = await saveSession(store, now)
+    // the client holds a token of generation 1 that the store never saw: its rotation was acknowledged, then lost
+    const lost = randomUUID()
+    const adopt = rotation(session, lost, now + 1000, { presentedGeneration: 1, reuseIntervalMs: 5000 })
+    const adopted = assertOutcome(await store.rotate(adopt), 'rotated')
+    assert.equal(adopted.session.tokenId, adopt.nextTokenId, 'the successor is live')
+    assert.equal(adopted.session.previousTokenId, lost, 'the lost token is its parent')
+    assert.equal(adopted.session.generation, 2, 'one generation above the presented token')
+    assertOutcome(await store.rotate({ ...adopt, now: now + 1500 }), 'rotated')
+    assertOutcome(await store.rotate(rotation(session, lost, now + 2000, { presentedGeneration: 1, reuseIntervalMs: 5000 })), 'grace')
+    assertOutcome(await store.rotate(rotation(session, adopt.nextTokenId, now + 3000, { presentedGeneration: 2 })), 'rotated')
+    // the token the store still had as live is behind now: reuse
+    assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 4000, { presentedGeneration: 0 })), 'reused')
+    // a logout with a token from ahead speaks for its session
+    const other = await saveSession(store, now)
+    assertPresent(await store.present(presenting(other, randomUUID(), now + 10, { presentedGeneration: 3 })), 'live')
+    assertPresent(await store.present(presenting(other, randomUUID(), now + 20, { presentedGeneration: 1, end: true })), 'live')
+    assertOutcome(await store.rotate(rotation(other, other.tokenId, now + 30)), 'not-found')
+  })
+
+  withStore('a token of the live generation or behind it that is not the live one is reuse, whatever generation it claims', async (store) => {
+    const now = Date.now()
+    for (const presentedGeneration of [0, 1]) {
+      const session = await saveSession(store, now)
+      const first = rotation(session, session.tokenId, now + 1000, { presentedGeneration: 0 })
+      assertOutcome(await store.rotate(first), 'rotated')
+      // a fork at generation 1, or a stranger claiming an old generation
+      assertOutcome(await store.rotate(rotation(session, randomUUID(), now + 2000, { presentedGeneration })), 'reused')
+      assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 3000, { presentedGeneration: 1 })), 'not-found')
+    }
+    const parent = await saveSession(store, now)
+    assertOutcome(await store.rotate(rotation(parent, parent.tokenId, now + 1000, { presentedGeneration: 0 })), 'rotated')
+    assertPresent(await store.present(presenting(parent, parent.tokenId, now + 2000, { presentedGeneration: 0 })), 'reused')
   })
 
   withStore('reuse interval: the immediate parent is accepted within it, changing nothing', async (store) => {
@@ -493,6 +555,22 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     assert.deepEqual(await store.listUserSessions(session.userId, now + 2 * MINUTE), [])
   })
 
+  withStore('expired sessions are deleted from the backend, not only answered as gone', async (store) => {
+    const now = Date.now()
+    const idle = newSession(now, { expiresAt: now + 150 })
+    const absolute = newSession(now, { expiresAt: now + 60_000, absoluteExpiresAt: now + 150 })
+    const live = newSession(now)
+    for (const session of [idle, absolute, live]) await store.create(session)
+    assert.ok(await isStored(store, idle), 'isStored finds a session just saved')
+    await sleep(300)
+    // nothing reads the expired sessions: they must go on their own (a TTL, or the store's sweep)
+    await sweep?.(store)
+    const gone = async (): Promise<boolean> => !await isStored(store, idle) && !await isStored(store, absolute)
+    for (let i = 0; i < 50 && !await gone(); i++) await sleep(100)
+    assert.ok(await gone(), 'the expired sessions were deleted from the backend')
+    assert.ok(await isStored(store, live), 'the live one was kept')
+  })
+
   withStore('expired sessions go away on their own (real time)', async (store) => {
     const now = Date.now()
     const session = newSession(now, { expiresAt: now + 150 })
@@ -603,12 +681,28 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     for (const seed of [1, 2, 3, 4, 5]) await runSessionModel({ store, seed, steps: modelSteps })
   })
 
+  if (createPeer !== undefined) {
+    withStore(`strict rotation across two store objects on one backend: of ${concurrency} refreshes of one token exactly one rotates`, async (store) => {
+      const peer = await createPeer()
+      try {
+        const now = Date.now()
+        const session = await saveSession(store, now)
+        const requests = Array.from({ length: concurrency }, () => rotation(session, session.tokenId, now + 1000))
+        const results = await Promise.all(requests.map((request, i) => (i % 2 === 0 ? store : peer).rotate(request)))
+        assert.equal(results.filter(result => result.outcome === 'rotated').length, 1, 'exactly one rotation wins')
+        for (const result of results) assert.ok(result.outcome === 'rotated' || result.outcome === 'reused' || result.outcome === 'not-found', `unexpected ${result.outcome}`)
+      } finally {
+        await release(peer)
+      }
+    })
+  }
+
   const hasFeed = async (): Promise<boolean> => {
     const probe = await createStore()
     try {
       return typeof probe.watchRevocations === 'function'
     } finally {
-      await destroyStore?.(probe)
+      await release(probe)
     }
   }
 
@@ -624,7 +718,7 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
       try {
         await body(store as S & Required<Pick<SessionStore, 'watchRevocations'>>)
       } finally {
-        await destroyStore?.(store)
+        await release(store)
       }
     }
 
@@ -753,34 +847,56 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
           await until(() => [...sessions, sibling, evicted, other].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
         } finally {
           await watch.close()
-          await destroyStore?.(peer)
+          await release(peer)
         }
       })
     }
   }
 
   if (createFailingStore !== undefined) {
-    test('a store whose backend fails rejects every operation (fail closed)', async () => {
+    test('a store whose backend fails rejects every operation (fail closed), and still closes', async () => {
       const store = await createFailingStore()
-      const now = Date.now()
-      const session = newSession(now)
-      await assert.rejects(store.create(session))
-      await assert.rejects(store.create(session, { maxSessionsPerUser: 1, replaceSessionId: randomUUID() }))
-      await assert.rejects(store.rotate(rotation(session, session.tokenId, now)))
-      await assert.rejects(store.present(presenting(session, session.tokenId, now)))
-      await assert.rejects(store.present(presenting(session, session.tokenId, now, { end: true })))
-      await assert.rejects(store.revoke(session.sessionId))
-      await assert.rejects(store.revokeUser(session.userId))
-      await assert.rejects(store.revokeOtherSessions(session.userId, session.sessionId))
-      await assert.rejects(store.listUserSessions(session.userId, now))
-      if (typeof store.watchRevocations === 'function') {
-        // a feed that cannot reach its backend never claims to be live, and still closes
-        const heard = recorder()
-        const watch = store.watchRevocations(heard.listener, RETENTION)
-        await sleep(300)
-        await watch.close()
-        assert.ok(!heard.statuses.includes('live'), 'no live from a dead backend')
+      try {
+        await failsClosed(store)
+      } finally {
+        await closeWithin(store, 5000)
       }
     })
+  }
+
+  async function failsClosed (store: S): Promise<void> {
+    const now = Date.now()
+    const session = newSession(now)
+    await assert.rejects(store.create(session))
+    await assert.rejects(store.create(session, { maxSessionsPerUser: 1, replaceSessionId: randomUUID() }))
+    await assert.rejects(store.rotate(rotation(session, session.tokenId, now)))
+    await assert.rejects(store.present(presenting(session, session.tokenId, now)))
+    await assert.rejects(store.present(presenting(session, session.tokenId, now, { end: true })))
+    await assert.rejects(store.revoke(session.sessionId))
+    await assert.rejects(store.revokeUser(session.userId))
+    await assert.rejects(store.revokeOtherSessions(session.userId, session.sessionId))
+    await assert.rejects(store.listUserSessions(session.userId, now))
+    if (typeof store.watchRevocations === 'function') {
+      // a feed that cannot reach its backend never claims to be live, and still closes
+      const heard = recorder()
+      const watch = store.watchRevocations(heard.listener, RETENTION)
+      await sleep(300)
+      await watch.close()
+      assert.ok(!heard.statuses.includes('live'), 'no live from a dead backend')
+    }
+  }
+}
+
+/** Calls a store's `close()`, if it has one; one that does not resolve within `ms` fails the test. */
+async function closeWithin (store: SessionStore, ms: number): Promise<void> {
+  if (typeof store.close !== 'function') return
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new assert.AssertionError({ message: `store.close() did not resolve within ${ms}ms` })), ms)
+  })
+  try {
+    await Promise.race([store.close(), late])
+  } finally {
+    clearTimeout(timer)
   }
 }

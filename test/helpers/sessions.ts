@@ -10,6 +10,7 @@ export function newSession (now: number, overrides: Partial<SessionRecord> = {})
     userId: `user-${randomUUID()}`,
     tokenId: randomUUID(),
     previousTokenId: null,
+    generation: 0,
     createdAt: now,
     rotatedAt: now,
     expiresAt: now + 7 * DAY,

@@ -1,0 +1,162 @@
+import { InvalidArgumentError } from '../errors.js'
+import { compareIds, type CreateOptions, type PresentedToken, type RotateRequest, type SessionRecord } from '../stores/store.js'
+
+// The session rules, once, as pure functions: every store that runs them in JavaScript (MemoryStore, the
+// simple-store adapter, the reference model of the tests) calls these; a store that must run them elsewhere
+// for atomicity (Redis Lua, SQL) is checked against them by the model-based test.
+
+/**
+ * What a presented refresh token is against its session's record at `now`:
+ * - `unknown`: no such session (never existed, ended, or already swept);
+ * - `expired`: past its idle or absolute limit: gone, whatever was presented;
+ * - `live`: the session's live token;
+ * - `retry`: the live token's parent presented again with the same successor id: a rotation whose answer
+ *   was lost, asked again;
+ * - `grace`: the live token's parent, within the reuse interval of the rotation that replaced it;
+ * - `ahead`: a token of a later generation than the record's: a rotation the store acknowledged and then
+ *   lost (a failover). The session goes on from it; see `docs/sessions-end.md`, "Failover is not theft";
+ * - `reused`: any other token of the session: a replay of a rotated token, or a fork.
+ *
+ * @example
+ * const verdict = judgeToken(await primitives.get(request.sessionId), request)
+ */
+export type TokenVerdict = 'unknown' | 'expired' | 'live' | 'retry' | 'grace' | 'ahead' | 'reused'
+
+/** The presentation a verdict is made on: a rotation carries the successor's id, a logout does not. */
+export type Presentation = PresentedToken & { nextTokenId?: string }
+
+/** Whether a session is over at `now`: its idle limit or its absolute one reached. */
+export function isExpired (session: Pick<SessionRecord, 'expiresAt' | 'absoluteExpiresAt'>, now: number): boolean {
+  return now >= session.expiresAt || now >= session.absoluteExpiresAt
+}
+
+/**
+ * The one rule of what a presented token is. A token of a generation not above the record's that is
+ * neither the live one nor its parent (as a retry or within the interval) is reuse: the thief and the
+ * victim cannot be told apart, so the session ends. Only a generation above the record's, which the store
+ * never issued, proves the store is behind: tokens are signed, so no client can make one up.
+ */
+export function judgeToken (session: SessionRecord | undefined, token: Presentation): TokenVerdict {
+  if (session === undefined) return 'unknown'
+  if (isExpired(session, token.now)) return 'expired'
+  const presented = token.presentedTokenId
+  if (presented === session.tokenId) return 'live'
+  if (presented === session.previousTokenId) {
+    if (token.nextTokenId === session.tokenId) return 'retry'
+    if (token.now - session.rotatedAt < token.reuseIntervalMs) return 'grace'
+  }
+  const generation = token.presentedGeneration
+  if (generation !== undefined && generation > session.generation) return 'ahead'
+  return 'reused'
+}
+
+/**
+ * What `rotate` does with a session:
+ * - `not-found` (`expired`: the record is to be deleted, unannounced);
+ * - `rotated` with `next`: save it in place of the record (compare-and-set); with `next` null, a retry:
+ *   nothing to write;
+ * - `grace`: nothing to write;
+ * - `reused`: end the session (announced).
+ *
+ * @example
+ * const decision = decideRotation(record, request)
+ * if (decision.outcome === 'rotated' && decision.next !== null) await primitives.replace(record, decision.next)
+ */
+export type RotateDecision =
+  | { outcome: 'not-found', expired: boolean }
+  | { outcome: 'rotated', next: SessionRecord | null }
+  | { outcome: 'grace' }
+  | { outcome: 'reused' }
+
+export function decideRotation (session: SessionRecord | undefined, request: RotateRequest): RotateDecision {
+  const verdict = judgeToken(session, request)
+  switch (verdict) {
+    case 'unknown':
+    case 'expired':
+      return { outcome: 'not-found', expired: verdict === 'expired' }
+    case 'live':
+    case 'ahead':
+      return { outcome: 'rotated', next: rotatedRecord(session as SessionRecord, request, verdict) }
+    case 'retry':
+      return { outcome: 'rotated', next: null }
+    case 'grace':
+    case 'reused':
+      return { outcome: verdict }
+  }
+}
+
+/**
+ * The record after a rotation: the presented token becomes the parent and the successor the live one, one
+ * generation above the presented token (the record's own for the live token; the token's for one ahead, so
+ * the session adopts the chain the client holds). The idle limit is renewed; the absolute one never moves.
+ */
+export function rotatedRecord (session: SessionRecord, request: RotateRequest, verdict: 'live' | 'ahead'): SessionRecord {
+  return {
+    ...session,
+    tokenId: request.nextTokenId,
+    previousTokenId: request.presentedTokenId,
+    generation: (verdict === 'ahead' ? request.presentedGeneration ?? 0 : session.generation) + 1,
+    rotatedAt: request.now,
+    expiresAt: request.nextExpiresAt
+  }
+}
+
+/**
+ * What `present` does: `not-found` (`expired` as for rotate); `live` (the live token, its parent within the
+ * interval, or one ahead: the session's own holder) and the session ends only with `end`; `reused`: the
+ * session ends.
+ *
+ * @example
+ * const decision = decidePresent(record, request)
+ * if (decision.outcome === 'reused' || (decision.outcome === 'live' && request.end)) await end(record)
+ */
+export type PresentDecision =
+  | { outcome: 'not-found', expired: boolean }
+  | { outcome: 'live' }
+  | { outcome: 'reused' }
+
+export function decidePresent (session: SessionRecord | undefined, token: PresentedToken): PresentDecision {
+  const verdict = judgeToken(session, token)
+  switch (verdict) {
+    case 'unknown':
+    case 'expired':
+      return { outcome: 'not-found', expired: verdict === 'expired' }
+    case 'reused':
+      return { outcome: 'reused' }
+    default:
+      return { outcome: 'live' }
+  }
+}
+
+/** What a login decides from the user's live sessions: see {@link decideLogin}. */
+export type LoginDecision<T> =
+  | { outcome: 'created', ended: T[] }
+  | { outcome: 'limit-reached' }
+
+/**
+ * Which of a user's live sessions a login ends: the one it replaces (a live session of the same user; it is
+ * not counted), and at `maxSessionsPerUser` the least recently used ones (oldest `rotatedAt`, ties by id in
+ * code-unit order) to make room; with `onLimit: 'refuse'`, at the limit nothing ends and nothing is saved.
+ * `live` are the user's sessions live at the login's time, in any order. Throws `InvalidArgumentError` for a
+ * limit that is not a positive integer.
+ *
+ * @example
+ * const decision = decideLogin(liveSessionsOf(session.userId), { maxSessionsPerUser: 3 })
+ */
+export function decideLogin<T extends Pick<SessionRecord, 'sessionId' | 'rotatedAt'>> (live: readonly T[], options: CreateOptions): LoginDecision<T> {
+  const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
+    throw new InvalidArgumentError('maxSessionsPerUser must be a positive integer')
+  }
+  const replaced = live.filter(session => session.sessionId === replaceSessionId)
+  const counted = live.filter(session => session.sessionId !== replaceSessionId)
+  if (limit === undefined || counted.length < limit) return { outcome: 'created', ended: replaced }
+  if (onLimit === 'refuse') return { outcome: 'limit-reached' }
+  const evicted = counted.sort(leastRecentlyUsedFirst).slice(0, counted.length - limit + 1)
+  return { outcome: 'created', ended: [...evicted, ...replaced] }
+}
+
+/** The oldest last refresh first; ties by id in code-unit order, as every store orders them. */
+export function leastRecentlyUsedFirst (a: Pick<SessionRecord, 'sessionId' | 'rotatedAt'>, b: Pick<SessionRecord, 'sessionId' | 'rotatedAt'>): number {
+  return a.rotatedAt - b.rotatedAt || compareIds(a.sessionId, b.sessionId)
+}
