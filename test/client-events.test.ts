@@ -87,6 +87,9 @@ function reasonOf (text: string): string | undefined {
   return match === null ? undefined : JSON.parse(match[1]).reason
 }
 
+// real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
+t.setTimeout(180_000)
+
 t.test('the stream: 401 without a token, an event-stream with a heartbeat, and request.user.sid names the session', async t => {
   const { app, url } = await listen(t, { events: { heartbeatInterval: 1 } })
   const none = await fetch(url + '/auth/events')

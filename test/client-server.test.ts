@@ -25,6 +25,9 @@ function memoryStorage () {
   return { get: () => value, set: (token: string) => { value = token }, remove: () => { value = null }, get value () { return value } }
 }
 
+// real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
+t.setTimeout(180_000)
+
 t.test('body transport: sign in, call the API, refresh, restore from the storage in a new client, log out', async t => {
   const { url, reused } = await server(t)
   const storage = memoryStorage()
