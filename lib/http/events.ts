@@ -43,7 +43,7 @@ export function registerEventsRoute (
       tags: ['auth'],
       summary: 'Session events',
       description: 'A Server-Sent Events stream: `event: session-ended` when the session of the access token ends, on any instance.'
-    },
+    } as NonNullable<RouteOptions['schema']>,
     handler (request: FastifyRequest, reply) {
       const user = request.user as NonNullable<FastifyRequest['user']>
       if (open >= settings.maxStreams) throw new EventStreamsFullError()
