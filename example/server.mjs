@@ -50,11 +50,11 @@ await app.register(fastifyRefreshAuth, {
 
 // What the end-to-end tests read and steer (E2E=1 only): refreshes counted, the next refresh held, a user's
 // sessions revoked from this instance.
-const e2e = { refreshes: 0, reuse: 0, holdNextMs: 0 }
+const e2e = { refreshes: [], reuse: 0, holdNextMs: 0 }
 if (env.E2E === '1') {
   app.addHook('onRequest', async (request) => {
     if (request.method !== 'POST' || request.url !== '/auth/refresh') return
-    e2e.refreshes++
+    e2e.refreshes.push(Date.now())
     const hold = e2e.holdNextMs
     e2e.holdNextMs = 0
     if (hold > 0) await new Promise(resolve => setTimeout(resolve, hold))

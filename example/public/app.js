@@ -84,7 +84,7 @@ auth.on('session', ({ accessToken, expiresAt: at }) => {
   expiresAt = at
   if (signedIn) {
     refreshCount++
-    log(`Access token refreshed (${refreshReason ?? 'shortly before expiry, or by another tab'})`)
+    log(`Access token refreshed silently (${refreshReason ?? 'shortly before expiry'})`)
   }
   refreshReason = null
   signedIn = true
