@@ -85,3 +85,21 @@ t.test('refresh tokens go the same way: rotation works and a tampered refresh to
   t.equal(rotated.statusCode, 200)
   t.type(refreshCookie(rotated), 'string')
 })
+
+t.test('the MAC is compared as the characters sent: another spelling of its bytes, or a wide character, is refused', async t => {
+  const codec = new Hs256(accessKey, 'at+jwt')
+  const token = codec.signJson(JSON.stringify(claims()))
+  const mac = token.slice(token.lastIndexOf('.') + 1)
+  const body = token.slice(0, token.lastIndexOf('.') + 1)
+  t.ok(codec.verify(token), 'control: the token as signed')
+  // 43 characters carry 258 bits for 256: the last character's two spare bits do not change the bytes
+  const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const index = last.indexOf(mac[42])
+  const respelled = mac.slice(0, 42) + last[index ^ 1]
+  t.same(Buffer.from(respelled, 'base64url'), Buffer.from(mac, 'base64url'), 'the same bytes, spelled differently')
+  t.equal(codec.verify(body + respelled), null)
+  // a character whose low byte is the expected one, and a multi-byte one: refused, never a thrown RangeError
+  const wide = String.fromCharCode(0x100 + mac.charCodeAt(0)) + mac.slice(1)
+  t.equal(codec.verify(body + wide), null)
+  t.equal(codec.verify(body + 'é' + mac.slice(1)), null)
+})

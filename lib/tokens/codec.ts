@@ -97,11 +97,6 @@ export class TokenCodec<Claims extends RegisteredClaims> {
     }
   }
 
-  /** False on a resource server: it has no key to sign with. */
-  get canSign (): boolean {
-    return this.#signing !== null
-  }
-
   /**
    * Signs `claims` (the host's extras, already free of reserved names) with the registered claims,
    * which are written last so nothing can override them.
