@@ -9,6 +9,11 @@ import type { KeySet } from '../tokens/keys.js'
 // Seconds: a client retrying a refresh whose answer it lost, or two tabs refreshing together, get the live token.
 const DEFAULT_REUSE_INTERVAL = 10
 
+// Seconds of skew between instances' clocks accepted on `iat`, `nbf` and `exp` (RFC 7519 §4.1.4 leeway):
+// NTP keeps servers within milliseconds, but a VM resumed or a container on a drifting host can be a second
+// or two off, and a refused refresh token signs the user out. Small against any access-token lifetime.
+const DEFAULT_CLOCK_TOLERANCE = 5
+
 /** The refresh cookie's name unless `cookie.name` says otherwise. */
 export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
 
@@ -91,7 +96,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   const realm = text(options.realm, 'fastify-refresh-auth', 'realm')
   if (!REALM.test(realm)) fail('realm must be printable ASCII without quotes or backslashes')
 
-  const clockTolerance = options.clockTolerance ?? 0
+  const clockTolerance = options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE
   if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0) {
     fail('clockTolerance must be a non-negative number of seconds')
   }

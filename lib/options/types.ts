@@ -125,7 +125,10 @@ export interface FastifyRefreshAuthOptions {
    * it settles to later is ignored. Default `'10s'`.
    */
   callbackTimeout?: Duration
-  /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
+  /**
+   * Seconds of clock skew between instances accepted when checking `exp`, `nbf` and `iat` (RFC 7519 §4.1.4
+   * leeway): a token is valid this much past its `exp`, and its `iat` may be this far ahead. Default 5.
+   */
   clockTolerance?: number
   /**
    * The user's id for `sub`: a non-empty string (at most 256 characters) or a finite number (made a
