@@ -45,6 +45,8 @@ export {
   type OpenApiSecuritySchemesOptions,
   type OpenApiSecuritySchemes
 } from './http/openapi.js'
+// Only the errors a client or a host's catch can meet; the store's own (StoreTimeoutError, StoreConflictError)
+// are at `fastify-refresh-auth/store`, and a JWKS fetch failure is only logged.
 export {
   ErrorCodes,
   type RefreshAuthErrorCode,
@@ -58,8 +60,6 @@ export {
   SessionLimitError,
   CrossSiteRequestError,
   StoreUnavailableError,
-  StoreTimeoutError,
-  StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
   InvalidOptionError,
@@ -68,7 +68,6 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError,
   PluginNotRegisteredError,
   CallbackTimeoutError
 } from './errors.js'
