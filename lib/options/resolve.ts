@@ -3,7 +3,7 @@ import type { LoginUser } from '../types.js'
 import { checkCookiePrefix } from './cookie-prefix.js'
 import { durationOption as duration } from './duration.js'
 import { resolveServerRole } from './server-role.js'
-import type { FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
+import type { EventStreamsOptions, EventStreamsSettings, FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
 import type { KeySet } from '../tokens/keys.js'
 
 // Seconds: a client retrying a refresh whose answer it lost, or two tabs refreshing together, get the live token.
@@ -143,6 +143,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     routes: {
       register: routes !== false,
       prefix,
+      events: resolveEvents(options.events),
       transport: refreshTokenTransport,
       trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
     },
@@ -172,6 +173,15 @@ function resolveRevocation (revocation: boolean | RevocationOptions | undefined)
   const failClosed = settings.failClosed ?? false
   if (typeof failClosed !== 'boolean') fail('accessToken.revocation.failClosed must be a boolean')
   return { failClosed, feedTolerance: duration(settings.feedTolerance, '10s', 'accessToken.revocation.feedTolerance') }
+}
+
+function resolveEvents (events: boolean | EventStreamsOptions | undefined): EventStreamsSettings | null {
+  if (events === false) return null
+  if (events !== undefined && events !== true && (events === null || typeof events !== 'object')) fail('events must be a boolean or an object')
+  const settings = typeof events === 'object' ? events : {}
+  const maxStreams = settings.maxStreams ?? 10_000
+  if (!Number.isSafeInteger(maxStreams) || maxStreams < 1) fail('events.maxStreams must be a positive integer')
+  return { maxStreams, heartbeatMs: duration(settings.heartbeatInterval, 15, 'events.heartbeatInterval') * 1000 }
 }
 
 function resolveMessages (messages: unknown): ErrorMessages | null {

@@ -21,8 +21,9 @@ export class Hs256 {
     this.#header = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ })).toString('base64url')}.`
   }
 
-  sign (payload: object): string {
-    const input = this.#header + Buffer.from(JSON.stringify(payload)).toString('base64url')
+  /** Signs a payload given as its JSON text. */
+  signJson (json: string): string {
+    const input = this.#header + Buffer.from(json).toString('base64url')
     return `${input}.${this.#mac(input)}`
   }
 
