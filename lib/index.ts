@@ -46,6 +46,8 @@ export {
   type OpenApiSecuritySchemesOptions,
   type OpenApiSecuritySchemes
 } from './http/openapi.js'
+// Only the errors a client or a host's catch can meet; the store's own (StoreTimeoutError, StoreConflictError)
+// are at `fastify-refresh-auth/store`, and a JWKS fetch failure is only logged.
 export {
   ErrorCodes,
   type RefreshAuthErrorCode,
@@ -59,8 +61,6 @@ export {
   SessionLimitError,
   CrossSiteRequestError,
   StoreUnavailableError,
-  StoreTimeoutError,
-  StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
   EventStreamsFullError,
@@ -70,7 +70,6 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError,
   PluginNotRegisteredError,
   CallbackTimeoutError
 } from './errors.js'

@@ -105,6 +105,8 @@ t.test('callbacks that answer in time are not affected, synchronous ones include
   })
   const { response, refreshToken } = await login(app)
   t.equal(response.statusCode, 200)
+  const { app: refusing } = await buildLoggedApp(t, { callbackTimeout: 1, verifyCredentials: () => null })
+  t.equal((await signIn(refusing)).json().code, 'FST_REFRESH_AUTH_INVALID_CREDENTIALS', 'a synchronous null is an answer too')
   t.equal((await refresh(app, refreshToken)).statusCode, 200)
   t.equal(COOKIE, '__Secure-refresh_token')
 })

@@ -4,7 +4,8 @@ import { projectRoot as root, runNode as run } from './helpers/run-node.js'
 
 t.test('RedisStore is exported, and loading the package never loads ioredis', async t => {
   const result = run(['-e', `
-    const { RedisStore, MemoryStore, StoreTimeoutError } = require('fastify-refresh-auth')
+    const { RedisStore, MemoryStore } = require('fastify-refresh-auth')
+    const { StoreTimeoutError } = require('fastify-refresh-auth/store')
     console.log(JSON.stringify({
       redisStore: typeof RedisStore,
       memoryStore: typeof MemoryStore,

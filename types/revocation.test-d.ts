@@ -6,13 +6,13 @@ import fastifyRefreshAuth, {
   MemoryStore,
   RedisStore,
   RevocationUnconfirmedError,
-  StoreConflictError,
   type FastifyRefreshAuthOptions,
   type LogoutEvent,
   type RedisClient,
   type RevocationOptions,
   type SessionStore
 } from 'fastify-refresh-auth'
+import { StoreConflictError } from 'fastify-refresh-auth/store'
 import type { PresentResult, RevocationFeedStatus, RevocationWatch } from 'fastify-refresh-auth/store'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
 
