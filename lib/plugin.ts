@@ -16,6 +16,8 @@ import { MemoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens/codec.js'
+import { startTelemetry, type PluginTelemetry } from './telemetry/setup.js'
+import { lagRecordingListener } from './telemetry/timed-store.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
 const ACCESS_TOKEN_TYPE = 'at+jwt'
@@ -51,16 +53,21 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.addHook('onClose', async () => jwksClient.stop())
   }
 
-  const store = options.store ?? new MemoryStore()
+  const givenStore = options.store ?? new MemoryStore()
+  const telemetry = await startTelemetry(rawOptions.telemetry, givenStore, options.hooks.onLogout,
+    givenStore instanceof MemoryStore ? () => givenStore.size : null)
+  const store = telemetry?.store ?? givenStore
+  const hooks = telemetry === null ? options.hooks : { ...options.hooks, onLogout: telemetry.onLogout }
   // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
   fastify.addHook('onClose', async () => store.close?.())
-  const revocations = watchRevocations(fastify, options, store)
+  const revocations = watchRevocations(fastify, options, store, telemetry)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
-  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations)
+  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations,
+    telemetry?.countAuthentication ?? null)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
@@ -68,13 +75,14 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks: options.hooks }, new SessionPolicy({
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks }, new SessionPolicy({
       settings: options.sessions,
-      hooks: options.hooks,
+      hooks,
       store,
       accessTokens,
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE }),
-      revocations
+      revocations,
+      telemetry: telemetry?.sessions
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
@@ -102,7 +110,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
  * The sessions this instance refuses the access tokens of (`accessToken.revocation`), fed by the store's
  * revocation feed, or null when turned off. A resource server given no store has nothing to watch.
  */
-function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore): SessionRevocations | null {
+function watchRevocations (
+  fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore, telemetry: PluginTelemetry | null
+): SessionRevocations | null {
   const settings = options.revocation
   if (settings === null) return null
   if (options.role.kind === 'resource-server' && options.store === undefined) {
@@ -121,7 +131,8 @@ function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, s
       'access tokens are refused only by the instance that ended it')
     return revocations
   }
-  const watch = watchFeed.call(store, revocations, { retentionMs: revocations.keepMs })
+  const listener = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
+  const watch = watchFeed.call(store, listener, { retentionMs: revocations.keepMs })
   // like the JWKS: a healthy app starts with what the feed holds loaded
   fastify.addHook('onReady', async () => revocations.firstCatchUp())
   fastify.addHook('onClose', async () => watch.close())

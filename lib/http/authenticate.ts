@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from '../errors.js'
+import type { AuthenticationOutcome } from '../telemetry/session-telemetry.js'
 import type { SessionRevocations } from '../sessions/revocation.js'
 import type { RefreshAuthUser } from '../types.js'
 import { freezeNested, type TokenCache } from '../tokens/cache.js'
@@ -53,7 +54,8 @@ export function createAuthenticator (
   realm: string,
   cache: TokenCache<AuthenticatedUser> | null,
   keySource?: KeySource,
-  revocations: SessionRevocations | null = null
+  revocations: SessionRevocations | null = null,
+  countAuthentication: ((outcome: AuthenticationOutcome) => void) | null = null
 ): Authenticator {
   // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
   const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
@@ -124,8 +126,11 @@ export function createAuthenticator (
     return refusal(request)
   }
 
+  // `telemetry.countAuthentications`: off the hot path unless asked for
+  const authenticate = countAuthentication === null ? authenticateRequest : counted(authenticateRequest, countAuthentication)
+
   function hook (request: FastifyRequest, _reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
-    const result = authenticateRequest(request)
+    const result = authenticate(request)
     if (result instanceof Promise) {
       const settled = result.then(() => {})
       if (done === undefined) return settled
@@ -142,11 +147,31 @@ export function createAuthenticator (
   // user without paying the verification twice.
   function requestAuthenticate (this: FastifyRequest): Promise<AuthenticatedUser> {
     if (this.user !== null) return Promise.resolve(this.user)
-    const result = authenticateRequest(this)
+    const result = authenticate(this)
     return result instanceof Error ? Promise.reject(result) : Promise.resolve(result)
   }
 
   return { hook, requestAuthenticate }
+}
+
+type AuthenticateRequest = (request: FastifyRequest) => AuthenticatedUser | Error | Promise<AuthenticatedUser>
+
+/** `authenticate` with one count per check, by outcome. */
+function counted (authenticate: AuthenticateRequest, count: (outcome: AuthenticationOutcome) => void): AuthenticateRequest {
+  return request => {
+    const result = authenticate(request)
+    if (!(result instanceof Promise)) {
+      count(result instanceof Error ? 'refused' : 'success')
+      return result
+    }
+    return result.then(user => {
+      count('success')
+      return user
+    }, (err: unknown) => {
+      count('refused')
+      throw err
+    })
+  }
 }
 
 const SCHEME = /^bearer +/i

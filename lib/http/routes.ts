@@ -7,6 +7,7 @@ import type { CookieSettings, HostCallbacks, RouteSettings } from '../options/ty
 import { hostRememberMe } from './remember-me.js'
 import type { IssuedTokens, LogoutScope, SessionPolicy } from '../sessions/policy.js'
 import { MAX_TOKEN_LENGTH } from '../tokens/codec.js'
+import { reportedLogin } from '../telemetry/session-telemetry.js'
 
 /** A route schema with the OpenAPI keys that @fastify/swagger reads. */
 type RouteSchema = NonNullable<RouteOptions['schema']> & {
@@ -250,7 +251,7 @@ export function createRouteFactories (
     loginRoute (overrides = {}) {
       const verifyCredentials = hooks.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
-      return route('login', overrides, async function login (request, reply) {
+      return route('login', overrides, reportedLogin(sessions.telemetry, async function login (request, reply) {
         noStore(reply)
         refuseCrossSite(request)
         const user = await callHost('verifyCredentials', request.log, () => verifyCredentials(request))
@@ -261,7 +262,7 @@ export function createRouteFactories (
         // signing in again on this device replaces its session rather than adding one
         const presented = bodyRefreshToken(request) ?? (cookieAllowed ? cookie.readIfSingle(request) : undefined)
         return sendTokens(reply, await sessions.startSession(user, request, remember, presented), inBody)
-      }, {
+      }), {
         tags: ['auth'],
         summary: 'Sign in',
         description: 'Checks the credentials; answers an access token and starts a refresh-token session.',

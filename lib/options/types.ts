@@ -177,6 +177,12 @@ export interface FastifyRefreshAuthOptions {
    * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
    */
   messages?: ErrorMessages
+  /**
+   * OpenTelemetry metrics and spans, through the host's providers, when `@opentelemetry/api` is installed
+   * (see docs/observability.md). `false` turns them off; `{ countAuthentications: true }` adds the
+   * `refresh_auth.authentications` counter, one count per `authenticate` (the hot path). Default `true`.
+   */
+  telemetry?: boolean | { countAuthentications?: boolean }
 }
 
 /**
