@@ -60,6 +60,8 @@ export const ErrorCodes = {
    * on the instance serving it (or on a parent): the request is refused rather than served unprotected.
    */
   NOT_REGISTERED: 'FST_REFRESH_AUTH_NOT_REGISTERED',
+  /** 503: a host callback (`verifyCredentials`, `loadUser`, `claims`…) did not settle within `callbackTimeout`; nothing was issued or rotated. */
+  CALLBACK_TIMEOUT: 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT',
   /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
@@ -341,6 +343,20 @@ export const CallbackFailedError = createError(
 )
 
 /**
+ * A host callback did not settle within `callbackTimeout`: 503, logged with the callback's name. Nothing was
+ * issued or rotated, and whatever the callback settles to later is ignored: the client may retry.
+ *
+ * @example
+ * // loadUser waiting on a dead database connection, with callbackTimeout: '2s':
+ * { statusCode: 503, code: 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', error: 'Service Unavailable', message: '…' }
+ */
+export const CallbackTimeoutError = createError(
+  ErrorCodes.CALLBACK_TIMEOUT,
+  'The server could not complete the request in time; try again',
+  503
+)
+
+/**
  * A resource server could not use a JWKS answer; logged with the URL, never sent (the last good keys stay).
  *
  * @example
@@ -387,6 +403,7 @@ export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
 export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>
 export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
 export type JwksFetchError = InstanceType<typeof JwksFetchError>
+export type CallbackTimeoutError = InstanceType<typeof CallbackTimeoutError>
 export type PluginNotRegisteredError = InstanceType<typeof PluginNotRegisteredError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 

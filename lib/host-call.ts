@@ -1,5 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { CallbackFailedError } from './errors.js'
+import { CallbackFailedError, CallbackTimeoutError } from './errors.js'
+
+// What a callback's promise is raced against; never a value a host could resolve to.
+const TIMED_OUT: unique symbol = Symbol('timed out')
 
 /**
  * Calls a host callback (`verifyCredentials`, `claims`, `subject`, `loadUser`, `rememberMe`) so that what
@@ -9,15 +12,33 @@ import { CallbackFailedError } from './errors.js'
  * its message. With `failure`, every throw (4xx included) is logged and becomes what `failure` makes:
  * `loadUser` answers 503, as a store failure does.
  *
+ * A callback that has not settled after `timeout` seconds (`callbackTimeout`) fails the request with a 503
+ * `CallbackTimeoutError`; the request goes no further, so whatever the callback settles to later is ignored.
+ *
  * @param name - the option's name, for the log
  */
-export async function callHost<T> (name: string, log: FastifyBaseLogger, callback: () => T | Promise<T>, failure?: () => Error): Promise<T> {
+export async function callHost<T> (
+  name: string, log: FastifyBaseLogger, timeout: number, callback: () => T | Promise<T>, failure?: () => Error
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
   try {
-    return await callback()
+    const result = callback()
+    // a synchronous answer needs no timer
+    if (typeof (result as Partial<PromiseLike<T>> | null | undefined)?.then !== 'function') return result as T
+    const expired = new Promise<typeof TIMED_OUT>(resolve => { timer = setTimeout(resolve, timeout * 1000, TIMED_OUT) })
+    const settled = await Promise.race([result, expired])
+    if (settled === TIMED_OUT) {
+      log.error({ callback: name }, `fastify-refresh-auth: the ${name} callback did not settle within callbackTimeout (${timeout}s)`)
+      throw new CallbackTimeoutError()
+    }
+    return settled
   } catch (err) {
+    if (err instanceof CallbackTimeoutError) throw err
     if (failure === undefined && isClientError(err)) throw err
     log.error({ err, callback: name }, `fastify-refresh-auth: the ${name} callback failed`)
     throw failure === undefined ? new CallbackFailedError() : failure()
+  } finally {
+    clearTimeout(timer)
   }
 }
 

@@ -23,22 +23,8 @@ export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/r
 export type { RedisFeedConnection } from './stores/redis-feed.js'
 export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
-export type {
-  SessionStore,
-  SessionRecord,
-  SessionInfo,
-  RotateRequest,
-  RotateResult,
-  CreateOptions,
-  CreateResult,
-  PresentedToken,
-  PresentRequest,
-  PresentResult,
-  RevocationFeedStatus,
-  RevocationListener,
-  WatchOptions,
-  RevocationWatch
-} from './stores/store.js'
+// what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
+export type { SessionStore, SessionInfo } from './stores/store.js'
 export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
@@ -83,7 +69,8 @@ export {
   InvalidSubjectError,
   CallbackFailedError,
   JwksFetchError,
-  PluginNotRegisteredError
+  PluginNotRegisteredError,
+  CallbackTimeoutError
 } from './errors.js'
 
 // CommonJS: make `require('fastify-refresh-auth')` the plugin itself, carrying the named exports.

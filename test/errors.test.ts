@@ -22,7 +22,8 @@ import fastifyRefreshAuth, {
   InvalidSubjectError,
   CallbackFailedError,
   JwksFetchError,
-  PluginNotRegisteredError
+  PluginNotRegisteredError,
+  CallbackTimeoutError
 } from '../lib/index.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
 
@@ -43,7 +44,8 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
     [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500],
     [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503],
-    [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500]
+    [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500],
+    [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

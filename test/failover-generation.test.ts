@@ -1,5 +1,6 @@
 import t from 'tap'
-import { MemoryStore, type RotateRequest, type RotateResult, type SessionStore } from '../lib/index.js'
+import { MemoryStore, type SessionStore } from '../lib/index.js'
+import { type RotateRequest, type RotateResult } from '../lib/store.js'
 import { buildApp, login, refresh, refreshCookie } from './helpers/app.js'
 
 // issue 20 #10: a rotation the store acknowledged and then lost (a failover with replication lag) must not

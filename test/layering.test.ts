@@ -8,15 +8,14 @@ import t from 'tap'
 
 /**
  * The layers, top to bottom, each a list of folders (`http/`) or files under lib/. A module belongs to the
- * layer that names the file, else to the first layer that names its folder; one no layer names fails the
- * test, so a new folder takes a place here.
+ * first layer that names it; one no layer names fails the test, so a new folder takes a place here.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  // the entries: the package, the plugin that wires the rest, the battery, the browser client
+  // the entries: the package, the store authors' subpath, the plugin that wires the rest, the battery, the browser client
   ['index.ts', 'store.ts', 'decorators.ts', 'plugin.ts', 'testing/', 'client/'],
   // routes, the refresh transport, authenticate and the guards
   ['http/'],
-  // the session policy and the revocations this instance knows of
+  // the session rules and the revocations this instance knows of
   ['sessions/'],
   // what logins, refreshes, logouts and store calls report to OpenTelemetry
   ['telemetry/'],
@@ -26,14 +25,15 @@ const LAYERS: readonly (readonly string[])[] = [
   ['tokens/'],
   // persistence
   ['stores/'],
-  // the session rules as pure decisions, which the stores and the reference model run
+  // the session rules every store shares, pure functions over the contract's records
   ['sessions/decisions.ts'],
-  // the store contract: what a store is asked and answers
+  // the store contract: types, and what a store's answers may be
   ['stores/store.ts'],
   // what every layer may use
   ['errors.ts', 'host-call.ts', 'audit.ts', 'types.ts']
 ]
 
+// A file named in a layer wins over its folder's layer.
 function layerOf (module: string): number {
   const named = LAYERS.findIndex(layer => layer.includes(module))
   return named !== -1 ? named : LAYERS.findIndex(layer => layer.some(entry => entry.endsWith('/') && module.startsWith(entry)))
@@ -97,6 +97,6 @@ t.test('every module has a layer, and none imports from a layer above its own', 
     targets.filter(target => layerOf(target) < layerOf(module)).map(target => `${module} -> ${target}`))
   t.same(upward, [])
   t.equal(layerOf('stores/memory.ts') > layerOf('sessions/policy.ts'), true, 'a folder takes its layer')
+  t.equal(layerOf('sessions/decisions.ts') > layerOf('stores/memory.ts'), true, 'a file named in a layer takes that one')
   t.equal(layerOf('nowhere.ts'), -1, 'an unlisted module has no layer')
-  t.equal(layerOf('sessions/decisions.ts') > layerOf('stores/memory.ts'), true, 'a file named in a layer takes that layer, not its folder\'s')
 })

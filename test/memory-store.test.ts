@@ -1,5 +1,6 @@
 import t from 'tap'
-import { MemoryStore, type SessionRecord } from '../lib/index.js'
+import { MemoryStore } from '../lib/index.js'
+import { type SessionRecord } from '../lib/store.js'
 import { buildApp, login, refresh, refreshCookie } from './helpers/app.js'
 
 function session (id: string, overrides: Partial<SessionRecord> = {}): SessionRecord {

@@ -29,8 +29,8 @@ async function setup (t: Test, table: string, options: { applicationName?: strin
   const proxied = new URL(POSTGRES_URL)
   proxied.hostname = '127.0.0.1'
   proxied.port = String(proxy.port)
+  // as docs/postgres.md makes it, with no 'error' listener of ours: the store's must do
   const pool = new pg.Pool({ connectionString: proxied.toString(), application_name: options.applicationName })
-  pool.on('error', () => {})
   const store = new PostgresStore({ pool, table, timeout: TIMEOUT, cleanupInterval: 0 })
   const app = Fastify()
   await app.register(fastifyRefreshAuth, {
@@ -52,6 +52,10 @@ function sessionIdOf (token: string): string {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sid
 }
 
+async function sessionIds (store: PostgresStore): Promise<string[]> {
+  return (await store.listUserSessions('42', Date.now())).map(session => session.sessionId).sort()
+}
+
 async function timed<T> (operation: () => Promise<T>): Promise<[T, number]> {
   const start = Date.now()
   const result = await operation()
@@ -60,6 +64,16 @@ async function timed<T> (operation: () => Promise<T>): Promise<[T, number]> {
 
 function loginRequest (app: FastifyInstance) {
   return app.inject({ method: 'POST', url: '/auth/login', payload: USER })
+}
+
+/** Logs in until the store answers (bounded): on a busy machine a first login may outlast the short timeout. */
+async function loginOnceBack (app: FastifyInstance): Promise<string> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const response = await loginRequest(app)
+    if (response.statusCode === 200) return refreshCookie(response) as string
+    await sleep(100)
+  }
+  throw new Error('no login went through within the bound')
 }
 
 /** Refreshes until the store answers again (bounded), returning the first answer that is not a 503. */
@@ -104,9 +118,9 @@ t.test('PostgresStore behind a faulty network', async (t) => {
     const table = `${schema}.cut`
     await new PostgresStore({ pool: admin, table, cleanupInterval: 0 }).migrate()
     const { app, proxy, direct } = await setup(t, table)
-    const before = await loginRequest(app)
-    t.equal(before.statusCode, 200)
-    const token = refreshCookie(before) as string
+    const token = await loginOnceBack(app)
+    // a login answered 503 on the way, its COMMIT's reply late, may have left one: the fault's must add none
+    const sessionsBefore = await sessionIds(direct)
 
     proxy.cut()
     await assertFailsClosed(t, app, token)
@@ -115,16 +129,16 @@ t.test('PostgresStore behind a faulty network', async (t) => {
 
     const after = await refreshOnceBack(app, token)
     t.equal(after.statusCode, 200, 'the session from before the fault still refreshes: no late rotation consumed it')
-    t.same((await direct.listUserSessions('42', Date.now())).map(s => s.sessionId), [sessionIdOf(token)], 'the failed login left no session')
+    t.same(await sessionIds(direct), sessionsBefore, 'the failed login left no session')
+    t.ok(sessionsBefore.includes(sessionIdOf(token)))
   })
 
   t.test('the connection is blackholed, then delivers late: 503 in time, nothing applied late', async (t) => {
     const table = `${schema}.blackhole`
     await new PostgresStore({ pool: admin, table, cleanupInterval: 0 }).migrate()
     const { app, proxy, direct } = await setup(t, table)
-    const before = await loginRequest(app)
-    t.equal(before.statusCode, 200)
-    const token = refreshCookie(before) as string
+    const token = await loginOnceBack(app)
+    const sessionsBefore = await sessionIds(direct)
 
     proxy.blackhole()
     await assertFailsClosed(t, app, token)
@@ -134,7 +148,8 @@ t.test('PostgresStore behind a faulty network', async (t) => {
 
     const after = await refreshOnceBack(app, token)
     t.equal(after.statusCode, 200, 'the session from before the fault still refreshes: no late rotation consumed it')
-    t.same((await direct.listUserSessions('42', Date.now())).map(s => s.sessionId), [sessionIdOf(token)], 'the failed login left no session')
+    t.same(await sessionIds(direct), sessionsBefore, 'the failed login left no session')
+    t.ok(sessionsBefore.includes(sessionIdOf(token)))
     t.equal((await refresh(app, refreshCookie(after))).statusCode, 200, 'and keeps rotating')
   })
 
@@ -144,7 +159,8 @@ t.test('PostgresStore behind a faulty network', async (t) => {
     const applicationName = `fra-terminate-${process.pid}`
     // a client that lost a reply retries with the same token: the reuse interval answers it with the live one
     const { app, direct } = await setup(t, table, { applicationName, reuseInterval: 10 })
-    const chains = await Promise.all(Array.from({ length: 8 }, async () => refreshCookie(await loginRequest(app)) as string))
+    const chains = await Promise.all(Array.from({ length: 8 }, async () => loginOnceBack(app)))
+    const sessionsBefore = await sessionIds(direct)
     const statuses = new Map<number, number>()
     const load = { running: true }
     const run = async (index: number): Promise<void> => {
@@ -169,6 +185,6 @@ t.test('PostgresStore behind a faulty network', async (t) => {
     for (const [index, token] of chains.entries()) {
       t.equal((await refreshOnceBack(app, token)).statusCode, 200, `chain ${index} still refreshes`)
     }
-    t.equal((await direct.listUserSessions('42', Date.now())).length, chains.length, 'one session per chain: none forked, none lost')
+    t.same(await sessionIds(direct), sessionsBefore, 'one session per chain: none forked, none lost')
   })
 })

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
-import { PostgresStore, StoreTimeoutError, type PostgresPool, type RotateRequest, type SessionRecord } from '../lib/index.js'
+import { PostgresStore, StoreTimeoutError, type PostgresPool } from '../lib/index.js'
+import { type RotateRequest, type SessionRecord } from '../lib/store.js'
 import { buildStatements, schemaSql, tableNames } from '../lib/stores/postgres-sql.js'
 import { ControlledPool } from './helpers/controlled-pool.js'
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
@@ -145,20 +146,24 @@ t.test('on a real PostgreSQL', async (t) => {
     t.same(await store.listUserSessions(session.userId, now), [])
   })
 
-  t.test('a guarded statement that starts after its deadline reads and changes nothing', async (t) => {
+  t.test('a guarded statement checks both deadlines on the server: late to start, it changes nothing; late to end, it fails', async (t) => {
     const session = newSession(Date.now())
     await store.create(session)
     const client = await pool.connect()
     t.teardown(() => client.release())
-    await client.query('BEGIN')
+    const serverNow = Number((await client.query(sql.serverNow)).rows[0].now)
     const now = Date.now()
-    const { rows } = await client.query(sql.rotate, [-1, 1000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId])
+    await client.query('BEGIN')
+    const { rows } = await client.query(sql.rotate, [serverNow - 1000, serverNow + 60_000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId])
     t.same(rows.map(row => [row.on_time, row.session_id]), [[false, null]], 'refused, and said so')
-    const ended = await client.query(sql.endSessions, [-1, 1000, 'no-channel', [session.sessionId]])
+    const ended = await client.query(sql.endSessions, [serverNow - 1000, serverNow + 60_000, 'no-channel', [session.sessionId]])
     t.equal(ended.rows[0].on_time, false)
     const after = await client.query(`SELECT token_id FROM ${tableNames(table).sessions} WHERE session_id = $1`, [session.sessionId])
     t.same(after.rows, [{ token_id: session.tokenId }], 'not even within its own transaction')
     await client.query('ROLLBACK')
+    // started in time, but its commit deadline has passed by the time it ends: on its own it never commits
+    await t.rejects(client.query(sql.rotate, [serverNow + 60_000, serverNow - 1000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId]), { code: '22012' })
+    t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'the session never rotated')
   })
 
   t.test('a statement held back past the timeout is refused when it arrives; the session still rotates', async (t) => {
@@ -188,32 +193,37 @@ t.test('on a real PostgreSQL', async (t) => {
     }
     const until = (ms: number) => sleep(Math.max(0, started + ms - Date.now()))
     const rotating = () => slow.rotate(rotation(session, session.tokenId))
+    const ending = () => slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })
 
-    // BEGIN answered after the statements' start window (1500 ms): the rotation is never sent
-    controlled.beforeQuery = async (text) => { if (text.startsWith('BEGIN')) await until(1600) }
+    // the first reply (the server's clock) after the statements' start window (1500 ms): the rotation is never sent
+    controlled.afterQuery = async (text) => { if (text === sql.serverNow) await until(1600) }
     t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
     t.notOk(controlled.queries.includes(sql.rotate), 'the rotation was not sent')
+    controlled.afterQuery = null
 
-    // the rotation sent after its start window: the server's guard refuses it
+    // the rotation sent after its start window: the server's guard refuses it (the slow sample of its clock
+    // above may even have it past the commit deadline: refused all the same)
     controlled.beforeQuery = async (text) => { if (text === sql.rotate) await until(1600) }
-    t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
-    t.notOk(controlled.queries.includes('COMMIT'), 'no COMMIT after a refused statement')
+    t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline|stopped by PostgreSQL/ })
+
+    // BEGIN answered after the start window: the session is not even looked at
+    controlled.beforeQuery = null
+    controlled.afterQuery = async (text) => { if (text === 'BEGIN') await until(1600) }
+    t.match(await attempt(ending), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.notOk(controlled.queries.includes(sql.sessionForUpdate), 'the session was not read')
 
     // the reply of the last statement comes after the commit window (1750 ms): no COMMIT
-    controlled.beforeQuery = null
     controlled.afterQuery = async (text) => { if (text === sql.endSessions) await until(1850) }
-    t.match(await attempt(() => slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })),
-      { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.match(await attempt(ending), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
     t.notOk(controlled.queries.includes('COMMIT'))
 
     // a reply after the timeout itself: the caller has its answer, the next statement is never sent
     controlled.afterQuery = async (text) => { if (text === sql.sessionForUpdate) await until(2100) }
-    t.match(await attempt(() => slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })),
-      { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /present timed out after 2000ms/ })
+    t.match(await attempt(ending), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /present timed out after 2000ms/ })
     await until(2200)
     t.notOk(controlled.queries.includes(sql.endSessions), 'the session was not ended')
     controlled.afterQuery = async (text) => { if (text === sql.endSessions) await until(2100) }
-    t.match(await attempt(() => slow.revoke(session.sessionId)), { message: /revoke timed out/ })
+    t.match(await attempt(ending), { message: /present timed out/ })
     await until(2200)
     t.notOk(controlled.queries.includes('COMMIT'), 'no COMMIT once the caller was told')
 
@@ -228,13 +238,13 @@ t.test('on a real PostgreSQL', async (t) => {
     const held: Array<() => void> = []
     controlled.beforeQuery = async (text) => { if (text === 'COMMIT') await new Promise<void>(resolve => held.push(resolve)) }
     const slow = new PostgresStore({ pool: controlled, table, timeout: 200, cleanupInterval: 0 })
-    const revoked = slow.revoke(session.sessionId)
-    await t.rejects(revoked, { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT' })
+    const ended = slow.present({ sessionId: session.sessionId, presentedTokenId: session.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })
+    await t.rejects(ended, { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT' })
     // the server has had its idle-in-transaction timeout by now; the COMMIT goes out late
     await sleep(100)
     for (const release of held) release()
     await sleep(100)
-    t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'the revocation never committed')
+    t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'the logout never committed')
   })
 
   t.test('a statement still running at the timeout is cancelled on the server', async (t) => {

@@ -8,6 +8,7 @@ import { USER, buildApp, login, refresh } from './helpers/app.js'
 import { eventually, startAppProcess } from './helpers/app-process.js'
 import { uniquePrefix } from './helpers/redis.js'
 import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpers/redis-cluster.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
@@ -49,7 +50,7 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     storeContract({
       test: tapTest(t),
       createStore: () => new RedisStore({ client, prefix: `${prefix}contract:` }),
-      isStored: async (store, session) => await client.exists(store.sessionKey(session.sessionId)) === 1,
+      isStored: async (_store, session) => await client.exists(redisKeys(`${prefix}contract:`).session(session.sessionId)) === 1,
       // another instance of the app: its own Cluster client on the same nodes
       createPeer: () => new RedisStore({ client: clusterClient(t, null), prefix: `${prefix}contract:` }),
       // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer
@@ -71,10 +72,10 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     for (let i = 0; i < 60 && nodes.size < 3; i++) {
       const { refreshToken } = await login(app)
       tokens.push(refreshToken)
-      nodes.add(await primaryOf(client, store.sessionKey(sessionIdOf(refreshToken))))
+      nodes.add(await primaryOf(client, redisKeys(`${prefix}app:`).session(sessionIdOf(refreshToken))))
     }
     t.equal(nodes.size, 3, `${tokens.length} sessions of one user on the primaries ${[...nodes].join(', ')}`)
-    t.not(await primaryOf(client, store.userKey('42')), undefined, 'the user index lives in one slot')
+    t.not(await primaryOf(client, redisKeys(`${prefix}app:`).userIndex('42')), undefined, 'the user index lives in one slot')
 
     const listed = await app.refreshAuth.listUserSessions('42')
     t.same(listed.map(s => s.sessionId).sort(), tokens.map(sessionIdOf).sort(), 'every session is listed, whichever node holds it')
@@ -84,7 +85,7 @@ t.test('RedisStore on a three-primary Redis Cluster', async (t) => {
     await app.refreshAuth.revokeUserSessions('42')
     t.same(await app.refreshAuth.listUserSessions('42'), [])
     for (const token of tokens.slice(1)) t.equal((await refresh(app, token)).statusCode, 401, 'revoked on its node')
-    for (const token of tokens) t.same(await client.hgetall(store.sessionKey(sessionIdOf(token))), { x: 'ended' }, 'its key is gone but for its mark')
+    for (const token of tokens) t.same(await client.hgetall(redisKeys(`${prefix}app:`).session(sessionIdOf(token))), { x: 'ended' }, 'its key is gone but for its mark')
   })
 
   t.test('two instances in separate processes share sessions through the cluster', async (t) => {

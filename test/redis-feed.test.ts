@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
-import { RedisStore, type RedisClient, type RevocationListener } from '../lib/index.js'
+import { RedisStore, type RedisClient } from '../lib/index.js'
+import { type RevocationListener } from '../lib/store.js'
 import { recorder, until as waitUntil } from '../lib/testing/feed-recorder.js'
-import { REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { isScript, REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { DAY, newSession } from './helpers/sessions.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs
 t.setTimeout(120_000)
@@ -71,6 +73,31 @@ t.test('a read answered after its connection was given up is ignored', async (t)
   await until(() => heard.statuses.includes('live'), 'live on the new one')
 })
 
+t.test('a trim that fails waits for the next turn of the timer', async (t) => {
+  let trims = 0
+  const client = {
+    defineCommand (name: string) {
+      if (!isScript(name, 'trimRevocations')) return
+      (client as unknown as Record<string, unknown>)[name] = async () => {
+        trims++
+        throw new Error('connection lost')
+      }
+    },
+    duplicate: () => scriptedConnection().connection
+  }
+  const store = new RedisStore({ client: client as unknown as RedisClient })
+  const first = store.watchRevocations(recorder().listener, { retentionMs: 20 })
+  const second = store.watchRevocations(recorder().listener, { retentionMs: 20 })
+  await until(() => trims >= 2, 'tried again after a failure')
+  await first.close()
+  const count = trims
+  await until(() => trims > count, 'one watch left: still trimming')
+  await second.close()
+  const after = trims
+  await sleep(100)
+  t.equal(trims, after, 'no watch left: no timer')
+})
+
 t.test('the RedisStore revocation feed', async (t) => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)
@@ -128,7 +155,8 @@ t.test('the RedisStore revocation feed', async (t) => {
     await until(() => heard.statuses.includes('down'), 'down once cut')
     const missed = Array.from({ length: 700 }, () => randomUUID())
     for (let i = 0; i < missed.length; i += 100) await other.revokeUser(`nobody-${i}`)
-    await Promise.all(missed.map(id => other.revoke(id)))
+    // a hundred at a time: each must reach Redis within its deadline on a busy machine
+    for (let i = 0; i < missed.length; i += 100) await Promise.all(missed.slice(i, i + 100).map(id => other.revoke(id)))
     await sleep(200)
     t.notOk(heard.revoked.has(missed[0]), 'not heard while cut off')
     proxy.restore()
@@ -178,8 +206,8 @@ t.test('the RedisStore revocation feed', async (t) => {
     await other.revoke(lost)
     await other.revoke(randomUUID())
     // someone trims harder than this watch asked (an instance with shorter tokens): the entry after the last seen goes
-    const [, [lostId]] = await direct.xrange(other.revocationsKey(), '-', '+')
-    await direct.xtrim(other.revocationsKey(), 'MINID', `${Number(lostId.split('-')[0])}-${Number(lostId.split('-')[1]) + 1}`)
+    const [, [lostId]] = await direct.xrange(redisKeys(`${prefix}trimmed:`).revocations, '-', '+')
+    await direct.xtrim(redisKeys(`${prefix}trimmed:`).revocations, 'MINID', `${Number(lostId.split('-')[0])}-${Number(lostId.split('-')[1]) + 1}`)
     proxy.restore()
     await until(() => heard.statuses.length === 3, 'caught up')
     t.same(heard.statuses, ['live', 'down', 'gap'])
@@ -193,22 +221,72 @@ t.test('the RedisStore revocation feed', async (t) => {
     const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
     t.teardown(() => watch.close())
     await until(() => heard.statuses.includes('live'), 'live')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '["late"]', 'at', String(Date.now()), 'n', '99')
+    await direct.xadd(redisKeys(`${prefix}skipped:`).revocations, '*', 'ids', '["late"]', 'at', String(Date.now()), 'n', '99')
     await until(() => heard.statuses.length === 2, 'reported')
     t.same(heard.statuses, ['live', 'gap'])
     t.ok(heard.revoked.has('late'), 'and the entry is delivered')
   })
 
-  t.test('the stream lost with the server\'s data: gap', async (t) => {
-    const { other, heard, proxy } = await watchedBehindProxy(t, 'flushed')
+  /** A recorder that also keeps the epoch (`since`) each status came with. */
+  function epochRecorder () {
+    const heard = recorder()
+    const epochs: Array<number | undefined> = []
+    const listener: RevocationListener = {
+      revoked: heard.listener.revoked,
+      status (status, since) {
+        heard.listener.status(status)
+        epochs.push(since)
+      }
+    }
+    return { ...heard, listener, epochs }
+  }
+
+  t.test('the store\'s data lost while the watch was away: a new epoch, its history read whole, no gap of its own', async (t) => {
+    const { client, proxy } = await proxiedClient(t)
+    const keys = redisKeys(`${prefix}flushed:`)
+    const store = new RedisStore({ client, prefix: `${prefix}flushed:` })
+    const other = new RedisStore({ client: direct, prefix: `${prefix}flushed:` })
+    const heard = epochRecorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
     await other.revoke(randomUUID())
     await until(() => heard.revoked.size === 1, 'one heard')
+    const epoch = Number(await direct.get(keys.epoch))
     proxy.cut()
     await until(() => heard.statuses.includes('down'), 'down')
-    await direct.del(other.revocationsKey())
+    await direct.del(keys.revocations, keys.epoch)
+    const after = randomUUID()
+    await other.revoke(after)
     proxy.restore()
     await until(() => heard.statuses.length === 3, 'caught up')
-    t.same(heard.statuses, ['live', 'down', 'gap'])
+    t.same(heard.statuses, ['live', 'down', 'live'])
+    t.same(heard.epochs.slice(0, 2), [epoch, undefined], 'live with the epoch; down without')
+    t.ok((heard.epochs[2] as number) > epoch, 'then live with the new one')
+    t.equal(Number(await direct.get(keys.epoch)), heard.epochs[2])
+    t.ok(heard.revoked.has(after), 'the new history was read from its start')
+  })
+
+  t.test('the store\'s data lost while the watch stayed connected: the next entry tells of the new epoch', async (t) => {
+    const keys = redisKeys(`${prefix}flushed-live:`)
+    const store = new RedisStore({ client: direct, prefix: `${prefix}flushed-live:` })
+    const heard = epochRecorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
+    t.teardown(() => watch.close())
+    await until(() => heard.statuses.includes('live'), 'live')
+    await store.revoke(randomUUID())
+    await store.revoke(randomUUID())
+    const epoch = Number(await direct.get(keys.epoch))
+    await direct.del(keys.revocations, keys.epoch)
+    const after = randomUUID()
+    await new RedisStore({ client: direct, prefix: `${prefix}flushed-live:` }).revoke(after)
+    await until(() => heard.statuses.length === 2, 'the new epoch reported')
+    t.same(heard.statuses, ['live', 'live'], 'no gap: its numbers start again under the new epoch')
+    t.ok((heard.epochs[1] as number) > epoch)
+    t.ok(heard.revoked.has(after))
+    await direct.xadd(keys.revocations, '*', 'ids', '["older"]', 'at', String(Date.now()), 'n', '2', 'e', String(epoch))
+    await store.revoke(randomUUID())
+    await sleep(100)
+    t.same(heard.statuses, ['live', 'live'], 'an entry of an older epoch restarts nothing')
   })
 
   t.test('the stream is trimmed by age to the longest retention a watch asked for', async (t) => {
@@ -219,16 +297,33 @@ t.test('the RedisStore revocation feed', async (t) => {
     await Promise.all(Array.from({ length: 300 }, () => store.revoke(randomUUID())))
     await sleep(300)
     await store.revoke(randomUUID())
-    const length = await direct.xlen(store.revocationsKey())
+    const length = await direct.xlen(redisKeys(`${prefix}trim:`).revocations)
     t.ok(length < 301, `${length} entries left of 301`)
+  })
+
+  t.test('the stream shrinks by age while nothing is written (issue 20 #13)', async (t) => {
+    const store = new RedisStore({ client: direct, prefix: `${prefix}idle-trim:` })
+    const key = redisKeys(`${prefix}idle-trim:`).revocations
+    const heard = recorder()
+    const watch = store.watchRevocations(heard.listener, { retentionMs: 300 })
+    t.teardown(() => watch.close())
+    await Promise.all(Array.from({ length: 50 }, () => store.revoke(randomUUID())))
+    t.equal(await direct.xlen(key), 50)
+    // no writes from now on: only the store's timer trims (bounded wait: 10 s)
+    let length = 50
+    for (let i = 0; i < 100 && length > 0; i++) {
+      await sleep(100)
+      length = await direct.xlen(key)
+    }
+    t.equal(length, 0, 'every entry older than the retention is gone')
   })
 
   t.test('entries that are not revocations are skipped', async (t) => {
     const store = new RedisStore({ client: direct, prefix: `${prefix}foreign:` })
-    await direct.xadd(store.revocationsKey(), '*', 'ids', 'not json', 'at', '1')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '[1, 2]', 'at', '1')
-    await direct.xadd(store.revocationsKey(), '*', 'ids', '["a"]', 'at', 'never')
-    await direct.xadd(store.revocationsKey(), '*', 'odd', 'entry')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', 'not json', 'at', '1')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', '[1, 2]', 'at', '1')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'ids', '["a"]', 'at', 'never')
+    await direct.xadd(redisKeys(`${prefix}foreign:`).revocations, '*', 'odd', 'entry')
     await store.revoke('real')
     const heard = recorder()
     const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
@@ -257,7 +352,7 @@ t.test('the RedisStore revocation feed', async (t) => {
     const flaky = new Proxy(direct, {
       get (target, name, receiver) {
         const value = Reflect.get(target, name, receiver)
-        if (name !== 'refreshAuthAnnounceRevocationV1') return typeof value === 'function' ? value.bind(target) : value
+        if (!isScript(name, 'announceRevocation')) return typeof value === 'function' ? value.bind(target) : value
         return async (...args: unknown[]) => {
           if (failAnnouncements) throw new Error('connection lost')
           return value.apply(target, args)
@@ -284,10 +379,10 @@ t.test('the RedisStore revocation feed', async (t) => {
     t.same(await store.listUserSessions(loggedOut.userId, Date.now()), [], 'a logout whose announcement failed ended the session')
 
     failAnnouncements = false
-    t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'reused', 'met again: its end is answered again')
+    t.equal((await store.rotate(rotation(stolen.sessionId, first.nextTokenId))).outcome, 'not-found', 'met again: ended, and its end announced again')
     t.equal((await store.present({ sessionId: loggedOut.sessionId, presentedTokenId: loggedOut.tokenId, now: Date.now(), reuseIntervalMs: 0, end: true })).outcome, 'not-found')
     await until(() => heard.revoked.has(stolen.sessionId) && heard.revoked.has(loggedOut.sessionId), 'and now announced')
-    t.same(await direct.hgetall(store.sessionKey(stolen.sessionId)), { x: 'reused' }, 'then deleted, but for its mark')
-    t.same(await direct.hgetall(store.sessionKey(loggedOut.sessionId)), { x: 'ended' })
+    t.same(await direct.hgetall(redisKeys(`${prefix}pending:`).session(stolen.sessionId)), { x: 'reused' }, 'then deleted, but for its mark')
+    t.same(await direct.hgetall(redisKeys(`${prefix}pending:`).session(loggedOut.sessionId)), { x: 'ended' })
   })
 })

@@ -2,14 +2,18 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { RedisStore, StoreTimeoutError, type RedisClient } from '../lib/index.js'
-import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { isScript, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { DAY, newSession } from './helpers/sessions.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 async function until (condition: () => Promise<boolean>): Promise<void> {
   for (let i = 0; i < 300 && !await condition(); i++) await sleep(10)
 }
 
 type Reply = Array<string | number | null>
+
+/** What a registered script does, from its name (`refreshAuth_<what>_<digest>`). */
+const scriptOf = (name: string): string => name.split('_')[1]
 
 /** A client that runs no Redis: it answers each script call with `answer`, and records the calls. */
 function fakeClient (answer: (name: string, args: unknown[]) => Promise<Reply>) {
@@ -43,12 +47,11 @@ t.test('scripts are registered once per client', async (t) => {
   const { client } = fakeClient(async () => [Date.now(), 'ok'])
   const define = client.defineCommand.bind(client)
   client.defineCommand = (name, definition) => { defined.push(name); define(name, definition) }
-  const first = new RedisStore({ client })
-  const second = new RedisStore({ client, prefix: 'other:' })
-  t.equal(defined.length, 10)
-  t.equal(new Set(defined).size, 10)
-  t.equal(first.sessionKey('s1'), 'refresh-auth:session:{s1}')
-  t.equal(second.userKey('u1'), 'other:user:{u1}')
+  t.ok(new RedisStore({ client }))
+  t.ok(new RedisStore({ client, prefix: 'other:' }))
+  t.equal(defined.length, 11)
+  t.equal(new Set(defined).size, 11)
+  for (const name of defined) t.match(name, /^refreshAuth_[a-zA-Z]+_[0-9a-f]{12}$/, 'named by what it does, and by its digest')
 })
 
 t.test('a store error rejects the operation with that error', async (t) => {
@@ -77,10 +80,10 @@ t.test('deadlines follow the server clock: the offset is learnt from quick repli
   t.equal((err as { code: string }).code, 'FST_REFRESH_AUTH_STORE_TIMEOUT')
   t.equal((err as { statusCode: number }).statusCode, 503)
   // before any reply, clocks are taken as in sync: the deadline is ours, 3/4 of the timeout ahead
-  const firstDeadline = calls[0].args[1] as number
+  const firstDeadline = JSON.parse(calls[0].args[1] as string).deadline as number
   t.ok(firstDeadline >= before + 750 && firstDeadline <= Date.now() + 750)
   await store.revoke('s')
-  const secondDeadline = calls[1].args[1] as number
+  const secondDeadline = JSON.parse(calls[1].args[1] as string).deadline as number
   t.ok(Math.abs(secondDeadline - (Date.now() - 10 * minute)) < minute, 'the deadline moved to the server clock')
   // a slow reply (past 100ms) says little about the offset: it is not learnt from
   delay = 150
@@ -88,7 +91,7 @@ t.test('deadlines follow the server clock: the offset is learnt from quick repli
   await store.revoke('s')
   delay = 0
   await store.revoke('s')
-  const fourthDeadline = calls[3].args[1] as number
+  const fourthDeadline = JSON.parse(calls[3].args[1] as string).deadline as number
   t.ok(Math.abs(fourthDeadline - (Date.now() - 10 * minute)) < minute, 'the offset kept from the quick replies')
 })
 
@@ -106,46 +109,46 @@ t.test('an operation that outlives its timeout rejects, and its script is refuse
 
 t.test('replies are read back into sessions (without a server: canned script replies)', async (t) => {
   const now = Date.now()
-  const live = ['u1', 't2', 't1', String(now - 1000), String(now), String(now + DAY), String(now + 2 * DAY), null, null]
+  const live = ['u1', 't2', 't1', 3, String(now - 1000), String(now), String(now + DAY), String(now + 2 * DAY), null, null]
   const replies: Record<string, (args: unknown[]) => Reply> = {
-    refreshAuthReserveSessionV1: () => [now, 'reserved'],
-    refreshAuthCreateSessionV2: () => [now, 'ok'],
-    refreshAuthEndSessionV1: () => [now, 'ok'],
-    refreshAuthDeleteSessionV2: () => [now, 'ok'],
-    refreshAuthAnnounceRevocationV1: () => [now, 'ok'],
-    refreshAuthRotateSessionV2: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
-    refreshAuthUserSessionIdsV1: () => [now, 'ok', 'live', 'revoked', 'idle'],
-    refreshAuthReadSessionV2: (args) => {
-      if (args[0] === 'refresh-auth:session:{revoked}') return [now, 'ok', null, null, null, null, null, null, null, null, null]
-      if (args[0] === 'refresh-auth:session:{idle}') return [now, 'ok', 'u1', 't9', null, String(now - DAY), String(now - DAY), String(now - 1), String(now + DAY), 'UA', '::1']
-      return [now, 'ok', ...live]
+    reserveLogin: () => [now, 'reserved'],
+    createSession: () => [now, 'created'],
+    markSessionEnded: () => [now, 'marked'],
+    stripEndedSession: () => [now, 'stripped'],
+    announceRevocation: () => [now, 'announced'],
+    rotateSession: (args) => args[0] === 'refresh-auth:session:{gone}' ? [now, 'not-found'] : [now, 'rotated', ...live],
+    userSessionIds: () => [now, 'listed', 'live', 'revoked', 'idle'],
+    readSession: (args) => {
+      if (args[0] === 'refresh-auth:session:{revoked}') return [now, 'not-found']
+      if (args[0] === 'refresh-auth:session:{idle}') return [now, 'found', 'u1', 't9', null, 0, String(now - DAY), String(now - DAY), String(now - 1), String(now + DAY), 'UA', '::1']
+      return [now, 'found', ...live]
     }
   }
-  const { client, calls } = fakeClient(async (name, args) => replies[name](args))
+  const { client, calls } = fakeClient(async (name, args) => replies[scriptOf(name)](args))
   const store = new RedisStore({ client })
   t.same(await store.create(newSession(now, { sessionId: 's1', userId: 'u1' })), { outcome: 'created', endedSessionIds: [] })
-  t.same(calls.map(call => call.name), ['refreshAuthReserveSessionV1', 'refreshAuthCreateSessionV2'], 'the index entry goes first; two scripts without a limit')
-  t.equal(calls[1].args[9], '', 'no User-Agent')
+  t.same(calls.map(call => scriptOf(call.name)), ['reserveLogin', 'createSession'], 'the index entry goes first; two scripts without a limit')
+  t.notOk('userAgent' in JSON.parse(calls[1].args[1] as string).session, 'no User-Agent')
   const request = { presentedTokenId: 't1', nextTokenId: 't2', now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
   t.same(await store.rotate({ ...request, sessionId: 'gone' }), { outcome: 'not-found' })
   t.same(await store.rotate({ ...request, sessionId: 's1' }), {
     outcome: 'rotated',
-    session: { sessionId: 's1', userId: 'u1', tokenId: 't2', previousTokenId: 't1', createdAt: now - 1000, rotatedAt: now, expiresAt: now + DAY, absoluteExpiresAt: now + 2 * DAY }
+    session: { sessionId: 's1', userId: 'u1', tokenId: 't2', previousTokenId: 't1', generation: 3, createdAt: now - 1000, rotatedAt: now, expiresAt: now + DAY, absoluteExpiresAt: now + 2 * DAY }
   })
   t.same(await store.listUserSessions('u1', now), [
     { sessionId: 'live', userId: 'u1', createdAt: now - 1000, lastRefreshedAt: now, expiresAt: now + DAY, absoluteExpiresAt: now + 2 * DAY }
   ], 'revoked and idle-expired sessions are left out')
   calls.length = 0
   await store.revokeUser('u1')
-  t.same(calls.map(call => [call.name, call.args[0]]), [
-    ['refreshAuthUserSessionIdsV1', 'refresh-auth:user:{u1}'],
-    ['refreshAuthEndSessionV1', 'refresh-auth:session:{live}'],
-    ['refreshAuthEndSessionV1', 'refresh-auth:session:{revoked}'],
-    ['refreshAuthEndSessionV1', 'refresh-auth:session:{idle}'],
-    ['refreshAuthAnnounceRevocationV1', 'refresh-auth:{revocations}'],
-    ['refreshAuthDeleteSessionV2', 'refresh-auth:session:{live}'],
-    ['refreshAuthDeleteSessionV2', 'refresh-auth:session:{revoked}'],
-    ['refreshAuthDeleteSessionV2', 'refresh-auth:session:{idle}']
+  t.same(calls.map(call => [scriptOf(call.name), call.args[0]]), [
+    ['userSessionIds', 'refresh-auth:user:{u1}'],
+    ['markSessionEnded', 'refresh-auth:session:{live}'],
+    ['markSessionEnded', 'refresh-auth:session:{revoked}'],
+    ['markSessionEnded', 'refresh-auth:session:{idle}'],
+    ['announceRevocation', 'refresh-auth:{revocations}'],
+    ['stripEndedSession', 'refresh-auth:session:{live}'],
+    ['stripEndedSession', 'refresh-auth:session:{revoked}'],
+    ['stripEndedSession', 'refresh-auth:session:{idle}']
   ])
 })
 
@@ -154,6 +157,7 @@ t.test('on a real Redis', async (t) => {
   const prefix = uniquePrefix(__filename)
   const client = redisClient(t, prefix)
   const store = new RedisStore({ client, prefix })
+  const keys = redisKeys(prefix)
 
   t.test('keys are hash-tagged per session and per user, and carry TTLs', async (t) => {
     const now = Date.now()
@@ -161,11 +165,12 @@ t.test('on a real Redis', async (t) => {
     await store.create(session)
     const sessionKey = `${prefix}session:{${session.sessionId}}`
     const userKey = `${prefix}user:{${session.userId}}`
-    t.equal(store.sessionKey(session.sessionId), sessionKey)
-    t.equal(store.userKey(session.userId), userKey)
+    t.equal(keys.session(session.sessionId), sessionKey)
+    t.equal(keys.userIndex(session.userId), userKey)
     t.same(await client.hgetall(sessionKey), {
       u: session.userId,
       t: session.tokenId,
+      g: '0',
       c: String(now),
       r: String(now),
       e: String(now + 60_000),
@@ -210,7 +215,7 @@ t.test('on a real Redis', async (t) => {
     const now = Date.now()
     const short = newSession(now, { expiresAt: now + 100, absoluteExpiresAt: now + 100 })
     await store.create(short)
-    const userKey = store.userKey(short.userId)
+    const userKey = keys.userIndex(short.userId)
     await sleep(200)
     t.equal(await client.exists(userKey), 0, 'the index expired with its only session')
     await store.create(newSession(now, { userId: short.userId, expiresAt: now + 150, absoluteExpiresAt: now + 150 }))
@@ -230,7 +235,7 @@ t.test('on a real Redis', async (t) => {
     const slowCreate = new Proxy(client, {
       get (target, name, receiver) {
         const value = Reflect.get(target, name, receiver)
-        if (name !== 'refreshAuthCreateSessionV2') return typeof value === 'function' ? value.bind(target) : value
+        if (!isScript(name, 'createSession')) return typeof value === 'function' ? value.bind(target) : value
         return async (...args: unknown[]) => {
           await held
           return value.apply(target, args)
@@ -240,13 +245,13 @@ t.test('on a real Redis', async (t) => {
     const racing = new RedisStore({ client: slowCreate, prefix })
     const login = racing.create(session)
     // the user index already lists the session
-    await until(async () => (await client.zrange(store.userKey(session.userId), '0', '-1')).includes(session.sessionId))
+    await until(async () => (await client.zrange(keys.userIndex(session.userId), '0', '-1')).includes(session.sessionId))
     await store.revokeUser(session.userId)
     release()
     await t.rejects(login, { code: 'FST_REFRESH_AUTH_STORE_CONFLICT', message: /revoked while it was being created/ }, 'the login fails (503): its user was signed out meanwhile')
     t.equal((await store.rotate({ sessionId: session.sessionId, presentedTokenId: session.tokenId, nextTokenId: randomUUID(), now: Date.now(), nextExpiresAt: Date.now() + DAY, reuseIntervalMs: 0 })).outcome, 'not-found')
     t.same(await store.listUserSessions(session.userId, Date.now()), [])
-    const ttl = await client.pttl(store.sessionKey(session.sessionId))
+    const ttl = await client.pttl(keys.session(session.sessionId))
     t.ok(ttl > 0 && ttl <= 2 * 2000 + 5000, `the mark goes by itself (${ttl} ms left)`)
   })
 
@@ -258,7 +263,7 @@ t.test('on a real Redis', async (t) => {
     const heldBack = new Proxy(client, {
       get (target, name, receiver) {
         const value = Reflect.get(target, name, receiver)
-        if (name !== 'refreshAuthRotateSessionV2') return typeof value === 'function' ? value.bind(target) : value
+        if (!isScript(name, 'rotateSession')) return typeof value === 'function' ? value.bind(target) : value
         return async (...args: unknown[]) => {
           await sleep(250)
           return value.apply(target, args)
@@ -276,7 +281,7 @@ t.test('on a real Redis', async (t) => {
       reuseIntervalMs: 0
     }), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT' })
     await sleep(300)
-    t.equal(await client.hget(store.sessionKey(session.sessionId), 't'), session.tokenId, 'the late rotation was refused')
+    t.equal(await client.hget(keys.session(session.sessionId), 't'), session.tokenId, 'the late rotation was refused')
     const result = await store.rotate({
       sessionId: session.sessionId,
       presentedTokenId: session.tokenId,

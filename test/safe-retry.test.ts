@@ -8,6 +8,7 @@ import { fakeClock } from './helpers/clock.js'
 import { sessionIdOf } from './helpers/feed-store.js'
 import { REDIS_URL, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs
 t.setTimeout(120_000)
@@ -84,8 +85,8 @@ t.test('the real fault on Redis: the rotation applied, its reply lost, the clien
   }
 
   /** A refresh whose rotation reaches Redis while its reply is lost: 503 to the client, rotated on the server. */
-  async function refreshWithLostReply (t: Test, app: FastifyInstance, proxy: TcpProxy, store: RedisStore, token: string): Promise<void> {
-    const key = store.sessionKey(sessionIdOf(token))
+  async function refreshWithLostReply (t: Test, app: FastifyInstance, proxy: TcpProxy, token: string): Promise<void> {
+    const key = redisKeys(prefix).session(sessionIdOf(token))
     proxy.loseReplyTo(request => request.includes(key))
     const lost = await refresh(app, token)
     t.equal(lost.statusCode, 503, 'the client was told it failed')
@@ -105,12 +106,12 @@ t.test('the real fault on Redis: the rotation applied, its reply lost, the clien
   }
 
   t.test('with the default settings the retry keeps the session, on the one chain', async (t) => {
-    const { app, proxy, store } = await setup(t, {})
+    const { app, proxy } = await setup(t, {})
     const { refreshToken, accessToken } = await login(app)
-    await refreshWithLostReply(t, app, proxy, store, refreshToken)
+    await refreshWithLostReply(t, app, proxy, refreshToken)
     const retry = await refreshOnceBack(app, refreshToken)
     t.equal(retry.statusCode, 200, 'the retry with the same cookie succeeds')
-    const live = await direct.hget(store.sessionKey(sessionIdOf(refreshToken)), 't')
+    const live = await direct.hget(redisKeys(prefix).session(sessionIdOf(refreshToken)), 't')
     t.equal(jtiOf(refreshCookie(retry)), live, 'it got the token the lost rotation made live: no second chain')
     t.equal((await getPrivate(app, accessToken)).statusCode, 200, 'the session was not ended')
     const next = await refresh(app, refreshCookie(retry))
@@ -120,9 +121,9 @@ t.test('the real fault on Redis: the rotation applied, its reply lost, the clien
   })
 
   t.test('with reuseInterval 0 the retry is reuse: strict, as asked', async (t) => {
-    const { app, proxy, store } = await setup(t, { refreshToken: { reuseInterval: 0 } })
+    const { app, proxy } = await setup(t, { refreshToken: { reuseInterval: 0 } })
     const { refreshToken } = await login(app)
-    await refreshWithLostReply(t, app, proxy, store, refreshToken)
+    await refreshWithLostReply(t, app, proxy, refreshToken)
     const retry = await refreshOnceBack(app, refreshToken)
     t.equal(retry.statusCode, 401, 'the session is lost to the fault')
   })

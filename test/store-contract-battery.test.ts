@@ -1,10 +1,8 @@
 // The battery itself: it passes a store that keeps the contract (a feed being optional), and fails stores
 // that break it in the ways a store author might.
 import t from 'tap'
-import {
-  MemoryStore, type RotateRequest, type RotateResult, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
-  type SessionRecord, type SessionStore, type WatchOptions
-} from '../lib/index.js'
+import { MemoryStore, type SessionStore } from '../lib/index.js'
+import { type RotateRequest, type RotateResult, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch, type SessionRecord, type WatchOptions } from '../lib/store.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { withoutFeed } from './helpers/shipped-stores.js'
 

@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { MemoryStore, RedisStore } from '../lib/index.js'
 import { storeContract } from '../lib/testing/store-contract.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { redisKeys } from './helpers/redis-keys.js'
 
 // the battery on real servers, on a machine that may be busy
 t.setTimeout(300_000)
@@ -46,7 +47,7 @@ t.test('RedisStore keeps the store contract', async (t) => {
   storeContract({
     test: tapTest(t),
     createStore: () => new RedisStore({ client, prefix }),
-    isStored: async (store, session) => await client.exists(store.sessionKey(session.sessionId)) === 1,
+    isStored: async (_store, session) => await client.exists(redisKeys(prefix).session(session.sessionId)) === 1,
     // another instance of the app: its own client and store object on the same Redis
     createPeer: () => new RedisStore({ client: redisClient(t, null), prefix }),
     // ioredis' defaults: offline queue on, reconnecting forever; the store's own timeout must answer

@@ -10,13 +10,11 @@ import fastifyRefreshAuth, {
   MemoryStore,
   type AuthenticatedUser,
   type AuthenticateHook,
-  type CreateResult,
   type FastifyRefreshAuthOptions,
   type LoginUser,
-  type PresentResult,
-  type RotateResult,
   type SessionStore
 } from 'fastify-refresh-auth'
+import type { CreateResult, PresentResult, RotateResult } from 'fastify-refresh-auth/store'
 
 // The host's own types, merged into the package's through the entry's re-exports. (Every file of this
 // folder is one program: the other files see these too.)

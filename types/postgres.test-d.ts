@@ -2,12 +2,8 @@
 // into the package's own declarations.
 import pg from 'pg'
 import { describe, expect, test } from 'tstyche'
-import {
-  PostgresStore,
-  type PostgresPool,
-  type RevocationWatch,
-  type SessionStore
-} from 'fastify-refresh-auth'
+import { PostgresStore, type PostgresPool, type SessionStore } from 'fastify-refresh-auth'
+import { type RevocationWatch } from 'fastify-refresh-auth/store'
 
 const pool = new pg.Pool({ connectionString: 'postgres://localhost/app' })
 

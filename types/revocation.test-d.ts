@@ -9,13 +9,11 @@ import fastifyRefreshAuth, {
   StoreConflictError,
   type FastifyRefreshAuthOptions,
   type LogoutEvent,
-  type PresentResult,
   type RedisClient,
-  type RevocationFeedStatus,
   type RevocationOptions,
-  type RevocationWatch,
   type SessionStore
 } from 'fastify-refresh-auth'
+import type { PresentResult, RevocationFeedStatus, RevocationWatch } from 'fastify-refresh-auth/store'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
 
 const secret = 'x'.repeat(32)
@@ -86,6 +84,7 @@ describe('the store contract', () => {
       test: (name: string, fn: () => Promise<void>) => ({ name, fn }),
       createStore: () => new MemoryStore(),
       createPeer: () => new MemoryStore(),
+      isStored: async () => true,
       modelSteps: 50
     })
   })

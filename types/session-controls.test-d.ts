@@ -7,7 +7,6 @@ import fastifyRefreshAuth, {
   InsufficientUserAuthenticationError,
   SessionLimitError,
   type AuthenticatedUser,
-  type CreateResult,
   type ClaimGuard,
   type ErrorMessages,
   type FastifyRefreshAuthOptions,
@@ -17,6 +16,7 @@ import fastifyRefreshAuth, {
   type SessionLimitPolicy,
   type SessionStore
 } from 'fastify-refresh-auth'
+import type { CreateResult } from 'fastify-refresh-auth/store'
 
 const app = Fastify()
 const secret = 'x'.repeat(32)

@@ -10,12 +10,15 @@ import type { CookieSettings } from '../options/types.js'
  */
 export class RefreshCookie {
   readonly #name: string
+  /** Where the browser sends it. */
+  readonly path: string
   // `name=` is followed by the token; the attributes after it never change
   readonly #attributes: string
   readonly #clearing: string
 
   constructor (options: CookieSettings) {
     this.#name = options.name
+    this.path = options.path
     this.#attributes = `; Path=${options.path}; HttpOnly${options.secure ? '; Secure' : ''}; SameSite=${options.sameSite === 'strict' ? 'Strict' : 'Lax'}`
     this.#clearing = `${options.name}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT${this.#attributes}`
   }

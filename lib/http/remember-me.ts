@@ -10,9 +10,11 @@ import type { LoginUser } from '../types.js'
  * truthy string could keep a cookie the user asked to drop): logged, and the login fails with the same
  * generic `CallbackFailedError`, before a session is saved.
  */
-export async function hostRememberMe (rememberMe: FastifyRefreshAuthOptions['rememberMe'], user: LoginUser, request: FastifyRequest): Promise<boolean> {
+export async function hostRememberMe (
+  rememberMe: FastifyRefreshAuthOptions['rememberMe'], user: LoginUser, request: FastifyRequest, timeout: number
+): Promise<boolean> {
   if (rememberMe === undefined) return true
-  const answer: unknown = await callHost('rememberMe', request.log, () => rememberMe(user, request))
+  const answer: unknown = await callHost('rememberMe', request.log, timeout, () => rememberMe(user, request))
   if (typeof answer === 'boolean') return answer
   // a type, never the value: it may be anything the host had at hand
   request.log.error({ callback: 'rememberMe', got: answer === null ? 'null' : typeof answer },

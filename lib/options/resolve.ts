@@ -131,7 +131,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
       onLogin: optionalFunction(options.onLogin, 'onLogin'),
       onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
       onLogout: optionalFunction(options.onLogout, 'onLogout'),
-      onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected')
+      onReuseDetected: optionalFunction(options.onReuseDetected, 'onReuseDetected'),
+      timeout: callbackTimeout(options.callbackTimeout)
     },
     cookie: { name: cookieName, path: cookiePath, secure: cookieSecure, sameSite: cookieSameSite },
     routes: {
@@ -146,6 +147,15 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     realm,
     messages: resolveMessages(options.messages)
   }
+}
+
+// A longer timer would overflow setTimeout (about 24.8 days) and fire at once; no request waits an hour anyway.
+const MAX_CALLBACK_TIMEOUT = 3600
+
+function callbackTimeout (value: unknown): number {
+  const seconds = duration(value, '10s', 'callbackTimeout')
+  if (seconds > MAX_CALLBACK_TIMEOUT) fail("callbackTimeout must be at most '1h'")
+  return seconds
 }
 
 function resolveRevocation (revocation: boolean | RevocationOptions | undefined): RevocationSettings | null {

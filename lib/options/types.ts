@@ -113,6 +113,12 @@ export interface FastifyRefreshAuthOptions {
   }
   /** The realm of `WWW-Authenticate` challenges. Default `'fastify-refresh-auth'`. */
   realm?: string
+  /**
+   * How long `verifyCredentials`, `loadUser`, `subject`, `claims` and `rememberMe` may take: one that has not
+   * settled by then answers 503 `FST_REFRESH_AUTH_CALLBACK_TIMEOUT`, with nothing issued or rotated, and what
+   * it settles to later is ignored. Default `'10s'`.
+   */
+  callbackTimeout?: Duration
   /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
   clockTolerance?: number
   /**
@@ -257,6 +263,8 @@ export interface HostCallbacks {
   onRefresh: AuditHook | undefined
   onLogout: AuditHook<LogoutEvent> | undefined
   onReuseDetected: AuditHook | undefined
+  /** `callbackTimeout`: seconds an awaited callback may take. */
+  timeout: number
 }
 
 /** The refresh cookie's attributes, every one the plugin's own. */

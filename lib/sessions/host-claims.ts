@@ -18,8 +18,8 @@ const UNSAFE_NAMES: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Obj
  * (stringified). Anything else (an object id would make every such user `[object Object]`, one identity)
  * is logged and refused with `InvalidSubjectError`.
  */
-export async function hostSubject (subject: (user: LoginUser) => unknown, user: LoginUser, request: FastifyRequest): Promise<string> {
-  const value = await callHost('subject', request.log, () => subject(user))
+export async function hostSubject (subject: (user: LoginUser) => unknown, user: LoginUser, request: FastifyRequest, timeout: number): Promise<string> {
+  const value = await callHost('subject', request.log, timeout, () => subject(user))
   const sub = userIdOf(value)
   if (sub !== null) return sub
   request.log.error({ option: 'subject', got: describeSubject(value) },
@@ -53,9 +53,10 @@ function describeSubject (value: unknown): string {
 export async function hostClaims (
   claims: (user: LoginUser, request: FastifyRequest) => unknown,
   user: LoginUser,
-  request: FastifyRequest
+  request: FastifyRequest,
+  timeout: number
 ): Promise<Record<string, unknown>> {
-  const value = await callHost('claims', request.log, () => claims(user, request))
+  const value = await callHost('claims', request.log, timeout, () => claims(user, request))
   let copy: Record<string, unknown> | Refusal
   try {
     copy = copyClaims(value)

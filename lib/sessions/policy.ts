@@ -21,6 +21,27 @@ export interface RefreshTokenClaims extends RegisteredClaims {
    * rotation. Carried by the (signed) token so the store keeps nothing more; absent means remembered.
    */
   remember?: false
+  /**
+   * `'body'` when the session's tokens travel in JSON bodies; absent: in the cookie. A token is refused on the
+   * other channel, so a body session cannot become a cookie one that `rememberMe` was never asked about.
+   */
+  channel?: 'body'
+}
+
+/** The way a refresh token travels: the refresh cookie, or the `refresh_token` of a JSON body. */
+export type TokenChannel = 'cookie' | 'body'
+
+/** A refresh token as a request carried it. */
+export interface PresentedRefreshToken {
+  token: string
+  channel: TokenChannel
+}
+
+/** How a login's session sends its refresh tokens, and whether its cookie outlives the browser session. */
+export interface SessionStart {
+  channel: TokenChannel
+  /** False: the refresh cookie is a browser-session cookie, for the whole session. */
+  remember: boolean
 }
 
 /** What login and refresh hand to the client. */
@@ -108,15 +129,15 @@ export class SessionPolicy {
   }
 
   /**
-   * Starts a session for a user that `verifyCredentials` accepted; `remember` false makes its refresh
-   * cookie a browser-session cookie for the whole session. A live refresh token of the same user that the
-   * login carried (`presentedRefreshToken`) names the session this one replaces. At `maxSessionsPerUser`
+   * Starts a session for a user that `verifyCredentials` accepted, its tokens bound to `start.channel`;
+   * `start.remember` false makes its refresh cookie a browser-session cookie for the whole session. A live
+   * refresh token of the same user that the login carried (`presented`) names the session this one replaces. At `maxSessionsPerUser`
    * the store ends the least recently used sessions, or (`onSessionLimit: 'refuse'`) this throws a 403.
    */
-  async startSession (user: LoginUser, request: FastifyRequest, remember = true, presentedRefreshToken?: string): Promise<IssuedTokens> {
-    const sub = await hostSubject(this.#hooks.subject, user, request)
-    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
-    const replaceSessionId = presentedRefreshToken === undefined ? undefined : await this.#replaceableSession(presentedRefreshToken, sub, request)
+  async startSession (user: LoginUser, request: FastifyRequest, start: SessionStart, presented?: PresentedRefreshToken): Promise<IssuedTokens> {
+    const sub = await hostSubject(this.#hooks.subject, user, request, this.#hooks.timeout)
+    const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
+    const replaceSessionId = presented === undefined ? undefined : await this.#replaceableSession(presented, sub, request)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -149,15 +170,15 @@ export class SessionPolicy {
       }
     }
     notify('onLogin', this.#hooks.onLogin, { userId: sub, sessionId: session.sessionId }, request)
-    return this.#issueTokens(session, now, ext, remember)
+    return this.#issueTokens(session, now, ext, start)
   }
 
   /**
    * The session a login replaces: the one of a refresh token of the same user, if that token is the live
    * one. A token of another user is ignored, so it cannot end that user's session; a rotated one is reuse.
    */
-  async #replaceableSession (refreshToken: string, sub: string, request: FastifyRequest): Promise<string | undefined> {
-    const claims = this.#verifyRefreshToken(refreshToken)
+  async #replaceableSession (presented: PresentedRefreshToken, sub: string, request: FastifyRequest): Promise<string | undefined> {
+    const claims = this.#verifyRefreshToken(presented, request)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
@@ -169,25 +190,25 @@ export class SessionPolicy {
    * unknown, revoked, reused: then the whole session is revoked; or its user refused by `loadUser`). Its
    * immediate parent within the reuse interval gets the live token again (a retry, another tab).
    */
-  async rotateRefreshToken (refreshToken: string | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
-    return await this.#telemetry.refresh(() => this.#rotate(refreshToken, request))
+  async rotateRefreshToken (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
+    return await this.#telemetry.refresh(() => this.#rotate(presented, request))
   }
 
-  async #rotate (refreshToken: string | undefined, request: FastifyRequest): Promise<Reported<RefreshOutcome, IssuedTokens | null>> {
-    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
-    if (claims === null) return refused(refreshToken !== undefined && hasExpired(refreshToken) ? 'expired' : 'invalid')
+  async #rotate (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<Reported<RefreshOutcome, IssuedTokens | null>> {
+    const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
+    if (claims === null) return refused(presented !== undefined && hasExpired(presented.token) ? 'expired' : 'invalid')
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return refused('revoked')
     let ext = claims.ext
     const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
       // before the rotation: a failure here leaves the session as it was
-      const user = await loadHostUser(loadUser, claims.sub, request)
+      const user = await loadHostUser(loadUser, claims.sub, request, this.#hooks.timeout)
       if (user === null || user === undefined) {
         await this.#endRefusedSession(claims, request)
         return refused('refused_by_host')
       }
-      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request)
+      ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
     }
     const now = Date.now()
     const result = await callStore(request.log, () => this.#store.rotate({
@@ -208,7 +229,8 @@ export class SessionPolicy {
     if (result.outcome === 'not-found') return refused('revoked')
     if (result.session.userId !== claims.sub) return refused('invalid')
     notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    return { outcome: result.outcome, value: this.#issueTokens(result.session, now, ext, claims.remember !== false) }
+    const value = this.#issueTokens(result.session, now, ext, { channel: claims.channel ?? 'cookie', remember: claims.remember !== false })
+    return { outcome: result.outcome, value }
   }
 
   /**
@@ -217,12 +239,12 @@ export class SessionPolicy {
    * reuse interval). A rotated token is reuse: its session ends, `onReuseDetected` fires, and nothing else
    * happens. An invalid or unknown token ends nothing.
    */
-  async revokeFamily (refreshToken: string | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
-    await this.#telemetry.logout(() => this.#endFamily(refreshToken, request, scope))
+  async revokeFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
+    await this.#telemetry.logout(() => this.#endFamily(presented, request, scope))
   }
 
-  async #endFamily (refreshToken: string | undefined, request: FastifyRequest, scope: LogoutScope): Promise<Reported<LogoutOutcome, void>> {
-    const claims = refreshToken === undefined ? null : this.#verifyRefreshToken(refreshToken)
+  async #endFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope): Promise<Reported<LogoutOutcome, void>> {
+    const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
     if (claims === null) return { outcome: 'invalid', value: undefined }
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
@@ -253,10 +275,19 @@ export class SessionPolicy {
     }))
   }
 
-  /** A refresh token's claims, or null; its generation must be a count, as every token we sign carries. */
-  #verifyRefreshToken (token: string): RefreshTokenClaims | null {
+  /**
+   * A refresh token's claims, or null; its generation must be a count, as every token we sign carries, and it
+   * must come by the channel it was issued for (refused, not reuse: the session is not ended).
+   */
+  #verifyRefreshToken ({ token, channel }: PresentedRefreshToken, request: FastifyRequest): RefreshTokenClaims | null {
     const claims = this.#refreshTokens.verify(token)
-    return claims !== null && Number.isSafeInteger(claims.gen) && claims.gen >= 0 ? claims : null
+    if (claims === null || !Number.isSafeInteger(claims.gen) || claims.gen < 0) return null
+    if ((claims.channel ?? 'cookie') !== channel) {
+      request.log.warn({ sessionId: claims.sid, issuedFor: claims.channel ?? 'cookie', came: channel },
+        'fastify-refresh-auth: refused a refresh token on another channel than the one it was issued for')
+      return null
+    }
+    return claims
   }
 
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
@@ -274,7 +305,7 @@ export class SessionPolicy {
     notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
 
-  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, remember: boolean): IssuedTokens {
+  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, { channel, remember }: SessionStart): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
     // an access token never outlives its session: expiry is not announced on the revocation feed
@@ -286,7 +317,7 @@ export class SessionPolicy {
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
       sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
-    }, refreshTokenExtras(session.generation, ext, remember))
+    }, refreshTokenExtras(session.generation, ext, remember, channel))
     return {
       accessToken,
       accessExpiresIn: accessExp - iat,
@@ -340,9 +371,9 @@ async function endUserSessions (
  * left as it was, for a retry.
  */
 async function loadHostUser (
-  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest
+  loadUser: NonNullable<HostCallbacks['loadUser']>, userId: string, request: FastifyRequest, timeout: number
 ): Promise<LoginUser | null | undefined> {
-  return await callHost('loadUser', request.log, () => loadUser(userId, request), () => new StoreUnavailableError())
+  return await callHost('loadUser', request.log, timeout, () => loadUser(userId, request), () => new StoreUnavailableError())
 }
 
 /** Runs a store call; any failure is logged for the operator and becomes a generic 503 for the client. */
@@ -379,10 +410,16 @@ function hasExpired (token: string): boolean {
   }
 }
 
-/** What a refresh token carries besides its registered claims: its generation, the host's extras, and a "not remembered". */
-function refreshTokenExtras (gen: number, ext: Record<string, unknown> | undefined, remember: boolean): Omit<RefreshTokenClaims, keyof RegisteredClaims> {
+/**
+ * What a refresh token carries besides its registered claims: its generation, the host's extras, a "not
+ * remembered", and the body channel.
+ */
+function refreshTokenExtras (
+  gen: number, ext: Record<string, unknown> | undefined, remember: boolean, channel: TokenChannel
+): Omit<RefreshTokenClaims, keyof RegisteredClaims> {
   const extras: Omit<RefreshTokenClaims, keyof RegisteredClaims> = { gen }
   if (ext !== undefined) extras.ext = ext
   if (!remember) extras.remember = false
+  if (channel === 'body') extras.channel = 'body'
   return extras
 }

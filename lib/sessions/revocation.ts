@@ -28,8 +28,9 @@ const SWEEP_INTERVAL_MS = 30_000
  * entries are at the front). Fed by the store's revocation feed, or by this instance alone without one.
  *
  * It also follows the feed's health: while revocations made elsewhere cannot be confirmed (the feed down
- * longer than `feedTolerance`, or back after losing some), it logs it once, and with `failClosed`
- * `failing` is true for the tokens issued before `unconfirmedBefore`.
+ * longer than `feedTolerance`, back after losing some, or a store whose history begins after tokens that may
+ * still be valid were issued), it logs it once, and with `failClosed` `failing` is true for the tokens issued
+ * before `unconfirmedBefore`.
  */
 export class SessionRevocations implements RevocationListener {
   readonly #entries = new Map<string, number>()
@@ -118,7 +119,11 @@ export class SessionRevocations implements RevocationListener {
     this.sweep(now * 1000)
   }
 
-  status (status: RevocationFeedStatus): void {
+  /**
+   * The feed's health. `since` (ms): when the store's history of ended sessions begins (its epoch); while a
+   * token issued before it may still be valid, those tokens are a gap, as after an outage.
+   */
+  status (status: RevocationFeedStatus, since?: number): void {
     if (status === 'down') {
       this.#startDownTimer()
       return
@@ -129,7 +134,13 @@ export class SessionRevocations implements RevocationListener {
       this.#down = false
       this.#options.log.info('fastify-refresh-auth: the revocation feed caught up again; revocations are confirmed')
     }
-    if (status === 'gap') this.#openGap()
+    if (status === 'gap') {
+      this.#openGap(Date.now(), 'the revocation feed is back but may have missed revocations (away longer than it keeps them, or some were trimmed unread)')
+    }
+    if (since !== undefined) {
+      this.#openGap(since, `the session store's history of ended sessions begins at ${new Date(since).toISOString()} ` +
+        '(a new store, or one that lost its data): sessions that ended before it are unknown')
+    }
     this.#update()
   }
 
@@ -151,16 +162,19 @@ export class SessionRevocations implements RevocationListener {
     this.#downTimer = null
   }
 
-  // Revocations made while the feed was away may be lost: tokens issued before now cannot be confirmed
-  // until the last of them expires.
-  #openGap (): void {
-    const now = Date.now() / 1000
-    this.#gapBefore = Math.ceil(now)
-    this.#gapUntil = Math.ceil(now + this.#options.tokenLifetime)
-    this.#options.log.warn('fastify-refresh-auth: the revocation feed is back but may have missed revocations ' +
-      '(away longer than it keeps them, or some were trimmed unread): ' + (this.#options.failClosed
-      ? `access tokens issued before now answer 503 until ${new Date(this.#gapUntil * 1000).toISOString()} (accessToken.revocation.failClosed)`
-      : 'access tokens issued before now are served until they expire'))
+  // Revocations before `fromMs` may be lost: tokens issued before it cannot be confirmed until the last of them
+  // expires. Windows merge, and one already covered is not opened again: one loss is one gap, however many
+  // instances and reconnections learn of it.
+  #openGap (fromMs: number, why: string): void {
+    const before = Math.ceil(fromMs / 1000)
+    const until = Math.ceil(fromMs / 1000 + this.#options.tokenLifetime)
+    if (until <= Date.now() / 1000 || (before <= this.#gapBefore && until <= this.#gapUntil)) return
+    this.#gapBefore = Math.max(before, this.#gapBefore)
+    this.#gapUntil = Math.max(until, this.#gapUntil)
+    const issuedBefore = new Date(this.#gapBefore * 1000).toISOString()
+    this.#options.log.warn(`fastify-refresh-auth: ${why}: ` + (this.#options.failClosed
+      ? `access tokens issued before ${issuedBefore} answer 503 until ${new Date(this.#gapUntil * 1000).toISOString()} (accessToken.revocation.failClosed)`
+      : `access tokens issued before ${issuedBefore} are served until they expire`))
   }
 
   #update (nowMs = Date.now()): void {

@@ -53,9 +53,9 @@ export function deliver (watcher: Watcher, sessionIds: readonly string[], revoke
   guarded(() => watcher.listener.revoked(sessionIds, revokedAt))
 }
 
-/** Tells one watcher of the feed's health, with the same guard. */
-export function report (watcher: Watcher, status: RevocationFeedStatus): void {
-  guarded(() => watcher.listener.status(status))
+/** Tells one watcher of the feed's health (`since`: when the backend's history begins, if known), with the same guard. */
+export function report (watcher: Watcher, status: RevocationFeedStatus, since?: number): void {
+  guarded(() => watcher.listener.status(status, since))
 }
 
 function guarded (call: () => void): void {

@@ -38,6 +38,30 @@ export interface PostgresPoolClient {
  */
 export interface PostgresPool {
   connect (): Promise<PostgresPoolClient>
+  /**
+   * A pg `Pool` emits 'error' when the server ends one of its idle clients, and 'connect' with each client it
+   * opens; the store listens to both (see `listenForPoolErrors`).
+   */
+  on? (event: 'error', listener: (err: Error) => void): unknown
+  on? (event: 'connect', listener: (client: PostgresPoolClient) => void): unknown
+}
+
+const guardedPools = new WeakSet<PostgresPool>()
+const ignore = (): void => {}
+
+/**
+ * Keeps the server ending a connection (a restart, `pg_terminate_backend`, a failover) from ending the
+ * process, for as long as the pool lives, once per pool. An 'error' event with no listener throws, and pg
+ * emits two that nobody else may hear: the pool's, for an idle client the server ended (the pool has dropped
+ * it already; the next checkout opens a new one), and a new client's, when the server's goodbye arrives in
+ * the same read as the end of the connection's startup, after the pool has handed the client out but before
+ * whoever asked for it has run. So every client the pool opens gets a listener too; its queries still fail.
+ */
+export function listenForPoolErrors (pool: PostgresPool): void {
+  if (typeof pool.on !== 'function' || guardedPools.has(pool)) return
+  guardedPools.add(pool)
+  pool.on('error', ignore)
+  pool.on('connect', (client) => { client.on('error', ignore) })
 }
 
 /**

@@ -1,16 +1,17 @@
 // SQL of PostgresStore. Table names come from the `table` option, validated here as identifiers and always
 // double-quoted; every value travels as a bind parameter. The only numbers written into SQL text are ones this
-// module or the store computed (lock keys, timeouts).
+// module or the store computed (lock keys).
 //
-// Guarded statements. Every statement that a store operation sends inside its transaction starts with the CTE
-// `guard`, which yields one row when the statement started in time and none when it arrived late; every other
-// part of the statement joins it, so a late statement reads and changes nothing, and its result says so
-// (`on_time` false). The times are budgets counted from the transaction's start on the server's clock (`now()`):
-// the store measures them from the moment the reply to BEGIN reached it, which is after the server took `now()`,
-// so on the server they end at or before the store's own deadlines, whatever the two clocks say. The guard also
-// arms `idle_in_transaction_session_timeout` to the commit budget: a COMMIT that reaches the server after it
-// finds the session terminated and the transaction rolled back.
-// Parameters $1 and $2 of every guarded statement: the start budget and the commit budget, in milliseconds.
+// Guarded statements. Each statement a store operation sends carries two deadlines on the server's clock
+// (ServerClock), $1 to start and $2 to take effect, in milliseconds since the epoch, and the server checks them:
+// - it starts with the CTE `guard`, one row when the statement started in time and none when it arrived late;
+//   every other part joins it, so a late statement reads and changes nothing, and says so (`on_time` false).
+//   The guard also sets `lock_timeout` to the time left, so no lock wait outlasts the deadline;
+// - it ends, once it has read all it changes or locks, by checking $2 again: past it the statement fails
+//   (a division by zero, 22012), so neither it nor its transaction commits. A statement sent on its own
+//   commits as it ends, so this check is its commit guard; in a transaction, the same step arms
+//   `idle_in_transaction_session_timeout` to the time left, so a COMMIT that reaches the server after $2
+//   finds its session terminated and the transaction rolled back.
 
 import { createHash } from 'node:crypto'
 import { InvalidOptionError } from '../errors.js'
@@ -75,10 +76,22 @@ export function tableNames (table: unknown): TableNames {
 const SERVER_NOW = 'floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint'
 
 const GUARD = `guard AS MATERIALIZED (
-  SELECT set_config('idle_in_transaction_session_timeout', greatest(1, floor($2::float8 - clock.elapsed))::bigint::text, true) AS armed
-  FROM (SELECT extract(epoch FROM clock_timestamp() - now())::float8 * 1000 AS elapsed) AS clock
-  WHERE clock.elapsed <= $1::float8
+  SELECT set_config('lock_timeout', greatest(1, $2::float8 - ${SERVER_NOW})::bigint::text, true) AS armed
+  WHERE ${SERVER_NOW} <= $1::float8
 )`
+
+/**
+ * A guarded statement: the guard, then `ctes`, then `result` (its rows), each row checked against the commit
+ * deadline after it was produced, so after every lock the statement takes and every change it makes. Each row
+ * also carries the server's clock, a fresh sample for ServerClock at no cost.
+ */
+function guarded (ctes: string, result: string): string {
+  return `WITH ${GUARD},
+${ctes}
+SELECT r.*, 1 / (${SERVER_NOW} <= $2::float8)::int AS in_time, ${SERVER_NOW} AS server_now,
+  set_config('idle_in_transaction_session_timeout', greatest(1, $2::float8 - ${SERVER_NOW})::bigint::text, true) AS idle_armed
+FROM (${result}) AS r`
+}
 
 /** The one row every guarded statement's result starts from. */
 const ON_TIME = '(SELECT count(*) > 0 AS on_time FROM guard) AS g'
@@ -115,32 +128,32 @@ export interface Statements {
   schemaExists: string
   /** `schemaSql` under the migration lock, in one transaction. Params: none. */
   migrate: string
-  /** Serialises logins of one user. Params: guard, lock namespace, user id. */
+  /** Serialises logins of one user. Params: deadlines, lock namespace, user id. */
   lockUser: string
-  /** The user's sessions, locked. Params: guard, user id. */
+  /** The user's sessions, locked. Params: deadlines, user id. */
   userSessionsForUpdate: string
-  /** The compare-and-set of a rotation. Params: guard, session id, next token id, now, next expiresAt, presented token id. */
+  /** The compare-and-set of a rotation. Params: deadlines, session id, next token id, now, next expiresAt, presented token id. */
   rotate: string
-  /** One session, locked. Params: guard, session id. */
+  /** One session, locked. Params: deadlines, session id. */
   sessionForUpdate: string
-  /** Deletes sessions without announcing them (expired). Params: guard, session ids. */
+  /** Deletes sessions without announcing them (expired). Params: deadlines, session ids. */
   deleteExpired: string
-  /** Ends sessions by id and announces them. Params: guard, channel, session ids. */
+  /** Ends sessions by id and announces them. Params: deadlines, channel, session ids. */
   endSessions: string
-  /** Ends every session of a user and announces them. Params: guard, channel, user id. */
+  /** Ends every session of a user and announces them. Params: deadlines, channel, user id. */
   endUserSessions: string
-  /** Ends every session of a user but one and announces them. Params: guard, channel, user id, kept session id. */
+  /** Ends every session of a user but one and announces them. Params: deadlines, channel, user id, kept session id. */
   endOtherSessions: string
   /**
    * A login: ends (and announces) the evicted and replaced sessions, drops the user's expired ones and saves
-   * the new one. Params: guard, channel, ended ids, expired ids, then the session's ten columns.
+   * the new one. Params: deadlines, channel, ended ids, expired ids, then the session's ten columns.
    */
   saveSession: string
-  /** The user's live sessions. Params: guard, user id, now. */
+  /** The user's live sessions. Params: deadlines, user id, now. */
   listUserSessions: string
-  /** Deletes a batch of expired sessions. Params: guard, now, batch size. */
+  /** Deletes a batch of expired sessions. Params: deadlines, now, batch size. */
   deleteExpiredBatch: string
-  /** Deletes a batch of revocations older than the retention. Params: guard, retention ms, batch size. */
+  /** Deletes a batch of revocations older than the retention. Params: deadlines, retention ms, batch size. */
   trimRevocations: string
   /** The feed's catch-up: revocations since a time (null: the retention before now). Params: since, retention ms. */
   catchUp: string
@@ -173,10 +186,8 @@ const ANNOUNCED_RESULT = `SELECT g.on_time, a.revoked_at, array_to_json(a.sessio
 FROM ${ON_TIME} LEFT JOIN announced AS a ON true`
 
 function endWhere (names: TableNames, condition: string): string {
-  return `WITH ${GUARD},
-ended AS (DELETE FROM ${names.sessions} AS s USING guard WHERE ${condition} RETURNING s.session_id),
-${announce('$3', names)}
-${ANNOUNCED_RESULT}`
+  return guarded(`ended AS (DELETE FROM ${names.sessions} AS s USING guard WHERE ${condition} RETURNING s.session_id),
+${announce('$3', names)}`, ANNOUNCED_RESULT)
 }
 
 export function buildStatements (names: TableNames): Statements {
@@ -188,31 +199,24 @@ export function buildStatements (names: TableNames): Statements {
 SELECT pg_advisory_xact_lock(${names.migrationLockKey});
 ${schema}
 COMMIT;`,
-    lockUser: `WITH ${GUARD},
-locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, hashtext($4)) FROM guard)
-SELECT g.on_time, (SELECT count(*) FROM locked) AS locked FROM ${ON_TIME}`,
-    userSessionsForUpdate: `WITH ${GUARD},
-mine AS (SELECT s.session_id, s.rotated_at, s.expires_at, s.absolute_expires_at FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)
-SELECT g.on_time, mine.* FROM ${ON_TIME} LEFT JOIN mine ON true`,
-    rotate: `WITH ${GUARD},
-rotated AS (
+    lockUser: guarded('locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, hashtext($4)) FROM guard)',
+      `SELECT g.on_time, (SELECT count(*) FROM locked) AS locked FROM ${ON_TIME}`),
+    userSessionsForUpdate: guarded(`mine AS (SELECT s.session_id, s.rotated_at, s.expires_at, s.absolute_expires_at FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)`,
+      `SELECT g.on_time, mine.* FROM ${ON_TIME} LEFT JOIN mine ON true`),
+    rotate: guarded(`rotated AS (
   UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, rotated_at = $5, expires_at = $6
   FROM guard
   WHERE s.session_id = $3 AND s.token_id = $7 AND s.expires_at > $5 AND s.absolute_expires_at > $5
   RETURNING ${SESSION_COLUMNS.split(', ').map(column => `s.${column}`).join(', ')}
-)
-SELECT g.on_time, rotated.* FROM ${ON_TIME} LEFT JOIN rotated ON true`,
-    sessionForUpdate: `WITH ${GUARD},
-locked AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.session_id = $3 FOR UPDATE OF s)
-SELECT g.on_time, locked.* FROM ${ON_TIME} LEFT JOIN locked ON true`,
-    deleteExpired: `WITH ${GUARD},
-deleted AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($3::text[]) RETURNING 1)
-SELECT g.on_time, (SELECT count(*) FROM deleted) AS deleted FROM ${ON_TIME}`,
+)`, `SELECT g.on_time, rotated.* FROM ${ON_TIME} LEFT JOIN rotated ON true`),
+    sessionForUpdate: guarded(`locked AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.session_id = $3 FOR UPDATE OF s)`,
+      `SELECT g.on_time, locked.* FROM ${ON_TIME} LEFT JOIN locked ON true`),
+    deleteExpired: guarded(`deleted AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($3::text[]) RETURNING 1)`,
+      `SELECT g.on_time, (SELECT count(*) FROM deleted) AS deleted FROM ${ON_TIME}`),
     endSessions: endWhere(names, 's.session_id = ANY($4::text[])'),
     endUserSessions: endWhere(names, 's.user_id = $4'),
     endOtherSessions: endWhere(names, 's.user_id = $4 AND s.session_id <> $5'),
-    saveSession: `WITH ${GUARD},
-ended AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($4::text[]) RETURNING s.session_id),
+    saveSession: guarded(`ended AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($4::text[]) RETURNING s.session_id),
 expired AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($5::text[]) RETURNING 1),
 saved AS (
   INSERT INTO ${sessions} AS s (${SESSION_COLUMNS})
@@ -223,28 +227,24 @@ saved AS (
     user_agent = excluded.user_agent, ip = excluded.ip
   RETURNING 1
 ),
-${announce('$3', names)}
-SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids,
+${announce('$3', names)}`, `SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids,
   (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM saved) AS saved
-FROM ${ON_TIME} LEFT JOIN announced AS a ON true`,
-    listUserSessions: `WITH ${GUARD},
-listed AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 AND s.expires_at > $4 AND s.absolute_expires_at > $4)
-SELECT g.on_time, listed.* FROM ${ON_TIME} LEFT JOIN listed ON true`,
+FROM ${ON_TIME} LEFT JOIN announced AS a ON true`),
+    listUserSessions: guarded(`listed AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 AND s.expires_at > $4 AND s.absolute_expires_at > $4)`,
+      `SELECT g.on_time, listed.* FROM ${ON_TIME} LEFT JOIN listed ON true`),
     // SKIP LOCKED: instances cleaning at once take different rows, and a session being rotated is left for later
-    deleteExpiredBatch: `WITH ${GUARD},
-doomed AS (
+    deleteExpiredBatch: guarded(`doomed AS (
   SELECT s.session_id FROM ${sessions} AS s, guard WHERE least(s.expires_at, s.absolute_expires_at) <= $3
   LIMIT $4 FOR UPDATE OF s SKIP LOCKED
 ),
-deleted AS (DELETE FROM ${sessions} AS s WHERE s.session_id IN (SELECT session_id FROM doomed) RETURNING 1)
-SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`,
-    trimRevocations: `WITH ${GUARD},
-doomed AS (
+deleted AS (DELETE FROM ${sessions} AS s WHERE s.session_id IN (SELECT session_id FROM doomed) RETURNING 1)`,
+    `SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`),
+    trimRevocations: guarded(`doomed AS (
   SELECT r.id FROM ${revocations} AS r, guard WHERE r.revoked_at < ${SERVER_NOW} - $3::bigint
   LIMIT $4 FOR UPDATE OF r SKIP LOCKED
 ),
-deleted AS (DELETE FROM ${revocations} AS r WHERE r.id IN (SELECT id FROM doomed) RETURNING 1)
-SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`,
+deleted AS (DELETE FROM ${revocations} AS r WHERE r.id IN (SELECT id FROM doomed) RETURNING 1)`,
+    `SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`),
     catchUp: `SELECT clock.now, r.revoked_at, array_to_json(r.session_ids)::text AS session_ids
 FROM (SELECT ${SERVER_NOW} AS now) AS clock
 LEFT JOIN ${revocations} AS r ON r.revoked_at >= coalesce($1::bigint, clock.now - $2::bigint)

@@ -1,5 +1,7 @@
 import { InvalidArgumentError, InvalidOptionError, StoreTimeoutError } from '../errors.js'
-import type { PostgresPool, PostgresPoolClient } from './postgres-client.js'
+import { performance } from 'node:perf_hooks'
+import { listenForPoolErrors, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
+import { ServerClock } from './postgres-clock.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
 import {
@@ -37,19 +39,25 @@ export interface PostgresStoreOptions {
 
 type Row = Record<string, unknown>
 
-/** A store operation's transaction, as the operation's body sees it. */
-interface Transaction {
-  /** Runs a guarded statement; rejects with StoreTimeoutError when it started too late to take effect. */
+/** A store operation's connection, as the operation's body sees it. */
+interface Operation {
+  /**
+   * Runs a guarded statement; rejects with StoreTimeoutError when it started too late to take effect. Before
+   * `begin()` the statement is a transaction of its own, committed by the server as it ends.
+   */
   run (sql: string, values: unknown[]): Promise<Row[]>
-  /** Revocations to tell this process's listeners once the transaction has committed. */
+  /** Opens a transaction for the statements that follow; the operation commits it once its body resolves. */
+  begin (): Promise<void>
+  /** Revocations to tell this process's listeners once the operation's changes have committed. */
   announce (row: Row): void
 }
 
 // Cleanup: each batch is one short transaction; a run stops after MAX_BATCHES, the next tick goes on.
 const BATCH_SIZE = 1000
 const MAX_BATCHES = 10
-// SQLSTATE of a statement cancelled by statement_timeout.
-const QUERY_CANCELED = '57014'
+// SQLSTATEs of a statement the server stopped for its deadline: the guard's final check (a division by zero),
+// lock_timeout, and a statement_timeout the host may have set.
+const PAST_DEADLINE = new Set(['22012', '55P03', '57014'])
 // How long revocations are kept when this store object has no watcher to say (one day).
 const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 
@@ -77,6 +85,7 @@ export class PostgresStore implements SessionStore {
   // within seven eighths: the rest is left for the replies to travel back.
   readonly #startWindow: number
   readonly #commitWindow: number
+  readonly #clock = new ServerClock()
   readonly #feeds = new Set<PostgresRevocationFeed>()
   readonly #timer: NodeJS.Timeout | null
   #cleaning: Promise<unknown> | null = null
@@ -93,6 +102,7 @@ export class PostgresStore implements SessionStore {
       throw new InvalidOptionError('PostgresStore: cleanupInterval must be a number of seconds (0: no timer)')
     }
     this.#pool = pool
+    listenForPoolErrors(pool)
     this.#names = tableNames(table)
     this.#sql = buildStatements(this.#names)
     this.#timeout = timeout
@@ -127,10 +137,11 @@ export class PostgresStore implements SessionStore {
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new InvalidArgumentError('PostgresStore: maxSessionsPerUser must be a positive integer')
     }
-    return await this.#transaction('create', async (tx) => {
+    return await this.#operation('create', async (op) => {
+      await op.begin()
       // logins of one user wait for each other here, so the count below cannot go stale
-      await tx.run(this.#sql.lockUser, [this.#names.lockNamespace, session.userId])
-      const rows = await tx.run(this.#sql.userSessionsForUpdate, [session.userId])
+      await op.run(this.#sql.lockUser, [this.#names.lockNamespace, session.userId])
+      const rows = await op.run(this.#sql.userSessionsForUpdate, [session.userId])
       const expired: string[] = []
       const replaced: string[] = []
       const live: Row[] = []
@@ -149,59 +160,62 @@ export class PostgresStore implements SessionStore {
         evicted = live.slice(0, live.length - limit + 1).map(row => row.session_id as string)
       }
       const endedSessionIds = [...evicted, ...replaced]
-      const [saved] = await tx.run(this.#sql.saveSession, [
+      const [saved] = await op.run(this.#sql.saveSession, [
         this.#names.channel, endedSessionIds, expired,
         session.sessionId, session.userId, session.tokenId, session.previousTokenId, session.createdAt,
         session.rotatedAt, session.expiresAt, session.absoluteExpiresAt, session.userAgent ?? null, session.ip ?? null
       ])
-      tx.announce(saved)
+      op.announce(saved)
       return { outcome: 'created', endedSessionIds }
     })
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
     const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt, reuseIntervalMs } = request
-    return await this.#transaction('rotate', async (tx) => {
-      // the compare-and-set: it changes the row only while the presented token is the live one
-      const [rotated] = await tx.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId])
+    return await this.#operation('rotate', async (op) => {
+      // the compare-and-set, on its own: a refresh of the live token is this one round trip
+      const [rotated] = await op.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId])
       if (rotated.session_id !== null) return { outcome: 'rotated', session: toRecord(rotated) }
-      const session = await this.#lockSession(tx, sessionId, now)
+      // any other token: the row, locked, says which
+      await op.begin()
+      const session = await this.#lockSession(op, sessionId, now)
       if (session === null) return { outcome: 'not-found' }
       // the same request again (its reply was lost): answer it again rather than call it reuse
       if (presentedTokenId === session.previousTokenId && session.tokenId === nextTokenId) return { outcome: 'rotated', session }
       if (withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)) return { outcome: 'grace', session }
-      await this.#end(tx, this.#sql.endSessions, [[sessionId]])
+      await this.#end(op, this.#sql.endSessions, [[sessionId]])
       return { outcome: 'reused', session }
     })
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
     const { sessionId, presentedTokenId, now, reuseIntervalMs, end } = request
-    return await this.#transaction('present', async (tx) => {
-      const session = await this.#lockSession(tx, sessionId, now)
+    return await this.#operation('present', async (op) => {
+      await op.begin()
+      const session = await this.#lockSession(op, sessionId, now)
       if (session === null) return { outcome: 'not-found' }
       const live = presentedTokenId === session.tokenId || withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)
       if (live && !end) return { outcome: 'live', session }
-      await this.#end(tx, this.#sql.endSessions, [[sessionId]])
+      await this.#end(op, this.#sql.endSessions, [[sessionId]])
       return { outcome: live ? 'live' : 'reused', session }
     })
   }
 
   async revoke (sessionId: string): Promise<void> {
-    await this.#transaction('revoke', async (tx) => this.#end(tx, this.#sql.endSessions, [[sessionId]]))
+    await this.#operation('revoke', async (op) => this.#end(op, this.#sql.endSessions, [[sessionId]]))
   }
 
   async revokeUser (userId: string): Promise<void> {
-    await this.#transaction('revokeUser', async (tx) => this.#end(tx, this.#sql.endUserSessions, [userId]))
+    await this.#operation('revokeUser', async (op) => this.#end(op, this.#sql.endUserSessions, [userId]))
   }
 
   async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
-    await this.#transaction('revokeOtherSessions', async (tx) => this.#end(tx, this.#sql.endOtherSessions, [userId, keepSessionId]))
+    await this.#operation('revokeOtherSessions', async (op) => this.#end(op, this.#sql.endOtherSessions, [userId, keepSessionId]))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
-    return await this.#transaction('listUserSessions', async (tx) => {
-      const rows = await tx.run(this.#sql.listUserSessions, [userId, now])
+    return await this.#operation('listUserSessions', async (op) => {
+      const rows = await op.run(this.#sql.listUserSessions, [userId, now])
       return rows.filter(row => row.session_id !== null).map(row => toSessionInfo(toRecord(row)))
     })
   }
@@ -247,24 +261,24 @@ export class PostgresStore implements SessionStore {
   }
 
   /** Locks a session's row; null (and an expired row deleted, unannounced) when there is no live session. */
-  async #lockSession (tx: Transaction, sessionId: string, now: number): Promise<SessionRecord | null> {
-    const [row] = await tx.run(this.#sql.sessionForUpdate, [sessionId])
+  async #lockSession (op: Operation, sessionId: string, now: number): Promise<SessionRecord | null> {
+    const [row] = await op.run(this.#sql.sessionForUpdate, [sessionId])
     if (row.session_id === null) return null
     if (!isExpired(row, now)) return toRecord(row)
-    await tx.run(this.#sql.deleteExpired, [[sessionId]])
+    await op.run(this.#sql.deleteExpired, [[sessionId]])
     return null
   }
 
   /** Runs one of the statements that end sessions, and has what it ended announced. */
-  async #end (tx: Transaction, sql: string, values: unknown[]): Promise<void> {
-    const [row] = await tx.run(sql, [this.#names.channel, ...values])
-    tx.announce(row)
+  async #end (op: Operation, sql: string, values: unknown[]): Promise<void> {
+    const [row] = await op.run(sql, [this.#names.channel, ...values])
+    op.announce(row)
   }
 
   async #inBatches (operation: string, sql: string, value: number): Promise<number> {
     let total = 0
     for (let batch = 0; batch < MAX_BATCHES; batch++) {
-      const [row] = await this.#transaction(operation, async (tx) => tx.run(sql, [value, BATCH_SIZE]))
+      const [row] = await this.#operation(operation, async (op) => op.run(sql, [value, BATCH_SIZE]))
       total += row.deleted as number
       if (row.deleted as number < BATCH_SIZE) break
     }
@@ -290,12 +304,12 @@ export class PostgresStore implements SessionStore {
   }
 
   /**
-   * Runs `body` in a transaction on a pool client, within the store's timeout (the wait for the client
-   * included). After the timeout nothing more is sent, the client is closed rather than given back, and the
-   * statements' guards and the server's timeouts see to it that nothing sent before takes effect late.
+   * Runs `body` on a pool client, within the store's timeout (the wait for the client included). After the
+   * timeout nothing more is sent, the client is closed rather than given back, and the deadlines each
+   * statement carries see to it that nothing sent before takes effect late.
    */
-  #transaction<T> (operation: string, body: (tx: Transaction) => Promise<T>): Promise<T> {
-    const started = Date.now()
+  #operation<T> (operation: string, body: (op: Operation) => Promise<T>): Promise<T> {
+    const started = performance.now()
     const state = { stopped: false }
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -303,14 +317,14 @@ export class PostgresStore implements SessionStore {
         // setImmediate: a reply already read from the socket in this loop turn still wins over the timer
         setImmediate(() => reject(new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms`)))
       }, this.#timeout)
-      this.#runTransaction(operation, started, state, body).then(
+      this.#runOperation(operation, started, state, body).then(
         value => { clearTimeout(timer); resolve(value) },
         (err: unknown) => { clearTimeout(timer); reject(err) }
       )
     })
   }
 
-  async #runTransaction<T> (operation: string, started: number, state: { stopped: boolean }, body: (tx: Transaction) => Promise<T>): Promise<T> {
+  async #runOperation<T> (operation: string, started: number, state: { stopped: boolean }, body: (op: Operation) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect()
     if (state.stopped) {
       // the caller has its answer already: the client goes back unused
@@ -319,23 +333,32 @@ export class PostgresStore implements SessionStore {
     }
     const stopHoldingErrors = holdErrors(client)
     const late = (): StoreTimeoutError => new StoreTimeoutError(`${operation} reached PostgreSQL after its deadline and was refused`)
+    const startBy = started + this.#startWindow
+    const commitBy = started + this.#commitWindow
     try {
-      const budget = Math.max(1, Math.floor(started + this.#timeout - Date.now()))
-      await client.query(`BEGIN; SET LOCAL statement_timeout = ${budget}; SET LOCAL idle_in_transaction_session_timeout = ${budget}`)
-      const begun = Date.now()
-      const guard = [started + this.#startWindow - begun, started + this.#commitWindow - begun]
+      if (this.#clock.stale) this.#clock.sample(Number((await client.query(this.#sql.serverNow)).rows[0].now))
+      const deadlines = [this.#clock.toServer(startBy), this.#clock.toServer(commitBy)]
       const announced: Row[] = []
+      let begun = false
       const result = await body({
         run: async (sql, values) => {
-          if (state.stopped || Date.now() > started + this.#startWindow) throw late()
-          const { rows } = await client.query(sql, [...guard, ...values])
+          if (state.stopped || performance.now() > startBy) throw late()
+          const { rows } = await client.query(sql, [...deadlines, ...values])
+          this.#clock.sample(Number(rows[0].server_now))
           if (rows[0].on_time !== true) throw late()
           return rows
         },
+        begin: async () => {
+          if (state.stopped || performance.now() > startBy) throw late()
+          await client.query('BEGIN')
+          begun = true
+        },
         announce: (row) => { announced.push(row) }
       })
-      if (state.stopped || Date.now() >= started + this.#commitWindow) throw late()
-      await client.query('COMMIT')
+      if (begun) {
+        if (state.stopped || performance.now() >= commitBy) throw late()
+        await client.query('COMMIT')
+      }
       stopHoldingErrors()
       client.release()
       for (const row of announced) this.#deliver(row)
@@ -344,8 +367,8 @@ export class PostgresStore implements SessionStore {
       stopHoldingErrors()
       // closed, not given back: it may be mid-transaction or have a statement in flight
       client.release(true)
-      // the server's statement_timeout may fire just before our own timer: the same timeout to the caller
-      if ((err as { code?: unknown }).code === QUERY_CANCELED) throw new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms (cancelled by PostgreSQL)`)
+      // the server stopped a statement for its deadline, maybe just before our own timer: a timeout to the caller
+      if (PAST_DEADLINE.has((err as { code?: string }).code as string)) throw new StoreTimeoutError(`${operation} timed out after ${this.#timeout}ms (stopped by PostgreSQL)`)
       throw err
     }
   }
@@ -366,7 +389,8 @@ function isExpired (row: Row, now: number): boolean {
 }
 
 function withinReuseInterval (session: SessionRecord, presentedTokenId: string, now: number, reuseIntervalMs: number): boolean {
-  return presentedTokenId === session.previousTokenId && now - session.rotatedAt < reuseIntervalMs
+  // an interval of 0 has no grace at all, even for a request whose `now` was taken before the rotation it lost to
+  return reuseIntervalMs > 0 && presentedTokenId === session.previousTokenId && now - session.rotatedAt < reuseIntervalMs
 }
 
 /** A row of the sessions table as a SessionRecord (bigint columns may arrive as strings). */

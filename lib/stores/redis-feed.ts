@@ -1,5 +1,6 @@
 import { StoreTimeoutError } from '../errors.js'
 import { deliver, report, type Watcher } from './listeners.js'
+import { READ_EPOCH } from './redis-scripts.js'
 import type { RevocationFeedStatus, RevocationWatch } from './store.js'
 
 /**
@@ -20,6 +21,8 @@ export interface RedisFeedOptions {
   connect: () => RedisFeedConnection
   /** The stream's key. */
   key: string
+  /** The key of the stream's epoch (in the stream's slot): when its history begins. */
+  epochKey: string
   watcher: Watcher
   /** Milliseconds a read may take beyond its blocking time before the connection is taken as lost. */
   timeout: number
@@ -36,10 +39,13 @@ type StreamEntry = [id: string, fields: string[]]
 
 /**
  * One watch of a RedisStore's revocation stream, on a connection of its own: a loop of `XREAD BLOCK` from
- * the last id seen. Each (re)connection first catches up without blocking (from `0` the first time: what
- * the stream holds), then reports `live`, or `gap` when revocations may have been lost before this watch
- * read them: it was away longer than the retention, an entry's number skips one (trimmed unread), or the
- * stream is gone. A lost or silent connection is dropped and a new one made, with a growing delay.
+ * the last id seen. Each (re)connection first reads the stream's epoch, then catches up without blocking
+ * (from `0` the first time, or under a new epoch: what the stream holds), then reports `live` with the epoch,
+ * or `gap` when revocations may have been lost before this watch read them: it was away longer than the
+ * retention, or an entry's number skips one (trimmed unread). A new epoch (the store lost its data, whatever
+ * this watch had read) is not a gap of its own: the listener learns from the epoch which tokens predate what
+ * anyone can know, the same on every instance. A lost or silent connection is dropped and a new one made,
+ * with a growing delay.
  */
 export class RedisRevocationFeed implements RevocationWatch {
   readonly #options: RedisFeedOptions
@@ -55,6 +61,8 @@ export class RedisRevocationFeed implements RevocationWatch {
   #lastNumber: number | null = null
   /** When the last read that found nothing more to read was sent (ms, our clock); null before the first catch-up. */
   #confirmedAt: number | null = null
+  /** The stream's epoch (ms, the server's clock), as last read; null before the first. */
+  #epoch: number | null = null
 
   constructor (options: RedisFeedOptions) {
     this.#options = options
@@ -90,23 +98,23 @@ export class RedisRevocationFeed implements RevocationWatch {
   }
 
   async #read (connection: RedisFeedConnection): Promise<void> {
-    const { key, timeout, watcher } = this.#options
-    // A first catch-up cut short starts again from the beginning: only a caught-up read tells what was seen.
-    if (this.#confirmedAt === null) {
-      this.#lastId = '0'
-      this.#lastNumber = null
+    const { key, epochKey, timeout, watcher } = this.#options
+    let epoch: number
+    try {
+      epoch = Number(await bounded(connection.call('EVAL', READ_EPOCH, 2, key, epochKey), timeout))
+    } catch {
+      this.#lost(connection)
+      return
     }
-    const resumed = this.#confirmedAt !== null
+    // A first catch-up cut short starts again from the beginning: only a caught-up read tells what was seen.
+    // Under a new epoch what was read before is gone: the new history is read whole.
+    const resumed = this.#confirmedAt !== null && epoch === this.#epoch
+    if (!resumed) this.#restart(epoch)
     let caughtUp = false
-    let lost = false
     while (this.#connection === connection) {
       const sent = Date.now()
       let entries: StreamEntry[]
       try {
-        // resuming: a stream gone while entries had been read means the server lost them (its data, say)
-        if (resumed && !caughtUp && this.#lastId !== '0' && !lost) {
-          lost = await bounded(connection.call('EXISTS', key), timeout) === 0
-        }
         const blocking = caughtUp ? ['BLOCK', BLOCK_MS] : []
         const reply = await bounded(connection.call('XREAD', 'COUNT', COUNT, ...blocking, 'STREAMS', key, this.#lastId), (caughtUp ? BLOCK_MS : 0) + timeout)
         entries = streamEntries(reply)
@@ -116,28 +124,46 @@ export class RedisRevocationFeed implements RevocationWatch {
       }
       if (this.#connection !== connection) return
       let skipped = false
+      let renewed = false
       for (const [id, fields] of entries) {
         this.#lastId = id
         const revocation = parseEntry(fields)
         if (revocation === null) continue
+        if (revocation.epoch !== null && revocation.epoch > (this.#epoch as number)) {
+          // the store lost its data while this connection stayed up: the new history is read whole
+          this.#restart(revocation.epoch)
+          renewed = true
+          break
+        }
         if (revocation.number !== null) {
           if (this.#lastNumber !== null && revocation.number !== this.#lastNumber + 1) skipped = true
           this.#lastNumber = revocation.number
         }
         deliver(watcher, revocation.sessionIds, revocation.revokedAt)
       }
+      if (renewed) {
+        caughtUp = false
+        continue
+      }
       if (!caughtUp && entries.length < COUNT) {
         caughtUp = true
         this.#failures = 0
         // Entries added after a caught-up read stay retentionMs at least: an absence longer than that may have lost some.
         const outlasted = resumed && (this.#confirmedAt as number) < sent - watcher.retentionMs
-        this.#report(outlasted || lost || skipped ? 'gap' : 'live')
+        this.#report(outlasted || skipped ? 'gap' : 'live')
       } else if (skipped) {
         // entries trimmed before this watch read them (a writer keeping revocations for less time than asked)
         this.#report('gap')
       }
       if (caughtUp) this.#confirmedAt = sent
     }
+  }
+
+  /** Reads the stream from its beginning, under `epoch`. */
+  #restart (epoch: number): void {
+    this.#epoch = epoch
+    this.#lastId = '0'
+    this.#lastNumber = null
   }
 
   #lost (connection: RedisFeedConnection): void {
@@ -153,7 +179,7 @@ export class RedisRevocationFeed implements RevocationWatch {
 
   #report (status: RevocationFeedStatus): void {
     this.#reported = status
-    report(this.#options.watcher, status)
+    report(this.#options.watcher, status, status === 'down' ? undefined : this.#epoch as number)
   }
 }
 
@@ -181,20 +207,23 @@ function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
 }
 
 /**
- * An entry's fields (`ids` a JSON array of session ids, `at` the time, `n` its number), or null when it is not
- * one of ours.
+ * An entry's fields (`ids` a JSON array of session ids, `at` the time, `n` its number, `e` the epoch it was
+ * written under), or null when it is not one of ours.
  */
-function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number, number: number | null } | null {
+function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number, number: number | null, epoch: number | null } | null {
   let ids: unknown
   let at = Number.NaN
   let number: number | null = null
+  let epoch: number | null = null
   for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'ids') ids = parseJson(fields[i + 1])
-    else if (fields[i] === 'at') at = Number(fields[i + 1])
-    else if (fields[i] === 'n' && Number.isSafeInteger(Number(fields[i + 1]))) number = Number(fields[i + 1])
+    const value = fields[i + 1]
+    if (fields[i] === 'ids') ids = parseJson(value)
+    else if (fields[i] === 'at') at = Number(value)
+    else if (fields[i] === 'n' && Number.isSafeInteger(Number(value))) number = Number(value)
+    else if (fields[i] === 'e' && Number.isSafeInteger(Number(value))) epoch = Number(value)
   }
   if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string') || !Number.isFinite(at)) return null
-  return { sessionIds: ids, revokedAt: at, number }
+  return { sessionIds: ids, revokedAt: at, number, epoch }
 }
 
 function parseJson (text: string): unknown {

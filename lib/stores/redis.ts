@@ -3,8 +3,8 @@ import { InvalidArgumentError, InvalidOptionError, StoreConflictError, StoreTime
 import { LocalListeners } from './listeners.js'
 import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
-  ANNOUNCE_REVOCATION, CREATE_SESSION, DELETE_SESSION, END_SESSION, PRESENT_SESSION, READ_SESSION, RESERVE_SESSION, ROTATE_SESSION,
-  SESSION_STATE, USER_SESSION_IDS
+  announceRevocation, createSession, markSessionEnded, presentSession, readSession, reserveLogin, rotateSession, SCRIPTS, sessionState,
+  stripEndedSession, trimRevocations, userSessionIds, type RedisScript, type Reservation, type ScriptReply
 } from './redis-scripts.js'
 import {
   toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
@@ -43,31 +43,13 @@ export interface RedisStoreOptions {
   timeout?: number
 }
 
-type ScriptReply = Array<string | number | null>
-type ScriptCall = (...keysThenArgs: Array<string | number>) => Promise<ScriptReply>
-
-// Registered once per client under these names (ioredis sends EVALSHA, falling back to EVAL); a script whose
-// body changes gets a new name, so that instances of two versions never run each other's. Only the listing
-// read may go to a replica (ioredis `scaleReads`): revokeUser reads the user index, and a login its sessions,
-// on the primary, so a replica lagging behind never hides a session from them.
-const SCRIPTS = {
-  refreshAuthCreateSessionV2: { lua: CREATE_SESSION, readOnly: false, keys: 1 },
-  refreshAuthRotateSessionV2: { lua: ROTATE_SESSION, readOnly: false, keys: 1 },
-  refreshAuthPresentSessionV1: { lua: PRESENT_SESSION, readOnly: false, keys: 1 },
-  refreshAuthDeleteSessionV2: { lua: DELETE_SESSION, readOnly: false, keys: 1 },
-  refreshAuthEndSessionV1: { lua: END_SESSION, readOnly: false, keys: 1 },
-  refreshAuthAnnounceRevocationV1: { lua: ANNOUNCE_REVOCATION, readOnly: false, keys: 1 },
-  refreshAuthReadSessionV2: { lua: READ_SESSION, readOnly: true, keys: 1 },
-  refreshAuthSessionStateV1: { lua: SESSION_STATE, readOnly: false, keys: 1 },
-  refreshAuthReserveSessionV1: { lua: RESERVE_SESSION, readOnly: false, keys: 2 },
-  refreshAuthUserSessionIdsV1: { lua: USER_SESSION_IDS, readOnly: false, keys: 1 }
-} as const
-type ScriptName = keyof typeof SCRIPTS
+type ScriptCall = (...keysThenArg: string[]) => Promise<ScriptReply>
 
 // How long the stream keeps revocations while no watch on this store object said how long it needs them.
 const DEFAULT_RETENTION_MS = 60 * 60 * 1000
-// A login that keeps being told to read again (logins of its user racing it) gives up after this many tries.
-const MAX_RESERVE_ATTEMPTS = 100
+// How often a store with watches trims the stream by age (more often for a shorter retention), so that it
+// shrinks while no revocation is written.
+const TRIM_INTERVAL_MS = 60_000
 
 /**
  * Sessions in Redis, shared by every instance of the app. One Lua script per operation, so each
@@ -81,9 +63,11 @@ const MAX_RESERVE_ATTEMPTS = 100
  * - `{prefix}logins:{<userId>}`: a hash of the user's logins in flight, beside the index in its slot, so that
  *   logins racing each other count the same sessions; each entry expires a few seconds after its login;
  * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids and time), trimmed by
- *   age to the longest retention a watch asked for (an hour while none did).
+ *   age to the longest retention a watch asked for (an hour while none did);
+ * - `{prefix}{revocations}:epoch`: when the stream's history begins (server time, ms): made when missing, so a
+ *   store that lost its data has a new epoch, and every instance knows which tokens predate what it can know.
  * The braces are Redis Cluster hash tags: each key lives in one slot and every script touches the keys of one
- * slot (a session's, or a user's two).
+ * slot (a session's, a user's two, the stream's two).
  * Every session the store ends is announced on the stream; each watch reads it on a connection of its own
  * (`client.duplicate()`, closed by `close()` of the watch).
  *
@@ -93,10 +77,11 @@ const MAX_RESERVE_ATTEMPTS = 100
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store })
  */
 export class RedisStore implements SessionStore {
-  readonly #client: Record<ScriptName, ScriptCall>
+  readonly #client: Record<string, ScriptCall>
   readonly #redis: RedisClient
   readonly #listeners = new LocalListeners()
   readonly #prefix: string
+  readonly #revocationsKey: string
   readonly #timeout: number
   // How long a script may wait before it starts; the rest of the timeout is left for its reply to travel.
   readonly #startWindow: number
@@ -106,6 +91,7 @@ export class RedisStore implements SessionStore {
   #clockOffset = 0
   // How long a revocation's mark outlives a session that did not exist yet: longer than any login in flight.
   readonly #markMs: number
+  #trimTimer: NodeJS.Timeout | null = null
 
   constructor (options: RedisStoreOptions) {
     const { client, prefix = 'refresh-auth:', timeout = 2000 } = options ?? {}
@@ -118,123 +104,140 @@ export class RedisStore implements SessionStore {
     if (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout < 10) {
       throw new InvalidOptionError('RedisStore: timeout must be a number of milliseconds, at least 10')
     }
+    // Registered once per client (ioredis sends EVALSHA, falling back to EVAL). Only the listing read may go to
+    // a replica (ioredis `scaleReads`): revokeUser and a login read the user's index on the primary, so a
+    // replica lagging behind never hides a session from them.
     const commands = client as unknown as Record<string, unknown>
-    for (const [name, { lua, readOnly, keys }] of Object.entries(SCRIPTS)) {
+    for (const { name, lua, keys, readOnly } of SCRIPTS) {
       if (typeof commands[name] !== 'function') client.defineCommand(name, { lua, numberOfKeys: keys, readOnly })
     }
-    this.#client = client as unknown as Record<ScriptName, ScriptCall>
+    this.#client = client as unknown as Record<string, ScriptCall>
     this.#redis = client
     this.#prefix = prefix
+    this.#revocationsKey = `${prefix}{revocations}`
     this.#timeout = timeout
     this.#startWindow = Math.floor(timeout * 0.75)
     this.#sampleLimit = Math.min(100, timeout / 10)
     this.#markMs = 2 * timeout + 5000
   }
 
-  /** The key of a session's hash. */
-  sessionKey (sessionId: string): string {
+  #sessionKey (sessionId: string): string {
     return `${this.#prefix}session:{${sessionId}}`
   }
 
-  /** The key of a user's index of sessions. */
-  userKey (userId: string): string {
-    return `${this.#prefix}user:{${userId}}`
-  }
-
-  /** The key of a user's logins in flight (beside the user index, in its slot): see docs/redis.md. */
-  loginsKey (userId: string): string {
-    return `${this.#prefix}logins:{${userId}}`
-  }
-
-  /** The key of the revocation stream. */
-  revocationsKey (): string {
-    return `${this.#prefix}{revocations}`
+  #userKeys (userId: string): [index: string, logins: string] {
+    return [`${this.#prefix}user:{${userId}}`, `${this.#prefix}logins:{${userId}}`]
   }
 
   /**
-   * Saves a session. The user's slot decides (RESERVE_SESSION): with no limit and nothing to replace, the login
-   * is two scripts, as always; with either, the store reads the user's sessions (in their own slots) and the
-   * reservation checks the count against the index atomically, then the sessions it picked are ended (marked,
-   * announced) before the new one is saved. See docs/redis.md for the round trips and the races.
+   * Saves a session. The user's slot decides (reserveLogin): with no limit and nothing to replace, the login
+   * is two scripts; with either, the store reads the user's sessions (in their own slots) and the reservation
+   * checks the count against the index atomically, then the sessions it picked are ended (marked, announced)
+   * before the new one is saved. See docs/redis.md for the round trips and the races.
    */
   async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
     const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
     if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
       throw new InvalidArgumentError('RedisStore: maxSessionsPerUser must be a positive integer')
     }
-    const replace = replaceSessionId === undefined || replaceSessionId === session.sessionId ? '' : replaceSessionId
+    const replace = replaceSessionId === session.sessionId ? undefined : replaceSessionId
     return await this.#withTimeout('create', async (deadline) => {
-      const states = new Map<string, string>()
-      if (replace !== '') await this.#readStates([replace], session, deadline, states)
+      const states: Record<string, string> = {}
+      if (replace !== undefined) await this.#readStates([replace], session, deadline, states)
       // One deadline on the server's clock for the reservation and every script after it: what the reservation
       // leaves for other logins expires a timeout after it (a margin for the nodes' clocks), when this login can
       // no longer end or save anything.
       const latest = deadline + this.#clockOffset
       const by = (): number => Math.min(deadline, latest - this.#clockOffset)
-      const reserve = async (): Promise<ScriptReply> => await this.#run('refreshAuthReserveSessionV1',
-        [this.userKey(session.userId), this.loginsKey(session.userId)], by(),
-        latest + this.#timeout, session.createdAt, Math.min(Date.now(), session.createdAt), limit ?? 0, onLimit,
-        session.sessionId, session.absoluteExpiresAt, session.rotatedAt, Math.min(session.expiresAt, session.absoluteExpiresAt),
-        replace, ...[...states].flat())
-      let reply = await reserve()
-      for (let attempt = 1; reply[1] === 'read'; attempt++) {
-        if (attempt === MAX_RESERVE_ATTEMPTS) throw new StoreConflictError('too many logins of this user at once')
-        const ids = reply.slice(2) as string[]
-        // logins in flight that had not saved their session when last read: give them a moment
-        if (ids.some(id => states.get(id) === 'absent')) await sleep(Math.min(2 ** attempt, 16))
-        await this.#readStates(ids, session, deadline, states)
-        reply = await reserve()
+      const login = {
+        until: latest + this.#timeout,
+        now: session.createdAt,
+        prune: Math.min(Date.now(), session.createdAt),
+        limit: limit ?? 0,
+        onLimit,
+        replace,
+        session: {
+          id: session.sessionId,
+          absoluteExpiresAt: session.absoluteExpiresAt,
+          rotatedAt: session.rotatedAt,
+          expiry: Math.min(session.expiresAt, session.absoluteExpiresAt)
+        },
+        states
       }
-      if (reply[1] === 'limit-reached') return { outcome: 'limit-reached' }
-      const ended = reply.slice(2) as string[]
+      const keys = this.#userKeys(session.userId)
+      // Each 'read' asks for sessions this login has not read: ones that other logins of the user reserved
+      // since, or logins in flight to wait for. No count bounds it, the deadline does: past it the script
+      // answers 'late', and this loop stops on our clock too.
+      let reservation: Reservation
+      for (let pass = 0; (reservation = await this.#run(reserveLogin, keys, login, by())).outcome === 'read'; pass++) {
+        if (Date.now() > deadline) throw new StoreTimeoutError('create: logins of this user kept racing it until its deadline')
+        const ids = reservation.sessionIds
+        // logins in flight that had not saved their session when last read: give them a moment
+        if (ids.some(id => states[id] === 'absent')) await sleep(Math.min(2 ** pass, 16))
+        await this.#readStates(ids, session, deadline, states)
+      }
+      if (reservation.outcome === 'limit-reached') return { outcome: 'limit-reached' }
+      const ended = reservation.ended
       // ended before the new session is saved: whatever fails in between, the user never has one too many
       if (ended.length > 0) {
-        await Promise.all(ended.map(id => this.#run('refreshAuthEndSessionV1', this.sessionKey(id), by(), this.#markMs)))
+        await Promise.all(ended.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), { markMs: this.#markMs }, by())))
         await this.#announce(ended, deadline)
       }
       const [saved] = await Promise.all([
-        this.#run('refreshAuthCreateSessionV2', this.sessionKey(session.sessionId), by(),
-          session.userId, session.tokenId, session.createdAt, session.rotatedAt, session.expiresAt,
-          session.absoluteExpiresAt, Math.min(session.expiresAt, session.absoluteExpiresAt) - Date.now(),
-          session.userAgent ?? '', session.ip ?? ''),
-        ended.length > 0 ? this.#deleteEnded(ended, deadline) : undefined
+        this.#run(createSession, this.#sessionKey(session.sessionId), { session, ttl: login.session.expiry - Date.now() }, by()),
+        ended.length > 0 ? this.#stripEnded(ended, deadline) : undefined
       ])
       // the user's sessions were revoked while this one was being saved: it must not live on
-      if (saved[1] === 'ended') throw new StoreConflictError('the session was revoked while it was being created')
+      if (saved === 'ended') throw new StoreConflictError('the session was revoked while it was being created')
       return { outcome: 'created', endedSessionIds: ended }
     })
   }
 
-  /** Reads what a login needs to know of each session (SESSION_STATE) into `states`. */
-  async #readStates (ids: readonly string[], session: SessionRecord, deadline: number, states: Map<string, string>): Promise<void> {
-    const replies = await Promise.all(ids.map(id =>
-      this.#run('refreshAuthSessionStateV1', this.sessionKey(id), deadline, session.createdAt, session.userId)))
-    ids.forEach((id, i) => states.set(id, String(replies[i][2])))
+  /** Reads what a login needs to know of each session (sessionState) into `states`. */
+  async #readStates (ids: readonly string[], session: SessionRecord, deadline: number, states: Record<string, string>): Promise<void> {
+    const arg = { now: session.createdAt, userId: session.userId }
+    const replies = await Promise.all(ids.map(async id => await this.#run(sessionState, this.#sessionKey(id), arg, deadline)))
+    ids.forEach((id, i) => { states[id] = replies[i] })
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
     return await this.#withTimeout('rotate', async (deadline) => {
-      const reply = await this.#run('refreshAuthRotateSessionV2', this.sessionKey(request.sessionId), deadline,
-        request.presentedTokenId, request.nextTokenId, request.now, request.nextExpiresAt, request.reuseIntervalMs)
-      const outcome = reply[1] as RotateResult['outcome'] | 'ended'
-      if (outcome === 'not-found') return { outcome }
-      // the script marked the session ended (reuse), or found it marked: announce it, then delete it
-      if (outcome === 'reused' || outcome === 'ended') await this.#announceEnded([request.sessionId], deadline)
-      if (outcome === 'ended') return { outcome: 'not-found' }
-      return { outcome, session: toRecord(request.sessionId, reply) }
+      const { sessionId } = request
+      const reply = await this.#run(rotateSession, this.#sessionKey(sessionId), {
+        presented: request.presentedTokenId,
+        next: request.nextTokenId,
+        generation: request.presentedGeneration,
+        now: request.now,
+        nextExpiresAt: request.nextExpiresAt,
+        reuseIntervalMs: request.reuseIntervalMs
+      }, deadline, sessionId)
+      if (reply.session === null) {
+        // ended (found marked, its announcement unconfirmed): announce it again
+        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], deadline)
+        return { outcome: 'not-found' }
+      }
+      if (reply.outcome === 'reused') await this.#announceEnded([sessionId], deadline)
+      return reply
     })
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
     return await this.#withTimeout('present', async (deadline) => {
-      const reply = await this.#run('refreshAuthPresentSessionV1', this.sessionKey(request.sessionId), deadline,
-        request.presentedTokenId, request.now, request.reuseIntervalMs, request.end ? '1' : '0')
-      const outcome = reply[1] as PresentResult['outcome'] | 'ended'
-      if (outcome === 'not-found') return { outcome }
-      // the script marked the session ended (reuse, or a logout), or found it marked: announce it, then delete it
-      if (outcome !== 'live' || request.end) await this.#announceEnded([request.sessionId], deadline)
-      if (outcome === 'ended') return { outcome: 'not-found' }
-      return { outcome, session: toRecord(request.sessionId, reply) }
+      const { sessionId } = request
+      const reply = await this.#run(presentSession, this.#sessionKey(sessionId), {
+        presented: request.presentedTokenId,
+        generation: request.presentedGeneration,
+        now: request.now,
+        reuseIntervalMs: request.reuseIntervalMs,
+        end: request.end
+      }, deadline, sessionId)
+      if (reply.session === null) {
+        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], deadline)
+        return { outcome: 'not-found' }
+      }
+      // the script marked the session ended (reuse, or a logout): announce it, then strip it
+      if (reply.outcome === 'reused' || request.end) await this.#announceEnded([sessionId], deadline)
+      return reply
     })
   }
 
@@ -265,79 +268,101 @@ export class RedisStore implements SessionStore {
 
   /**
    * The revocation feed: a watch reads the stream on its own connection (`client.duplicate()`), from what
-   * it holds, and hears at once (before the method resolves) of every session this store object ends.
+   * it holds, and hears at once (before the method resolves) of every session this store object ends. While
+   * a watch runs, the store trims the stream by age every minute (a failure waits for the next turn).
    */
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
     if (typeof this.#redis.duplicate !== 'function') throw new InvalidOptionError('RedisStore: the client has no duplicate(); the revocation feed needs a connection of its own')
     const watcher = this.#listeners.add(listener, options)
+    this.#trimTimer ??= setInterval(() => { this.#trim().catch(() => {}) }, Math.min(TRIM_INTERVAL_MS, watcher.retentionMs)).unref()
     const feed = new RedisRevocationFeed({
       connect: () => this.#redis.duplicate(),
-      key: this.revocationsKey(),
+      key: this.#revocationsKey,
+      epochKey: `${this.#revocationsKey}:epoch`,
       watcher,
       timeout: this.#timeout,
-      onClose: () => this.#listeners.remove(watcher)
+      onClose: () => {
+        this.#listeners.remove(watcher)
+        if (this.#listeners.size === 0 && this.#trimTimer !== null) {
+          clearInterval(this.#trimTimer)
+          this.#trimTimer = null
+        }
+      }
     })
     feed.start()
     return feed
   }
 
-  /** Ends sessions (revoke, revokeUser): marks each ended first, then announces and deletes them. */
+  /** Drops the stream's entries older than the retention. */
+  async #trim (): Promise<void> {
+    const retentionMs = this.#listeners.retentionMs(DEFAULT_RETENTION_MS)
+    await this.#withTimeout('trim', async (deadline) => {
+      await this.#run(trimRevocations, this.#revocationsKey, { retentionMs }, deadline)
+    })
+  }
+
+  /** Ends sessions (revoke, revokeUser): marks each ended first, then announces and strips them. */
   async #endSessions (sessionIds: readonly string[], deadline: number): Promise<void> {
-    await Promise.all(sessionIds.map(id => this.#run('refreshAuthEndSessionV1', this.sessionKey(id), deadline, this.#markMs)))
+    const arg = { markMs: this.#markMs }
+    await Promise.all(sessionIds.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), arg, deadline)))
     await this.#announceEnded(sessionIds, deadline)
   }
 
   /**
-   * The rest of every end: announced to this store object's watches at once, then on the stream, then deleted.
+   * The rest of every end: announced to this store object's watches at once, then on the stream, then stripped.
    * The sessions are marked ended already, so a failure here leaves them dead and announced again when next
    * met, never alive.
    */
   async #announceEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
     await this.#announce(sessionIds, deadline)
-    await this.#deleteEnded(sessionIds, deadline)
+    await this.#stripEnded(sessionIds, deadline)
   }
 
   async #announce (sessionIds: readonly string[], deadline: number): Promise<void> {
     const revokedAt = Date.now()
     this.#listeners.announce(sessionIds, revokedAt)
-    await this.#run('refreshAuthAnnounceRevocationV1', this.revocationsKey(), deadline,
-      this.#listeners.retentionMs(DEFAULT_RETENTION_MS), JSON.stringify(sessionIds), revokedAt)
+    await this.#run(announceRevocation, [this.#revocationsKey, `${this.#revocationsKey}:epoch`],
+      { sessionIds, revokedAt, retentionMs: this.#listeners.retentionMs(DEFAULT_RETENTION_MS) }, deadline)
   }
 
-  async #deleteEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
-    await Promise.all(sessionIds.map(id => this.#run('refreshAuthDeleteSessionV2', this.sessionKey(id), deadline, this.#markMs)))
+  async #stripEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
+    const arg = { markMs: this.#markMs }
+    await Promise.all(sessionIds.map(async id => await this.#run(stripEndedSession, this.#sessionKey(id), arg, deadline)))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
     return await this.#withTimeout('listUserSessions', async (deadline) => {
       const ids = await this.#userSessionIds(userId, deadline, now)
-      const replies = await Promise.all(ids.map(id => this.#run('refreshAuthReadSessionV2', this.sessionKey(id), deadline)))
+      const replies = await Promise.all(ids.map(async id => await this.#run(readSession, this.#sessionKey(id), {}, deadline, id)))
       const list: SessionInfo[] = []
-      for (let i = 0; i < ids.length; i++) {
+      for (const { session } of replies) {
         // revoked, ended or expired sessions stay in the index until their absolute expiry: skip them
-        if (replies[i][2] === null) continue
-        const session = toRecord(ids[i], replies[i])
-        if (now < session.expiresAt && now < session.absoluteExpiresAt) list.push(toSessionInfo(session))
+        if (session !== null && now < session.expiresAt && now < session.absoluteExpiresAt) list.push(toSessionInfo(session))
       }
       return list
     })
   }
 
   async #userSessionIds (userId: string, deadline: number, now = Date.now()): Promise<string[]> {
-    const reply = await this.#run('refreshAuthUserSessionIdsV1', this.userKey(userId), deadline, now)
-    return reply.slice(2) as string[]
+    return await this.#run(userSessionIds, this.#userKeys(userId)[0], { now }, deadline)
   }
 
-  /** Runs one script with the operation's deadline translated to the server's clock. */
-  async #run (name: ScriptName, keys: string | readonly string[], deadline: number, ...args: Array<string | number>): Promise<ScriptReply> {
+  /**
+   * Runs one script: its arguments as one JSON object with the operation's deadline translated to the server's
+   * clock, its reply checked for lateness and decoded by the script's decoder.
+   */
+  async #run<Reply> (script: RedisScript<Reply>, keys: string | readonly string[], arg: Record<string, unknown>, deadline: number, id = ''): Promise<Reply> {
+    arg.deadline = deadline + this.#clockOffset
+    const json = JSON.stringify(arg)
+    const client = this.#client
     const sent = Date.now()
-    const reply = await this.#client[name](...[keys].flat(), deadline + this.#clockOffset, ...args)
+    const reply = typeof keys === 'string' ? await client[script.name](keys, json) : await client[script.name](...keys, json)
     const received = Date.now()
     // The server ran the script somewhere between `sent` and `received`: serverNow − received is a lower bound of
     // the offset, so the deadline errs early (refusing a command) rather than late (letting a stale one through).
     if (received - sent <= this.#sampleLimit) this.#clockOffset = Number(reply[0]) - received
     if (reply[1] === 'late') throw new StoreTimeoutError('the operation reached Redis after its deadline and was refused')
-    return reply
+    return script.decode(reply, id)
   }
 
   /**
@@ -358,22 +383,4 @@ export class RedisStore implements SessionStore {
       )
     })
   }
-}
-
-function toRecord (sessionId: string, reply: ScriptReply): SessionRecord {
-  const [, , u, t, p, c, r, e, a, ua, ip] = reply
-  const record: SessionRecord = {
-    sessionId,
-    userId: String(u),
-    tokenId: String(t),
-    previousTokenId: p === null ? null : String(p),
-    generation: 0, // interim until this store keeps generations (issue 20 #10)
-    createdAt: Number(c),
-    rotatedAt: Number(r),
-    expiresAt: Number(e),
-    absoluteExpiresAt: Number(a)
-  }
-  if (ua !== null) record.userAgent = String(ua)
-  if (ip !== null) record.ip = String(ip)
-  return record
 }

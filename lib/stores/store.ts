@@ -215,8 +215,13 @@ export interface RevocationListener {
    * delivers them for sessions ended elsewhere. A session may be announced more than once.
    */
   revoked (sessionIds: readonly string[], revokedAt: number): void
-  /** The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded. */
-  status (status: RevocationFeedStatus): void
+  /**
+   * The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded.
+   * With `live` and `gap`, a feed that knows it may pass `since`: when the backend's history of ends begins
+   * (milliseconds since the epoch), later for a backend that lost its data. Sessions that ended before it are
+   * unknown to every instance: the plugin treats access tokens issued before it as a gap while they may live.
+   */
+  status (status: RevocationFeedStatus, since?: number): void
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream'
-import { MemoryStore, type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type WatchOptions } from '../../lib/index.js'
+import { MemoryStore } from '../../lib/index.js'
+import { type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type WatchOptions } from '../../lib/store.js'
 
 /**
  * A MemoryStore whose revocation feed a test drives: `status()` reports down, gap or live to the plugin as a

@@ -59,3 +59,8 @@ export async function deleteKeys (client: Redis, prefix: string): Promise<void> 
     cursor = next
   } while (cursor !== '0')
 }
+
+/** Whether a property of an ioredis client is RedisStore's script `what` (registered as `refreshAuth_<what>_<digest>`). */
+export function isScript (name: string | symbol, what: string): boolean {
+  return typeof name === 'string' && name.startsWith(`refreshAuth_${what}_`)
+}

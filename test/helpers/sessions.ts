@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { SessionRecord } from '../../lib/index.js'
+import type { SessionRecord } from '../../lib/store.js'
 
 export const DAY = 24 * 3600 * 1000
 

@@ -17,6 +17,9 @@ export class TcpProxy {
   #loseReplyTo: ((request: Buffer) => boolean) | null = null
   // upstream sockets whose next reply is to be lost
   readonly #losing = new Set<Socket>()
+  #holdRequestsFrom: ((request: Buffer) => boolean) | null = null
+  // client sockets whose requests are held, from the first that matched, until restore()
+  readonly #holding = new Set<Socket>()
   port = 0
 
   constructor (readonly targetHost: string, readonly targetPort: number) {
@@ -47,9 +50,19 @@ export class TcpProxy {
     this.#loseReplyTo = matches
   }
 
+  /**
+   * Holds back what a client sends from its first request that `matches` (a link slow one way): the requests
+   * reach the server late, at `restore()`; replies still flow.
+   */
+  holdRequestsFrom (matches: (request: Buffer) => boolean): void {
+    this.#holdRequestsFrom = matches
+  }
+
   restore (): void {
     this.#mode = 'pass'
     this.#loseReplyTo = null
+    this.#holdRequestsFrom = null
+    this.#holding.clear()
     for (const [to, data] of this.#held.splice(0)) {
       if (to.destroyed) continue
       if (data === null) to.end()
@@ -77,7 +90,8 @@ export class TcpProxy {
           this.cut()
           return
         }
-        if (this.#mode === 'blackhole') this.#held.push([to, data])
+        if (from === client && (this.#holding.has(client) || this.#holdRequestsFrom?.(data) === true)) this.#holding.add(client)
+        if (this.#mode === 'blackhole' || this.#holding.has(from)) this.#held.push([to, data])
         else to.write(data)
         if (from === client && this.#loseReplyTo?.(data) === true) {
           this.#loseReplyTo = null
@@ -87,7 +101,7 @@ export class TcpProxy {
       from.on('error', () => {})
       from.on('close', () => {
         this.#sockets.delete(from)
-        if (this.#mode === 'blackhole') this.#held.push([to, null])
+        if (this.#mode === 'blackhole' || this.#holding.has(from)) this.#held.push([to, null])
         else to.destroy()
       })
     }
