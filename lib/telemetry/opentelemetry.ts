@@ -67,25 +67,32 @@ export class OpenTelemetrySessions implements SessionTelemetry {
     if (Number.isFinite(endedAt)) this.#revocationLag.record(Math.max(0, Date.now() - endedAt))
   }
 
-  /** Runs a store call as a child span, and records its duration. */
+  /**
+   * Runs a store call, and records its duration; a child span of the login, refresh or logout being traced
+   * (none outside one, or when no tracer records: the span would go nowhere).
+   */
   async storeCall<T>(store: string, operation: string, run: () => Promise<T>): Promise<T> {
     const attributes = { operation, store }
-    return await this.#tracer.startActiveSpan(`refresh_auth.store.${operation}`, { attributes }, async span => {
-      const started = performance.now()
-      const ended = (failed: boolean): void => {
-        this.#storeDuration.record(performance.now() - started, attributes)
-        if (failed) span.setStatus({ code: this.#api.SpanStatusCode.ERROR })
-        span.end()
-      }
-      try {
-        const value = await run()
-        ended(false)
-        return value
-      } catch (err) {
-        ended(true)
-        throw err
-      }
-    })
+    const parent = this.#api.trace.getActiveSpan()
+    if (parent === undefined || !parent.isRecording()) return await this.#timed(attributes, null, run)
+    return await this.#tracer.startActiveSpan(`refresh_auth.store.${operation}`, { attributes }, async span => await this.#timed(attributes, span, run))
+  }
+
+  async #timed<T>(attributes: Attributes, span: Span | null, run: () => Promise<T>): Promise<T> {
+    const started = performance.now()
+    const ended = (failed: boolean): void => {
+      this.#storeDuration.record(performance.now() - started, attributes)
+      if (failed) span?.setStatus({ code: this.#api.SpanStatusCode.ERROR })
+      span?.end()
+    }
+    try {
+      const value = await run()
+      ended(false)
+      return value
+    } catch (err) {
+      ended(true)
+      throw err
+    }
   }
 
   /** `refresh_auth.sessions.active`: what `count` answers at each collection. */
