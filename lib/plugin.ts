@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
+import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
 import { checkRefreshCookiePath } from './http/cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './http/jwks.js'
@@ -32,7 +33,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards {}
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -86,7 +87,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
-  const api: RefreshAuthApi = { ...factories, ...createSessionManagement(store, fastify.log, revocations), ...guards }
+  const api: RefreshAuthApi = {
+    ...factories, ...createSessionManagement(store, fastify.log, revocations), ...guards, ...createAuthenticatedRouteFactory(authenticator.hook)
+  }
   fastify.decorate('refreshAuth', api)
   // what the standalone `authenticate` and guards find at request time
   const state: PluginState = { authenticate: authenticator.hook, guards }

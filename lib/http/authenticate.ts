@@ -11,7 +11,16 @@ import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
  * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
  * Behind `app.authenticate`, `await request.authenticate()` gives it without the null check.
  */
-export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
+export type AuthenticatedUser = Omit<RegisteredClaims, 'auth_time'> & AccessTokenTime & { [K in keyof RefreshAuthUser]: Frozen<RefreshAuthUser[K]> }
+
+/** What only access tokens carry. */
+interface AccessTokenTime {
+  /** When the user signed in to start this session, seconds since the epoch (RFC 9068 §2.2.1); a refresh keeps it. */
+  auth_time: number
+}
+
+/** Readonly all the way down: nested claim values are frozen at run time, so changing one would throw. */
+export type Frozen<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T
 
 /**
  * `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`.
