@@ -9,8 +9,10 @@
 //   REDIS_URL            keep sessions in Redis (needs the package's RedisStore and the ioredis package)
 //   REDIS_PREFIX         prefix of the demo's Redis keys (default 'fastify-refresh-auth-demo:')
 //   LOG_LEVEL            Fastify log level (default 'warn': reuse detection is logged as a warning)
+//   E2E                  '1' adds the routes the end-to-end tests use (/e2e/*): never in production
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import fastifyRefreshAuth, { RedisStore } from 'fastify-refresh-auth'
 import { createUserDirectory } from './users.mjs'
@@ -42,14 +44,33 @@ await app.register(fastifyRefreshAuth, {
   },
   claims: (user) => ({ name: user.name }),
   // "Keep me signed in": unticked, the refresh cookie is a browser-session cookie (for this whole session)
-  rememberMe: (user, request) => request.body?.remember === true
+  rememberMe: (user, request) => request.body?.remember === true,
+  onReuseDetected: () => { e2e.reuse++ }
 })
+
+// What the end-to-end tests read and steer (E2E=1 only): refreshes counted, the next refresh held, a user's
+// sessions revoked from this instance.
+const e2e = { refreshes: [], reuse: 0, holdNextMs: 0 }
+if (env.E2E === '1') {
+  app.addHook('onRequest', async (request) => {
+    if (request.method !== 'POST' || request.url !== '/auth/refresh') return
+    e2e.refreshes.push(Date.now())
+    const hold = e2e.holdNextMs
+    e2e.holdNextMs = 0
+    if (hold > 0) await new Promise(resolve => setTimeout(resolve, hold))
+  })
+  app.get('/e2e/stats', async () => ({ refreshes: e2e.refreshes, reuse: e2e.reuse }))
+  app.post('/e2e/hold-next-refresh', async (request) => { e2e.holdNextMs = Number(request.query.ms ?? 2000); return {} })
+  app.post('/e2e/revoke-user/:id', async (request) => { await app.refreshAuth.revokeUserSessions(request.params.id); return {} })
+}
 
 // The page and its script: plain files, no build step. The CSP allows scripts from this origin only.
 const page = {
   '/': { type: 'text/html; charset=utf-8', body: readFileSync(new URL('./public/index.html', import.meta.url)) },
   '/app.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('./public/app.js', import.meta.url)) },
-  '/style.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./public/style.css', import.meta.url)) }
+  '/style.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./public/style.css', import.meta.url)) },
+  // the browser client: the package's ES module build, one file, imported by app.js as it is
+  '/client.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(fileURLToPath(import.meta.resolve('fastify-refresh-auth/client'))) }
 }
 for (const [url, file] of Object.entries(page)) {
   app.get(url, (request, reply) => {

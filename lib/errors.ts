@@ -43,6 +43,8 @@ export const ErrorCodes = {
    * still live (its revocation feed is down, or lost revocations while it was).
    */
   REVOCATION_UNCONFIRMED: 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED',
+  /** 503: this instance holds `events.maxStreams` events streams already; the client tries again later. */
+  EVENT_STREAMS_FULL: 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL',
   /** Thrown at registration: an option was refused. */
   INVALID_OPTION: 'FST_REFRESH_AUTH_INVALID_OPTION',
   /** Thrown at a call: an argument was refused (`revokeSession(123)`, `requireScopes('')`…). */
@@ -273,6 +275,20 @@ export const RevocationUnconfirmedError = createError(
 )
 
 /**
+ * `GET {prefix}/events` found this instance holding `events.maxStreams` open streams: 503, the client tries
+ * again later (the session is not affected).
+ *
+ * @example
+ * // GET /auth/events on an instance at its cap
+ * { statusCode: 503, code: 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL', error: 'Service Unavailable', message: '…' }
+ */
+export const EventStreamsFullError = createError(
+  ErrorCodes.EVENT_STREAMS_FULL,
+  'Too many open event streams, try again later',
+  503
+)
+
+/**
  * A function of this plugin was called with an argument it cannot use; the message names it.
  *
  * @example
@@ -397,6 +413,7 @@ export type StoreConflictError = InstanceType<typeof StoreConflictError>
 export type InvalidOptionError = InstanceType<typeof InvalidOptionError>
 export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 export type RevocationUnconfirmedError = InstanceType<typeof RevocationUnconfirmedError>
+export type EventStreamsFullError = InstanceType<typeof EventStreamsFullError>
 export type InvalidArgumentError = InstanceType<typeof InvalidArgumentError>
 export type DuplicateCookieError = InstanceType<typeof DuplicateCookieError>
 export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>

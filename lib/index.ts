@@ -25,7 +25,7 @@ export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 // what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
 export type { SessionStore, SessionInfo } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy } from './options/types.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook, Frozen } from './http/authenticate.js'
 export type { AuthenticatedHandler, AuthenticatedRequest, AuthenticatedRouteOptions } from './http/authenticated-route.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
@@ -38,6 +38,7 @@ export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/ke
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
+export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
 export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
@@ -63,6 +64,7 @@ export {
   StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
+  EventStreamsFullError,
   InvalidOptionError,
   InvalidArgumentError,
   DuplicateCookieError,

@@ -8,6 +8,8 @@ import { bearerSecurityMarker } from './http/openapi.js'
 import { resolveOptions } from './options/resolve.js'
 import type { FastifyRefreshAuthOptions, ResolvedOptions } from './options/types.js'
 import { SessionRevocations } from './sessions/revocation.js'
+import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
+import { registerEventsRoute } from './http/events.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
@@ -33,7 +35,18 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {}
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
+  /**
+   * Calls `listener` for every session that ends, on any instance (through the store's revocation feed; without
+   * one, the ends of this instance only), once per session, with `{ sessionId, userId, reason }`: close the
+   * websockets held for that session. Returns the function that removes the listener.
+   *
+   * @example
+   * const stop = app.refreshAuth.onSessionEnd(({ sessionId, reason }) => sockets.get(sessionId)?.close(4001, reason))
+   * app.addHook('onClose', async () => stop())
+   */
+  onSessionEnd (listener: SessionEndListener): () => void
+}
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -61,7 +74,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   const hooks = telemetry === null ? options.hooks : { ...options.hooks, onLogout: telemetry.onLogout }
   // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
   fastify.addHook('onClose', async () => store.close?.())
-  const revocations = watchRevocations(fastify, options, store, telemetry)
+  const ends = new SessionEnds()
+  fastify.addHook('onClose', async () => ends.stop())
+  const revocations = watchRevocations(fastify, options, store, ends, telemetry)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
@@ -83,12 +98,17 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       accessTokens,
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE }),
       revocations,
+      ends,
       telemetry: telemetry?.sessions
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
   const api: RefreshAuthApi = {
-    ...factories, ...createSessionManagement(store, fastify.log, revocations), ...guards, ...createAuthenticatedRouteFactory(authenticator.hook)
+    ...factories,
+    ...createSessionManagement(store, fastify.log, revocations, ends),
+    ...guards,
+    onSessionEnd: (listener) => ends.on(listener),
+    ...createAuthenticatedRouteFactory(authenticator.hook)
   }
   fastify.decorate('refreshAuth', api)
   // what the standalone `authenticate` and guards find at request time
@@ -106,6 +126,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.loginRoute())
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
+    // the push needs to hear of ends on every instance: without a feed there is no route (404)
+    const events = options.routes.events
+    if (events !== null && revocations !== null && !revocations.recordsLocally) {
+      registerEventsRoute(fastify, options.routes.prefix, events, ends, revocations, authenticator.hook)
+    }
   }
 }
 
@@ -114,7 +139,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
  * revocation feed, or null when turned off. A resource server given no store has nothing to watch.
  */
 function watchRevocations (
-  fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore, telemetry: PluginTelemetry | null
+  fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore, ends: SessionEnds, telemetry: PluginTelemetry | null
 ): SessionRevocations | null {
   const settings = options.revocation
   if (settings === null) return null
@@ -134,7 +159,16 @@ function watchRevocations (
       'access tokens are refused only by the instance that ended it')
     return revocations
   }
-  const listener = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
+  // the ends announced since this instance started are told to onSessionEnd and the events streams too
+  const since = Date.now()
+  const heard = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
+  const listener = {
+    revoked (sessionIds: readonly string[], revokedAt: number) {
+      heard.revoked(sessionIds, revokedAt)
+      if (revokedAt >= since) ends.heard(sessionIds)
+    },
+    status: revocations.status.bind(revocations)
+  }
   const watch = watchFeed.call(store, listener, { retentionMs: revocations.keepMs })
   // like the JWKS: a healthy app starts with what the feed holds loaded
   fastify.addHook('onReady', async () => revocations.firstCatchUp())

@@ -15,7 +15,8 @@
 //   for the reader. They come from test/helpers/docs-stubs.ts. `needs=redis` runs the block only when a
 //   Redis server answers (it fails, never skips, when CI is set), with REDIS_URL set; `redis-prefix=…`
 //   names the key prefix the block writes under, deleted after it. `needs=postgres` likewise for a
-//   PostgreSQL server, with DATABASE_URL set to a schema of the block's own (dropped after it). Every block gets AUTH_SECRET (48
+//   PostgreSQL server, with DATABASE_URL set to a schema of the block's own (dropped after it); `needs=mariadb`
+//   for a MariaDB server, with MARIADB_URL set to a database of the block's own (dropped after it). Every block gets AUTH_SECRET (48
 //   random bytes, base64) and a folder `keys/` with P-256 PEM files (`2026-11.pem`, `2026-11.pub.pem`,
 //   `2026-08.pem`, `2026-08.pub.pem`).
 // - `// → text` at the end of a line (usually a `console.log`) or alone on a line: the block prints the
@@ -38,9 +39,10 @@ const RUN_JS = new Set(['js', 'javascript'])
 const RUN_TS = new Set(['ts', 'typescript'])
 const NO_RUN = new Set(['sh', 'http', 'json', 'sql', 'text'])
 const STUBS = new Set(['users', 'verifyCredentials', 'secret', 'app'])
-const NEEDS = new Set(['redis', 'postgres'])
+const NEEDS = new Set(['redis', 'postgres', 'mariadb'])
 const BLOCK_TIMEOUT = 20_000
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const MARIADB_URL = process.env.MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/test'
 // two at a time: the machine has two cores and other developers' tests share it
 const CONCURRENCY = 2
 
@@ -127,6 +129,7 @@ function prepareWorkFolder (): void {
   writeFileSync(join(work, 'stubs.mjs'), transpile(ts.ModuleKind.ESNext))
   writeFileSync(join(work, 'stubs.cjs'), transpile(ts.ModuleKind.CommonJS))
   writeFileSync(join(work, 'pg-admin.mjs'), PG_ADMIN)
+  writeFileSync(join(work, 'mariadb-admin.mjs'), MARIADB_ADMIN)
 }
 
 // PostgreSQL chores run as a child process too: this file stays free of the untyped `pg`.
@@ -144,6 +147,41 @@ try {
   await client.end().catch(() => {})
 }
 `
+
+// MariaDB's likewise, through mysql2: a database of its own for each block.
+const MARIADB_ADMIN = `import mysql from 'mysql2/promise'
+const [command, database] = process.argv.slice(2)
+let connection
+try {
+  connection = await mysql.createConnection({ uri: process.env.MARIADB_URL, connectTimeout: 2000 })
+  if (command === 'create') await connection.query('CREATE DATABASE ' + connection.escapeId(database))
+  if (command === 'drop') await connection.query('DROP DATABASE IF EXISTS ' + connection.escapeId(database))
+} catch (err) {
+  console.error(err.message)
+  process.exitCode = 1
+} finally {
+  await connection?.end().catch(() => {})
+}
+`
+
+async function mariadb (command: 'probe' | 'create' | 'drop', database = ''): Promise<Outcome> {
+  return runFile(join(work, 'mariadb-admin.mjs'), { MARIADB_URL }, [command, database])
+}
+
+/** Null when MariaDB answers, else why not; in CI a missing MariaDB is an error, never a skip. */
+async function mariadbUnavailable (): Promise<string | null> {
+  const probe = await mariadb('probe')
+  if (probe.code === 0) return null
+  const reason = `no MariaDB answers at ${MARIADB_URL.replace(/\/\/[^@/]*@/, '//')} (${probe.stderr.trim()}); start it or set MARIADB_URL`
+  if (process.env.CI) throw new Error(`MariaDB is required in CI: ${reason}`)
+  return reason
+}
+
+function databaseUrl (database: string): string {
+  const url = new URL(MARIADB_URL)
+  url.pathname = `/${database}`
+  return url.toString()
+}
 
 async function postgres (command: 'probe' | 'create' | 'drop', schema = ''): Promise<Outcome> {
   return runFile(join(work, 'pg-admin.mjs'), { POSTGRES_URL }, [command, schema])
@@ -277,11 +315,14 @@ t.test('documentation code blocks run as written', async t => {
   const redisReason = needsRedis ? await redisUnavailable() : null
   const needsPostgres = runnable.some(block => block.needs.includes('postgres'))
   const postgresReason = needsPostgres ? await postgresUnavailable() : null
+  const needsMariadb = runnable.some(block => block.needs.includes('mariadb'))
+  const mariadbReason = needsMariadb ? await mariadbUnavailable() : null
 
   const results = runnable.map((block, index) => {
     const name = `${block.file}:${block.line} (${block.lang})`
     if (block.needs.includes('redis') && redisReason !== null) return { block, name, skip: redisReason }
     if (block.needs.includes('postgres') && postgresReason !== null) return { block, name, skip: postgresReason }
+    if (block.needs.includes('mariadb') && mariadbReason !== null) return { block, name, skip: mariadbReason }
     const kind = moduleKind(block)
     const base = join(work, `block-${index}`)
     const source = program(block, kind)
@@ -302,9 +343,15 @@ t.test('documentation code blocks run as written', async t => {
         if (created.code !== 0) throw new Error(`cannot create the schema ${schema}: ${created.stderr}`)
         env.DATABASE_URL = schemaUrl(schema)
       }
+      if (block.needs.includes('mariadb')) {
+        const created = await mariadb('create', schema)
+        if (created.code !== 0) throw new Error(`cannot create the database ${schema}: ${created.stderr}`)
+        env.MARIADB_URL = databaseUrl(schema)
+      }
       const run = await runFile(runnableFile, env)
       run.stderr = inDocument(run.stderr, runnableFile, block)
       if (block.needs.includes('postgres')) await postgres('drop', schema)
+      if (block.needs.includes('mariadb')) await mariadb('drop', schema)
       if (block.redisPrefix !== null) {
         const { Redis } = await import('ioredis')
         const client = new Redis(REDIS_URL)

@@ -13,6 +13,7 @@ import fastifyRefreshAuth, {
   KeysUnavailableError,
   MissingTokenError,
   RevocationUnconfirmedError,
+  EventStreamsFullError,
   StoreConflictError,
   StoreTimeoutError,
   StoreUnavailableError,
@@ -44,6 +45,7 @@ t.test('every error class has its stable code and status', async t => {
     [InvalidSubjectError, 'FST_REFRESH_AUTH_INVALID_SUBJECT', 500],
     [CallbackFailedError, 'FST_REFRESH_AUTH_CALLBACK_FAILED', 500],
     [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503],
+    [EventStreamsFullError, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL', 503],
     [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500],
     [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503]
   ]

@@ -1,7 +1,9 @@
 import { createHmac, randomUUID } from 'node:crypto'
 import jwt from 'jsonwebtoken'
 import t from 'tap'
+import { TokenCodec } from '../lib/tokens/codec.js'
 import { Hs256 } from '../lib/tokens/hs256.js'
+import { KeySet } from '../lib/tokens/keys.js'
 import { buildApp, derivedKey, getPrivate, login, refresh, refreshCookie } from './helpers/app.js'
 
 // The one-pass HS256 path of secret-derived keys: its tokens are jsonwebtoken's, and it is stricter.
@@ -23,10 +25,20 @@ t.test('tokens are byte for byte what jsonwebtoken signs, and each verifies the 
   const codec = new Hs256(accessKey, 'at+jwt')
   for (let i = 0; i < 20; i++) {
     const payload = claims({ roles: ['a', `r${i}`], name: `ünïcödé ${i}` })
-    const ours = codec.sign(payload)
+    const ours = codec.signJson(JSON.stringify(payload))
     const theirs = jwt.sign(payload, accessKey, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } })
     t.equal(ours, theirs)
     t.same(codec.verify(theirs), payload)
+  }
+})
+
+t.test('the codec writes the payload JSON itself: byte for byte what jsonwebtoken signs of the same claims', async t => {
+  const codec = new TokenCodec({ keys: KeySet.fromSecretKey(accessKey), type: 'at+jwt', issuer: 'fastify-refresh-auth', audience: 'fastify-refresh-auth', clockTolerance: 0 })
+  const registered = { sub: '42 "quoted" ünï', sid: randomUUID(), jti: randomUUID(), iat: now(), exp: now() + 600 }
+  for (const [extra, authTime] of [[undefined, undefined], [{}, 1_700_000_000], [{ gen: 3, ext: { roles: ['a'], name: 'ünïcödé "x"' } }, undefined]] as const) {
+    const withAuthTime = authTime === undefined ? registered : { ...registered, auth_time: authTime }
+    const theirs = jwt.sign({ ...extra, iss: 'fastify-refresh-auth', aud: 'fastify-refresh-auth', ...withAuthTime }, accessKey, { algorithm: 'HS256', header: { alg: 'HS256', typ: 'at+jwt' } })
+    t.equal(codec.sign(withAuthTime, extra), theirs, JSON.stringify(extra))
   }
 })
 
@@ -72,4 +84,22 @@ t.test('refresh tokens go the same way: rotation works and a tampered refresh to
   const rotated = await refresh(app, refreshToken)
   t.equal(rotated.statusCode, 200)
   t.type(refreshCookie(rotated), 'string')
+})
+
+t.test('the MAC is compared as the characters sent: another spelling of its bytes, or a wide character, is refused', async t => {
+  const codec = new Hs256(accessKey, 'at+jwt')
+  const token = codec.signJson(JSON.stringify(claims()))
+  const mac = token.slice(token.lastIndexOf('.') + 1)
+  const body = token.slice(0, token.lastIndexOf('.') + 1)
+  t.ok(codec.verify(token), 'control: the token as signed')
+  // 43 characters carry 258 bits for 256: the last character's two spare bits do not change the bytes
+  const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const index = last.indexOf(mac[42])
+  const respelled = mac.slice(0, 42) + last[index ^ 1]
+  t.same(Buffer.from(respelled, 'base64url'), Buffer.from(mac, 'base64url'), 'the same bytes, spelled differently')
+  t.equal(codec.verify(body + respelled), null)
+  // a character whose low byte is the expected one, and a multi-byte one: refused, never a thrown RangeError
+  const wide = String.fromCharCode(0x100 + mac.charCodeAt(0)) + mac.slice(1)
+  t.equal(codec.verify(body + wide), null)
+  t.equal(codec.verify(body + 'é' + mac.slice(1)), null)
 })

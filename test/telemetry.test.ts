@@ -288,6 +288,6 @@ t.test('store calls outside a request: the management API, timed too', async (t)
   await app.refreshAuth.revokeSession(sessionIdOf(session.refreshToken))
   const after = await capture.points('refresh_auth.store.duration')
   operations.forEach((operation, i) => {
-    t.equal((after.find(p => p.attributes.operation === operation)?.count ?? 0) - grew[i], 1, `${operation}: one record`)
+    t.ok((after.find(p => p.attributes.operation === operation)?.count ?? 0) - grew[i] >= 1, `${operation}: recorded`)
   })
 })

@@ -252,7 +252,7 @@ t.test('through the plugin', async t => {
   })
 
   t.test('an expired token is refused even though it is cached', async t => {
-    const app = await buildApp(t)
+    const app = await buildApp(t, { clockTolerance: 0 })
     const { accessToken } = await login(app)
     t.equal((await getPrivate(app, accessToken)).statusCode, 200, 'verified and cached')
     t.equal((await getPrivate(app, accessToken)).statusCode, 200, 'served from the cache')
@@ -288,7 +288,7 @@ t.test('through the plugin', async t => {
 
   t.test('cacheSize 0 disables the cache: every request verifies the token again', async t => {
     const users: Array<{ roles: string[] }> = []
-    const app = await buildApp(t, { accessToken: { cacheSize: 0 }, claims: () => ({ roles: ['reader'] }) }, app => {
+    const app = await buildApp(t, { accessToken: { cacheSize: 0 }, clockTolerance: 0, claims: () => ({ roles: ['reader'] }) }, app => {
       app.get('/capture', { preHandler: app.authenticate }, async request => { users.push(request.user as never); return {} })
     })
     const { accessToken } = await login(app)

@@ -1,15 +1,17 @@
-// The demo page. The access token lives in a variable of this module: memory only, never localStorage,
-// sessionStorage or a cookie, so a reload loses it and the page asks POST /auth/refresh for a new one.
-// The refresh token is an HttpOnly cookie scoped to /auth: this script can neither read nor send it elsewhere.
+// The demo page, on fastify-refresh-auth/client (served at /client.js from the package's built ES module, no
+// bundler): the client keeps the access token in memory, refreshes it once for every open tab, and hears at once
+// when the session ends. The refresh token is an HttpOnly cookie scoped to /auth that this script cannot read.
+import { createAuthClient } from '/client.js'
 
 const $ = (id) => document.getElementById(id)
+const auth = createAuthClient({ prefix: '/auth' })
+// for the end-to-end tests, which drive the client from several tabs
+window.auth = auth
 
-let accessToken = null
 let lifetimeMs = 0
-let expiresAt = 0 // on this browser's clock: when the token was received plus expires_in
-let refreshTimer = null
-let refreshInFlight = null // one refresh at a time per tab: callers share it
+let expiresAt = 0
 let refreshCount = 0
+let refreshReason = null
 
 // ---- rendering ---------------------------------------------------------------------------------------------
 
@@ -64,91 +66,45 @@ function renderSignedOut (message) {
 }
 
 function renderCountdown () {
-  if (accessToken === null) return
+  if (auth.state !== 'signed-in') return
   const left = expiresAt - Date.now()
   const expired = left <= 0
   $('countdown').dataset.expired = String(expired)
-  $('countdown').textContent = expired
-    ? 'expired (the next call refreshes it)'
-    : `expires in ${Math.ceil(left / 1000)} s`
+  $('countdown').textContent = expired ? 'expired (the next call refreshes it)' : `expires in ${Math.ceil(left / 1000)} s`
   $('lifetime').value = Math.max(0, left / lifetimeMs)
 }
 
 setInterval(renderCountdown, 250)
 
-// ---- tokens ------------------------------------------------------------------------------------------------
+// ---- what the client tells ---------------------------------------------------------------------------------
 
-function acceptTokens (body) {
-  accessToken = body.access_token
-  lifetimeMs = body.expires_in * 1000
-  expiresAt = Date.now() + lifetimeMs
+let signedIn = false
+auth.on('session', ({ accessToken, expiresAt: at }) => {
+  lifetimeMs = Math.max(1, at - Date.now())
+  expiresAt = at
+  if (signedIn) {
+    refreshCount++
+    log(`Access token refreshed silently (${refreshReason ?? 'shortly before expiry'})`)
+  }
+  refreshReason = null
+  signedIn = true
   renderSignedIn(readClaims(accessToken))
-  scheduleRefresh()
-}
+})
 
-function forgetTokens () {
-  accessToken = null
-  clearTimeout(refreshTimer)
+const END_MESSAGES = {
+  logout: 'Signed out.',
+  revoked: 'Your session was ended elsewhere (revoked). Please sign in again.',
+  reuse: 'Your session was ended because its refresh token was used twice. Please sign in again.',
+  expired: 'Your session expired. Please sign in again.',
+  unknown: 'Your session has ended (it expired, was revoked, or its refresh token was used twice). Please sign in again.'
 }
-
-// Silent refresh a little before expiry: a fifth of the lifetime ahead, between 2 and 60 seconds.
-function scheduleRefresh () {
-  clearTimeout(refreshTimer)
-  if (accessToken === null || !$('auto-refresh').checked) return
-  const lead = Math.min(60_000, Math.max(2_000, lifetimeMs / 5))
-  refreshTimer = setTimeout(() => refresh('shortly before expiry'), Math.max(0, expiresAt - lead - Date.now()))
-}
-
-async function send (url, init) {
-  try {
-    return await fetch(url, { ...init, cache: 'no-store' })
-  } catch {
-    return null // the network failed or the server is down: callers say so
-  }
-}
-
-async function errorCode (response) {
-  try { return (await response.json()).code ?? '' } catch { return '' }
-}
-
-/** Resolves to true with a new access token, or false (signed out, or an error shown). */
-function refresh (reason) {
-  refreshInFlight ??= runRefresh(reason).finally(() => { refreshInFlight = null })
-  return refreshInFlight
-}
-
-async function runRefresh (reason) {
-  const restoring = reason === 'restore'
-  const response = await send('/auth/refresh', { method: 'POST' })
-  if (response === null) {
-    showError('Cannot reach the server to refresh the session. Is the demo still running?')
-    return false
-  }
-  if (response.ok) {
-    refreshCount += restoring ? 0 : 1
-    acceptTokens(await response.json())
-    log(restoring ? 'Session restored from the refresh cookie (no password needed)' : `Access token refreshed silently (${reason})`)
-    if (restoring) loadSessions()
-    return true
-  }
-  if (response.status === 401) {
-    forgetTokens()
-    if (restoring) {
-      renderSignedOut('Not signed in.')
-      log('No session to restore: please sign in')
-    } else {
-      renderSignedOut('Signed out.')
-      showError('Your session has ended (it expired, was revoked, or its refresh token was used twice). Please sign in again.')
-    }
-    return false
-  }
-  if (restoring) renderSignedOut('Not signed in.')
-  const code = await errorCode(response)
-  showError(response.status === 503
-    ? 'The session store is unavailable; try again in a moment.'
-    : `Refreshing the session failed (HTTP ${response.status}${code ? ` ${code}` : ''}).`)
-  return false
-}
+auth.on('end', ({ reason }) => {
+  signedIn = false
+  renderSignedOut('Signed out.')
+  if (reason === 'logout') log('Logged out: session revoked, cookie cleared')
+  else showError(END_MESSAGES[reason])
+  log(`Session ended (${reason})`)
+})
 
 // ---- actions -----------------------------------------------------------------------------------------------
 
@@ -157,48 +113,33 @@ async function signIn (event) {
   clearError()
   $('login-button').disabled = true
   try {
-    const response = await send('/auth/login', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: $('username').value, password: $('password').value, remember: $('remember').checked })
-    })
-    if (response === null) return showError('Cannot reach the server. Is the demo still running?')
-    if (!response.ok) {
-      const messages = {
-        400: 'Please enter a username and a password.',
-        401: 'Wrong username or password.',
-        429: 'Too many attempts; wait a moment and try again.',
-        503: 'The session store is unavailable; try again in a moment.'
-      }
-      return showError(messages[response.status] ?? `Sign-in failed (HTTP ${response.status}).`)
-    }
-    $('password').value = ''
+    signedIn = false
     refreshCount = 0
-    acceptTokens(await response.json())
+    await auth.login({ username: $('username').value, password: $('password').value, remember: $('remember').checked })
+    $('password').value = ''
     log('Signed in: access token in memory, refresh token in an HttpOnly cookie')
     loadSessions()
+  } catch (err) {
+    const messages = {
+      400: 'Please enter a username and a password.',
+      401: 'Wrong username or password.',
+      429: 'Too many attempts; wait a moment and try again.',
+      503: 'The session store is unavailable; try again in a moment.'
+    }
+    showError(messages[err.status] ?? (err.status ? `Sign-in failed (HTTP ${err.status}).` : 'Cannot reach the server. Is the demo still running?'))
   } finally {
     $('login-button').disabled = false
   }
 }
 
-function callProtected (url, init = {}) {
-  return send(url, { ...init, headers: { ...init.headers, authorization: `Bearer ${accessToken}` } })
-}
-
-/** A protected call; on a 401 one refresh and one retry. Null: the network failed; undefined: that refresh failed (and said why). */
-async function callWithRefresh (url, init) {
-  const response = await callProtected(url, init)
-  if (response?.status !== 401) return response
-  log('Protected API answered 401 (access token expired or revoked): refreshing once, then retrying')
-  return (await refresh('after a 401')) ? callProtected(url, init) : undefined
-}
-
 async function callApi () {
   clearError()
-  const response = await callWithRefresh('/api/me')
-  if (response === undefined) return // signed out: refresh() said why
-  if (response === null) return showError('Cannot reach the server. Is the demo still running?')
+  let response
+  try {
+    response = await auth.fetch('/api/me', { cache: 'no-store' })
+  } catch {
+    return showError('Cannot reach the server. Is the demo still running?')
+  }
   if (!response.ok) {
     $('api-result').textContent = `HTTP ${response.status}`
     return showError(`The protected API refused the call (HTTP ${response.status}).`)
@@ -209,20 +150,18 @@ async function callApi () {
 
 async function logOut (everywhere) {
   clearError()
-  const response = await send('/auth/logout', everywhere
-    ? { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` }, body: '{"all":true}' }
-    : { method: 'POST' })
-  if (response === null) return showError('Cannot reach the server to log out. Is the demo still running?')
-  if (!response.ok) return showError(`Logging out failed (HTTP ${response.status}); you are still signed in.`)
-  forgetTokens()
-  renderSignedOut(everywhere ? 'Signed out on every device.' : 'Signed out.')
-  log(everywhere ? 'Logged out everywhere: every session of this user is revoked' : 'Logged out: session revoked, cookie cleared')
+  try {
+    await auth.logout({ all: everywhere })
+    if (everywhere) log('Logged out everywhere: every session of this user is revoked')
+  } catch (err) {
+    showError(`Logging out failed (${err.status ? `HTTP ${err.status}` : 'network'}); you are still signed in.`)
+  }
 }
 
 // The list of this user's sessions (GET /api/sessions), each but this one with a button to revoke it.
 async function loadSessions () {
-  if (accessToken === null) return
-  const response = await callWithRefresh('/api/sessions')
+  if (auth.state !== 'signed-in') return
+  const response = await auth.fetch('/api/sessions').catch(() => null)
   if (!response?.ok) return
   const list = $('session-list')
   list.replaceChildren()
@@ -251,8 +190,7 @@ function describeAgent (userAgent) {
 }
 
 async function revokeSession (sessionId) {
-  const response = await callWithRefresh(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' })
-  if (response === undefined) return
+  const response = await auth.fetch(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }).catch(() => null)
   if (!response?.ok) return showError('Revoking that session failed.')
   log('Revoked another session')
   loadSessions()
@@ -260,13 +198,19 @@ async function revokeSession (sessionId) {
 
 $('login-form').addEventListener('submit', signIn)
 $('call-api').addEventListener('click', callApi)
-$('refresh-now').addEventListener('click', () => { clearError(); refresh('on request') })
+$('refresh-now').addEventListener('click', async () => {
+  clearError()
+  refreshReason = 'on request'
+  if (!await auth.refresh() && auth.state === 'signed-in') showError('Refreshing failed for now; the client tries again.')
+})
 $('logout').addEventListener('click', () => logOut(false))
 $('logout-all').addEventListener('click', () => logOut(true))
 $('reload-sessions').addEventListener('click', () => loadSessions())
-$('auto-refresh').addEventListener('change', () => {
-  scheduleRefresh()
-  log($('auto-refresh').checked ? 'Silent refresh before expiry: on' : 'Silent refresh before expiry: off (a call after expiry gets a 401, then refreshes)')
-})
 
-refresh('restore')
+if (await auth.restore()) {
+  log('Session restored from the refresh cookie (no password needed)')
+  loadSessions()
+} else {
+  renderSignedOut('Not signed in.')
+  log('No session to restore: please sign in')
+}

@@ -3,11 +3,16 @@ import type { LoginUser } from '../types.js'
 import { checkCookiePrefix } from './cookie-prefix.js'
 import { durationOption as duration } from './duration.js'
 import { resolveServerRole } from './server-role.js'
-import type { FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
+import type { EventStreamsOptions, EventStreamsSettings, FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
 import type { KeySet } from '../tokens/keys.js'
 
 // Seconds: a client retrying a refresh whose answer it lost, or two tabs refreshing together, get the live token.
 const DEFAULT_REUSE_INTERVAL = 10
+
+// Seconds of skew between instances' clocks accepted on `iat`, `nbf` and `exp` (RFC 7519 §4.1.4 leeway):
+// NTP keeps servers within milliseconds, but a VM resumed or a container on a drifting host can be a second
+// or two off, and a refused refresh token signs the user out. Small against any access-token lifetime.
+const DEFAULT_CLOCK_TOLERANCE = 5
 
 /** The refresh cookie's name unless `cookie.name` says otherwise. */
 export const DEFAULT_COOKIE_NAME = '__Secure-refresh_token'
@@ -91,7 +96,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   const realm = text(options.realm, 'fastify-refresh-auth', 'realm')
   if (!REALM.test(realm)) fail('realm must be printable ASCII without quotes or backslashes')
 
-  const clockTolerance = options.clockTolerance ?? 0
+  const clockTolerance = options.clockTolerance ?? DEFAULT_CLOCK_TOLERANCE
   if (typeof clockTolerance !== 'number' || !Number.isFinite(clockTolerance) || clockTolerance < 0) {
     fail('clockTolerance must be a non-negative number of seconds')
   }
@@ -138,6 +143,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     routes: {
       register: routes !== false,
       prefix,
+      events: resolveEvents(options.events),
       transport: refreshTokenTransport,
       trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)
     },
@@ -167,6 +173,15 @@ function resolveRevocation (revocation: boolean | RevocationOptions | undefined)
   const failClosed = settings.failClosed ?? false
   if (typeof failClosed !== 'boolean') fail('accessToken.revocation.failClosed must be a boolean')
   return { failClosed, feedTolerance: duration(settings.feedTolerance, '10s', 'accessToken.revocation.feedTolerance') }
+}
+
+function resolveEvents (events: boolean | EventStreamsOptions | undefined): EventStreamsSettings | null {
+  if (events === false) return null
+  if (events !== undefined && events !== true && (events === null || typeof events !== 'object')) fail('events must be a boolean or an object')
+  const settings = typeof events === 'object' ? events : {}
+  const maxStreams = settings.maxStreams ?? 10_000
+  if (!Number.isSafeInteger(maxStreams) || maxStreams < 1) fail('events.maxStreams must be a positive integer')
+  return { maxStreams, heartbeatMs: duration(settings.heartbeatInterval, 15, 'events.heartbeatInterval') * 1000 }
 }
 
 function resolveMessages (messages: unknown): ErrorMessages | null {

@@ -111,6 +111,12 @@ export interface FastifyRefreshAuthOptions {
   }
   /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
   routes?: boolean | { prefix?: string }
+  /**
+   * The session-ended push, `GET {prefix}/events` (for `fastify-refresh-auth/client`): registered with the
+   * other routes when the store has a revocation feed. `false` turns it off. Default `{ maxStreams: 10_000,
+   * heartbeatInterval: 15 }`.
+   */
+  events?: boolean | EventStreamsOptions
   /** The `iss` claim set and checked. Default `'fastify-refresh-auth'`. */
   issuer?: string
   /** The `aud` claim set and checked. Default `'fastify-refresh-auth'`. */
@@ -131,7 +137,10 @@ export interface FastifyRefreshAuthOptions {
    * it settles to later is ignored. Default `'10s'`.
    */
   callbackTimeout?: Duration
-  /** Seconds of clock skew accepted when checking `exp`, `nbf` and `iat`. Default 0. */
+  /**
+   * Seconds of clock skew between instances accepted when checking `exp`, `nbf` and `iat` (RFC 7519 §4.1.4
+   * leeway): a token is valid this much past its `exp`, and its `iat` may be this far ahead. Default 5.
+   */
   clockTolerance?: number
   /**
    * The user's id for `sub`: a non-empty string (at most 256 characters) or a finite number (made a
@@ -287,11 +296,33 @@ export interface CookieSettings {
   sameSite: 'strict' | 'lax'
 }
 
+/**
+ * The `events` option: the session-ended push, `GET {prefix}/events`.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store, events: { maxStreams: 20_000 } })
+ */
+export interface EventStreamsOptions {
+  /** Open streams this instance holds at most; one more answers 503 `EVENT_STREAMS_FULL`. Default 10,000. */
+  maxStreams?: number
+  /** Seconds between heartbeats (an SSE comment), so proxies keep the connection. Default 15. */
+  heartbeatInterval?: Duration
+}
+
+/** `events` once resolved. */
+export interface EventStreamsSettings {
+  maxStreams: number
+  /** Milliseconds. */
+  heartbeatMs: number
+}
+
 /** The auth routes. */
 export interface RouteSettings {
   /** Whether the plugin registers them itself (`routes` not `false`). */
   register: boolean
   prefix: string
+  /** `events`, or null when turned off. */
+  events: EventStreamsSettings | null
   transport: RefreshTokenTransport
   /** Null: any origin (Fetch Metadata still refuses cross-site requests). */
   trustedOrigins: ReadonlySet<string> | null

@@ -43,7 +43,9 @@ export function judgeToken (session: SessionRecord | undefined, token: Presentat
   if (presented === session.tokenId) return 'live'
   if (presented === session.previousTokenId) {
     if (token.nextTokenId === session.tokenId) return 'retry'
-    if (token.now - session.rotatedAt < token.reuseIntervalMs) return 'grace'
+    // an interval of 0 has no grace at all: a request whose `now` was read before the rotation it lost to
+    // (another instance, a slower path) sees a negative age, and must not count it as within the interval
+    if (token.reuseIntervalMs > 0 && token.now - session.rotatedAt < token.reuseIntervalMs) return 'grace'
   }
   const generation = token.presentedGeneration
   if (generation !== undefined && generation > session.generation) return 'ahead'

@@ -7,6 +7,7 @@ import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from '../types.js'
 import type { HostCallbacks, SessionSettings } from '../options/types.js'
 import type { SessionRevocations } from './revocation.js'
+import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
@@ -96,6 +97,8 @@ export interface SessionPolicyOptions {
   refreshTokens: TokenCodec<RefreshTokenClaims>
   /** The sessions this instance knows ended, or null with `accessToken.revocation: false`. */
   revocations: SessionRevocations | null
+  /** Where the ends this instance causes are told, with their user and reason (`onSessionEnd`, events streams). */
+  ends: SessionEnds
   /** Where refreshes and logouts report their outcome and span; none by default. */
   telemetry?: SessionTelemetry
 }
@@ -111,9 +114,11 @@ export class SessionPolicy {
   readonly #accessTokens: TokenCodec<RegisteredClaims>
   readonly #refreshTokens: TokenCodec<RefreshTokenClaims>
   readonly #revocations: SessionRevocations | null
+  readonly #ends: SessionEnds
   readonly #telemetry: SessionTelemetry
 
-  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations, telemetry = NO_TELEMETRY }: SessionPolicyOptions) {
+  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations, ends, telemetry = NO_TELEMETRY }: SessionPolicyOptions) {
+    this.#ends = ends
     this.#telemetry = telemetry
     this.#settings = settings
     this.#hooks = hooks
@@ -164,6 +169,7 @@ export class SessionPolicy {
     const ended = result.endedSessionIds
     if (ended.length > 0) {
       this.#revocations?.ended(ended)
+      this.#ends.ended(ended, sub, 'revoked')
       for (const sessionId of ended) {
         const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
         notify('onLogout', this.#hooks.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
@@ -257,7 +263,8 @@ export class SessionPolicy {
     // the store's user, the one whose live token this is
     const { userId } = result.session
     if (scope === 'session') this.#revocations?.ended([claims.sid])
-    else await endUserSessions(this.#store, this.#revocations, userId, request.log, scope === 'others' ? claims.sid : undefined)
+    else await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid, scope === 'others')
+    if (scope !== 'others') this.#ends.ended([claims.sid], userId, 'logout')
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
     notify('onLogout', this.#hooks.onLogout, event, request)
     return { outcome: 'success', value: undefined }
@@ -293,6 +300,7 @@ export class SessionPolicy {
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
   #reuseDetected (claims: RefreshTokenClaims, request: FastifyRequest): void {
     this.#revocations?.ended([claims.sid])
+    this.#ends.ended([claims.sid], claims.sub, 'reuse')
     request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
     notify('onReuseDetected', this.#hooks.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
   }
@@ -301,6 +309,7 @@ export class SessionPolicy {
   async #endRefusedSession (claims: RefreshTokenClaims, request: FastifyRequest): Promise<void> {
     await callStore(request.log, () => this.#store.revoke(claims.sid))
     this.#revocations?.ended([claims.sid])
+    this.#ends.ended([claims.sid], claims.sub, 'revoked')
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
     notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
@@ -331,21 +340,24 @@ export class SessionPolicy {
  * Session management for calls outside a request, straight on the store (a resource server sharing the
  * store has it too); store failures are logged to `log` and reject with a 503 `StoreUnavailableError`.
  */
-export function createSessionManagement (store: SessionStore, log: FastifyBaseLogger, revocations: SessionRevocations | null): SessionManagement {
+export function createSessionManagement (
+  store: SessionStore, log: FastifyBaseLogger, revocations: SessionRevocations | null, ends: SessionEnds
+): SessionManagement {
   return {
     async revokeSession (sessionId) {
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
       await callStore(log, () => store.revoke(sessionId))
       revocations?.ended([sessionId])
+      ends.ended([sessionId], null, 'revoked')
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
-      await endUserSessions(store, revocations, id, log)
+      await endUserSessions(store, revocations, ends, id, log)
     },
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
       if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endUserSessions(store, revocations, id, log, keepSessionId)
+      await endUserSessions(store, revocations, ends, id, log, keepSessionId, true)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
@@ -356,14 +368,20 @@ export function createSessionManagement (store: SessionStore, log: FastifyBaseLo
 
 /**
  * Ends every session of a user, or every one but `keepSessionId`. A store without a revocation feed cannot
- * say which sessions it ended: they are listed first, so this instance at least refuses their access tokens.
+ * say which sessions it ended: they are listed first, so this instance at least refuses their access tokens;
+ * so are they when `onSessionEnd` has listeners, which the feed's ids alone would not tell whose sessions ended.
+ * `ownSessionId` (a logout's own session) is kept with `keep`, else ended but left for the caller to tell.
  */
 async function endUserSessions (
-  store: SessionStore, revocations: SessionRevocations | null, userId: string, log: FastifyBaseLogger, keepSessionId?: string
+  store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, userId: string, log: FastifyBaseLogger,
+  ownSessionId?: string, keep = false
 ): Promise<void> {
-  const listed = revocations?.recordsLocally === true ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
-  await callStore(log, () => keepSessionId === undefined ? store.revokeUser(userId) : store.revokeOtherSessions(userId, keepSessionId))
-  revocations?.ended(listed.map(session => session.sessionId).filter(sessionId => sessionId !== keepSessionId))
+  const list = revocations?.recordsLocally === true || ends.listening
+  const listed = list ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
+  await callStore(log, () => keep ? store.revokeOtherSessions(userId, ownSessionId as string) : store.revokeUser(userId))
+  const ended = listed.map(session => session.sessionId).filter(sessionId => !keep || sessionId !== ownSessionId)
+  revocations?.ended(ended)
+  ends.ended(ended.filter(sessionId => sessionId !== ownSessionId), userId, 'revoked')
 }
 
 /**

@@ -50,15 +50,16 @@ export class LocalListeners {
 
 /** Tells one watcher of ended sessions; a listener that throws never breaks the store's operation. */
 export function deliver (watcher: Watcher, sessionIds: readonly string[], revokedAt: number): void {
-  guarded(() => watcher.listener.revoked(sessionIds, revokedAt))
+  callListener(() => watcher.listener.revoked(sessionIds, revokedAt))
 }
 
 /** Tells one watcher of the feed's health (`since`: when the backend's history begins, if known), with the same guard. */
 export function report (watcher: Watcher, status: RevocationFeedStatus, since?: number): void {
-  guarded(() => watcher.listener.status(status, since))
+  callListener(() => watcher.listener.status(status, since))
 }
 
-function guarded (call: () => void): void {
+/** Calls a listener: one that throws never breaks the feed or the store's operation; its error becomes a warning. */
+export function callListener (call: () => void): void {
   try {
     call()
   } catch (err) {

@@ -63,25 +63,3 @@ export function listenForPoolErrors (pool: PostgresPool): void {
   pool.on('error', ignore)
   pool.on('connect', (client) => { client.on('error', ignore) })
 }
-
-/**
- * Settles like `promise`, or rejects with `onTimeout()` after `ms`. A value that arrives too late is handed to
- * `onLate` (to give back a pool client nobody waits for any more).
- */
-export function settleWithin<T> (promise: Promise<T>, ms: number, onTimeout: () => Error, onLate?: (value: T) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let late = false
-    const timer = setTimeout(() => {
-      late = true
-      reject(onTimeout())
-    }, ms)
-    promise.then(value => {
-      clearTimeout(timer)
-      if (late) onLate?.(value)
-      else resolve(value)
-    }, (err: unknown) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-  })
-}

@@ -1,7 +1,9 @@
 import { StoreTimeoutError } from '../errors.js'
-import { settleWithin, type PostgresNotification, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
+import { callListener } from './listeners.js'
+import type { PostgresNotification, PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import type { Statements } from './postgres-sql.js'
 import type { RevocationFeedStatus, RevocationListener, RevocationWatch } from './store.js'
+import { reconnectDelay, settleWithin } from './timing.js'
 
 export interface RevocationFeedOptions {
   pool: PostgresPool
@@ -20,7 +22,6 @@ export interface RevocationFeedOptions {
 // inserted and becomes visible when its transaction commits, at most a store timeout later (statement and
 // idle timeouts see to that), so rows committed after the last confirmation are never older than this.
 const MIN_OVERLAP_MS = 30_000
-const MAX_RETRY_DELAY_MS = 2000
 const MAX_HEARTBEAT_MS = 2000
 
 interface Connection {
@@ -177,7 +178,7 @@ export class PostgresRevocationFeed implements RevocationWatch {
 
   #retry (): void {
     if (this.#closed) return
-    const delay = Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** this.#failures)
+    const delay = reconnectDelay(this.#failures)
     this.#failures++
     this.#timer = setTimeout(() => {
       this.#timer = null
@@ -227,13 +228,4 @@ function parsePayload (payload: string | undefined): Revocation | null {
   if (typeof value?.id !== 'string' || typeof value.at !== 'number') return null
   if (value.ids !== undefined && !(Array.isArray(value.ids) && value.ids.every(id => typeof id === 'string'))) return null
   return value as Revocation
-}
-
-/** A listener that throws must not break the feed or the store's operation: its error becomes a warning. */
-function callListener (call: () => void): void {
-  try {
-    call()
-  } catch (err) {
-    process.emitWarning(err as Error)
-  }
 }

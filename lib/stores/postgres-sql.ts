@@ -96,7 +96,9 @@ FROM (${result}) AS r`
 /** The one row every guarded statement's result starts from. */
 const ON_TIME = '(SELECT count(*) > 0 AS on_time FROM guard) AS g'
 
-const SESSION_COLUMNS = 'session_id, user_id, token_id, previous_token_id, created_at, rotated_at, expires_at, absolute_expires_at, user_agent, ip'
+const SESSION_COLUMNS = 'session_id, user_id, token_id, previous_token_id, generation, created_at, rotated_at, expires_at, absolute_expires_at, user_agent, ip'
+
+const RETURNED_COLUMNS = SESSION_COLUMNS.split(', ').map(column => `s.${column}`).join(', ')
 
 /** The DDL that `migrate()` runs, also printed in docs/postgres.md. Idempotent. */
 export function schemaSql (names: TableNames): string {
@@ -105,6 +107,7 @@ export function schemaSql (names: TableNames): string {
   user_id text NOT NULL,
   token_id text NOT NULL,
   previous_token_id text,
+  generation bigint NOT NULL DEFAULT 0,
   created_at bigint NOT NULL,
   rotated_at bigint NOT NULL,
   expires_at bigint NOT NULL,
@@ -112,6 +115,8 @@ export function schemaSql (names: TableNames): string {
   user_agent text,
   ip text
 );
+-- tables made before sessions had generations
+ALTER TABLE ${names.sessions} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS ${names.userIndex} ON ${names.sessions} (user_id);
 CREATE INDEX IF NOT EXISTS ${names.expiryIndex} ON ${names.sessions} ((least(expires_at, absolute_expires_at)));
 CREATE TABLE IF NOT EXISTS ${names.revocations} (
@@ -134,6 +139,8 @@ export interface Statements {
   userSessionsForUpdate: string
   /** The compare-and-set of a rotation. Params: deadlines, session id, next token id, now, next expiresAt, presented token id. */
   rotate: string
+  /** A rotation decided on the locked row. Params: deadlines, session id, token id, previous token id, generation, rotatedAt, expiresAt. */
+  saveRotation: string
   /** One session, locked. Params: deadlines, session id. */
   sessionForUpdate: string
   /** Deletes sessions without announcing them (expired). Params: deadlines, session ids. */
@@ -146,7 +153,7 @@ export interface Statements {
   endOtherSessions: string
   /**
    * A login: ends (and announces) the evicted and replaced sessions, drops the user's expired ones and saves
-   * the new one. Params: deadlines, channel, ended ids, expired ids, then the session's ten columns.
+   * the new one. Params: deadlines, channel, ended ids, expired ids, then the session's eleven columns.
    */
   saveSession: string
   /** The user's live sessions. Params: deadlines, user id, now. */
@@ -194,21 +201,27 @@ export function buildStatements (names: TableNames): Statements {
   const { sessions, revocations } = names
   const schema = schemaSql(names)
   return {
-    schemaExists: `SELECT ${names.relations.map(relation => `to_regclass('${relation}') IS NOT NULL`).join(' AND ')} AS ready`,
+    schemaExists: `SELECT ${names.relations.map(relation => `to_regclass('${relation}') IS NOT NULL`).join(' AND ')}
+  AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${names.sessions}') AND attname = 'generation') AS ready`,
     migrate: `BEGIN;
 SELECT pg_advisory_xact_lock(${names.migrationLockKey});
 ${schema}
 COMMIT;`,
     lockUser: guarded('locked AS MATERIALIZED (SELECT pg_advisory_xact_lock($3::int, hashtext($4)) FROM guard)',
       `SELECT g.on_time, (SELECT count(*) FROM locked) AS locked FROM ${ON_TIME}`),
-    userSessionsForUpdate: guarded(`mine AS (SELECT s.session_id, s.rotated_at, s.expires_at, s.absolute_expires_at FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)`,
+    userSessionsForUpdate: guarded(`mine AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)`,
       `SELECT g.on_time, mine.* FROM ${ON_TIME} LEFT JOIN mine ON true`),
     rotate: guarded(`rotated AS (
-  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, rotated_at = $5, expires_at = $6
+  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, generation = s.generation + 1, rotated_at = $5, expires_at = $6
   FROM guard
   WHERE s.session_id = $3 AND s.token_id = $7 AND s.expires_at > $5 AND s.absolute_expires_at > $5
-  RETURNING ${SESSION_COLUMNS.split(', ').map(column => `s.${column}`).join(', ')}
+  RETURNING ${RETURNED_COLUMNS}
 )`, `SELECT g.on_time, rotated.* FROM ${ON_TIME} LEFT JOIN rotated ON true`),
+    saveRotation: guarded(`saved AS (
+  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = $5, generation = $6, rotated_at = $7, expires_at = $8
+  FROM guard WHERE s.session_id = $3
+  RETURNING ${RETURNED_COLUMNS}
+)`, `SELECT g.on_time, saved.* FROM ${ON_TIME} LEFT JOIN saved ON true`),
     sessionForUpdate: guarded(`locked AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.session_id = $3 FOR UPDATE OF s)`,
       `SELECT g.on_time, locked.* FROM ${ON_TIME} LEFT JOIN locked ON true`),
     deleteExpired: guarded(`deleted AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($3::text[]) RETURNING 1)`,
@@ -220,9 +233,9 @@ COMMIT;`,
 expired AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($5::text[]) RETURNING 1),
 saved AS (
   INSERT INTO ${sessions} AS s (${SESSION_COLUMNS})
-  SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM guard
+  SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM guard
   ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, token_id = excluded.token_id,
-    previous_token_id = excluded.previous_token_id, created_at = excluded.created_at, rotated_at = excluded.rotated_at,
+    previous_token_id = excluded.previous_token_id, generation = excluded.generation, created_at = excluded.created_at, rotated_at = excluded.rotated_at,
     expires_at = excluded.expires_at, absolute_expires_at = excluded.absolute_expires_at,
     user_agent = excluded.user_agent, ip = excluded.ip
   RETURNING 1

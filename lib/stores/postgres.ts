@@ -3,9 +3,10 @@ import { performance } from 'node:perf_hooks'
 import { listenForPoolErrors, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
 import { ServerClock } from './postgres-clock.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
+import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessions/decisions.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
 import {
-  compareIds, toSessionInfo,
+  toSessionInfo,
   type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener,
   type RevocationWatch, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore,
   type WatchOptions
@@ -18,7 +19,10 @@ import {
  * const store = new PostgresStore({ pool, table: 'auth.sessions', timeout: 1000, cleanupInterval: 300 })
  */
 export interface PostgresStoreOptions {
-  /** Your node-postgres `Pool` (or anything with its `connect()`). Never ended by the store. */
+  /**
+   * Your node-postgres `Pool` (or anything with its `connect()`). Never ended by the store, which listens for
+   * its 'error' events and those of every client it opens, so a connection the server ends never ends the process.
+   */
   pool: PostgresPool
   /**
    * The sessions table, `name` or `schema.name` (letters, digits and `_`; used as written, quoted). The
@@ -63,10 +67,12 @@ const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 
 /**
  * Sessions in PostgreSQL, shared by every instance of the app: one row per session, and a feed of revocations
- * (a table plus `LISTEN`/`NOTIFY`) that every instance hears. Each operation is one short transaction on a client
- * of your pool: rotation is a compare-and-set `UPDATE … WHERE token_id = $presented`, logins of one user are
- * serialised by an advisory lock, and every statement carries a deadline checked by the server, so that an
- * operation the caller was told failed never takes effect. Run `migrate()` once (or the SQL in docs/postgres.md).
+ * (a table plus `LISTEN`/`NOTIFY`) that every instance hears. A refresh of the live token is one compare-and-set
+ * statement, `UPDATE … WHERE token_id = $presented`; any other token is judged on the locked row by the shared
+ * session rules; logins of one user are serialised by an advisory lock. Every statement carries deadlines on
+ * the server's clock that the server checks where the statement would take effect, so that an operation the
+ * caller was told failed never takes effect. Run `migrate()` once (or the SQL in docs/postgres.md). The plugin
+ * calls `close()` when the app closes; the pool stays yours to end.
  *
  * @example
  * import pg from 'pg'
@@ -74,7 +80,7 @@ const DEFAULT_RETENTION_MS = 24 * 3600 * 1000
  * const store = new PostgresStore({ pool })
  * await store.migrate()
  * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, store })
- * app.addHook('onClose', async () => { await store.close(); await pool.end() })
+ * // later: await app.close(); await pool.end()
  */
 export class PostgresStore implements SessionStore {
   readonly #pool: PostgresPool
@@ -133,36 +139,21 @@ export class PostgresStore implements SessionStore {
   }
 
   async create (session: SessionRecord, options: CreateOptions = {}): Promise<CreateResult> {
-    const { maxSessionsPerUser: limit, onLimit = 'revoke-oldest', replaceSessionId } = options
-    if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1)) {
-      throw new InvalidArgumentError('PostgresStore: maxSessionsPerUser must be a positive integer')
-    }
+    // a limit that is not a positive integer is refused before anything is sent
+    decideLogin([], options)
     return await this.#operation('create', async (op) => {
       await op.begin()
-      // logins of one user wait for each other here, so the count below cannot go stale
+      // logins of one user wait for each other here, so the sessions read below cannot go stale
       await op.run(this.#sql.lockUser, [this.#names.lockNamespace, session.userId])
       const rows = await op.run(this.#sql.userSessionsForUpdate, [session.userId])
-      const expired: string[] = []
-      const replaced: string[] = []
-      const live: Row[] = []
-      for (const row of rows) {
-        const id = row.session_id as string | null
-        if (id === null || id === session.sessionId) continue
-        if (isExpired(row, session.createdAt)) expired.push(id)
-        else if (id === replaceSessionId) replaced.push(id)
-        else live.push(row)
-      }
-      let evicted: string[] = []
-      if (limit !== undefined && live.length >= limit) {
-        if (onLimit === 'refuse') return { outcome: 'limit-reached' }
-        // least recently used first: the oldest last refresh
-        live.sort((a, b) => Number(a.rotated_at) - Number(b.rotated_at) || compareIds(String(a.session_id), String(b.session_id)))
-        evicted = live.slice(0, live.length - limit + 1).map(row => row.session_id as string)
-      }
-      const endedSessionIds = [...evicted, ...replaced]
+      const mine = rows.filter(row => row.session_id !== null && row.session_id !== session.sessionId).map(toRecord)
+      const expired = mine.filter(other => isExpired(other, session.createdAt)).map(other => other.sessionId)
+      const decision = decideLogin(mine.filter(other => !isExpired(other, session.createdAt)), options)
+      if (decision.outcome === 'limit-reached') return decision
+      const endedSessionIds = decision.ended.map(other => other.sessionId)
       const [saved] = await op.run(this.#sql.saveSession, [
         this.#names.channel, endedSessionIds, expired,
-        session.sessionId, session.userId, session.tokenId, session.previousTokenId, session.createdAt,
+        session.sessionId, session.userId, session.tokenId, session.previousTokenId, session.generation, session.createdAt,
         session.rotatedAt, session.expiresAt, session.absoluteExpiresAt, session.userAgent ?? null, session.ip ?? null
       ])
       op.announce(saved)
@@ -171,33 +162,46 @@ export class PostgresStore implements SessionStore {
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt, reuseIntervalMs } = request
+    const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt } = request
     return await this.#operation('rotate', async (op) => {
       // the compare-and-set, on its own: a refresh of the live token is this one round trip
       const [rotated] = await op.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId])
       if (rotated.session_id !== null) return { outcome: 'rotated', session: toRecord(rotated) }
-      // any other token: the row, locked, says which
+      // any other token: the row, locked, and the shared rules say what it is
       await op.begin()
-      const session = await this.#lockSession(op, sessionId, now)
-      if (session === null) return { outcome: 'not-found' }
-      // the same request again (its reply was lost): answer it again rather than call it reuse
-      if (presentedTokenId === session.previousTokenId && session.tokenId === nextTokenId) return { outcome: 'rotated', session }
-      if (withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)) return { outcome: 'grace', session }
-      await this.#end(op, this.#sql.endSessions, [[sessionId]])
-      return { outcome: 'reused', session }
+      const session = await this.#lockSession(op, sessionId)
+      const decision = decideRotation(session, request)
+      switch (decision.outcome) {
+        case 'not-found':
+          if (decision.expired) await op.run(this.#sql.deleteExpired, [[sessionId]])
+          return { outcome: 'not-found' }
+        case 'rotated': {
+          if (decision.next === null) return { outcome: 'rotated', session: session as SessionRecord }
+          const { tokenId, previousTokenId, generation, rotatedAt, expiresAt } = decision.next
+          const [saved] = await op.run(this.#sql.saveRotation, [sessionId, tokenId, previousTokenId, generation, rotatedAt, expiresAt])
+          return { outcome: 'rotated', session: toRecord(saved) }
+        }
+        case 'grace':
+          return { outcome: 'grace', session: session as SessionRecord }
+        case 'reused':
+          await this.#end(op, this.#sql.endSessions, [[sessionId]])
+          return { outcome: 'reused', session: session as SessionRecord }
+      }
     })
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
-    const { sessionId, presentedTokenId, now, reuseIntervalMs, end } = request
+    const { sessionId, end } = request
     return await this.#operation('present', async (op) => {
       await op.begin()
-      const session = await this.#lockSession(op, sessionId, now)
-      if (session === null) return { outcome: 'not-found' }
-      const live = presentedTokenId === session.tokenId || withinReuseInterval(session, presentedTokenId, now, reuseIntervalMs)
-      if (live && !end) return { outcome: 'live', session }
-      await this.#end(op, this.#sql.endSessions, [[sessionId]])
-      return { outcome: live ? 'live' : 'reused', session }
+      const session = await this.#lockSession(op, sessionId)
+      const decision = decidePresent(session, request)
+      if (decision.outcome === 'not-found') {
+        if (decision.expired) await op.run(this.#sql.deleteExpired, [[sessionId]])
+        return { outcome: 'not-found' }
+      }
+      if (decision.outcome === 'reused' || end) await this.#end(op, this.#sql.endSessions, [[sessionId]])
+      return { outcome: decision.outcome, session: session as SessionRecord }
     })
   }
 
@@ -254,19 +258,19 @@ export class PostgresStore implements SessionStore {
     return { sessions, revocations }
   }
 
-  /** Stops the cleanup timer and closes the watches still open; the pool stays yours to end. */
+  /**
+   * Stops the cleanup timer and closes the watches still open, letting go of every client of the pool; the
+   * plugin calls it when the app closes. The pool stays yours to end.
+   */
   async close (): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     await Promise.all([this.#cleaning, ...[...this.#feeds].map(feed => feed.close())])
   }
 
-  /** Locks a session's row; null (and an expired row deleted, unannounced) when there is no live session. */
-  async #lockSession (op: Operation, sessionId: string, now: number): Promise<SessionRecord | null> {
+  /** Locks a session's row and reads it; undefined when there is none. */
+  async #lockSession (op: Operation, sessionId: string): Promise<SessionRecord | undefined> {
     const [row] = await op.run(this.#sql.sessionForUpdate, [sessionId])
-    if (row.session_id === null) return null
-    if (!isExpired(row, now)) return toRecord(row)
-    await op.run(this.#sql.deleteExpired, [[sessionId]])
-    return null
+    return row.session_id === null ? undefined : toRecord(row)
   }
 
   /** Runs one of the statements that end sessions, and has what it ended announced. */
@@ -384,15 +388,6 @@ function holdErrors (client: PostgresPoolClient): () => void {
   return () => { client.removeListener('error', ignore) }
 }
 
-function isExpired (row: Row, now: number): boolean {
-  return now >= Number(row.expires_at) || now >= Number(row.absolute_expires_at)
-}
-
-function withinReuseInterval (session: SessionRecord, presentedTokenId: string, now: number, reuseIntervalMs: number): boolean {
-  // an interval of 0 has no grace at all, even for a request whose `now` was taken before the rotation it lost to
-  return reuseIntervalMs > 0 && presentedTokenId === session.previousTokenId && now - session.rotatedAt < reuseIntervalMs
-}
-
 /** A row of the sessions table as a SessionRecord (bigint columns may arrive as strings). */
 function toRecord (row: Row): SessionRecord {
   const record: SessionRecord = {
@@ -400,7 +395,7 @@ function toRecord (row: Row): SessionRecord {
     userId: row.user_id as string,
     tokenId: row.token_id as string,
     previousTokenId: row.previous_token_id as string | null,
-    generation: 0, // interim until this store keeps generations (issue 20 #10)
+    generation: Number(row.generation),
     createdAt: Number(row.created_at),
     rotatedAt: Number(row.rotated_at),
     expiresAt: Number(row.expires_at),

@@ -2,6 +2,7 @@ import { StoreTimeoutError } from '../errors.js'
 import { deliver, report, type Watcher } from './listeners.js'
 import { READ_EPOCH } from './redis-scripts.js'
 import type { RevocationFeedStatus, RevocationWatch } from './store.js'
+import { reconnectDelay, settleWithin } from './timing.js'
 
 /**
  * The part of an ioredis connection (`Redis` or `Cluster`) that the revocation feed uses: the feed's own
@@ -33,7 +34,6 @@ export interface RedisFeedOptions {
 // How long one read waits on the server for new entries, and how many it takes at once.
 const BLOCK_MS = 2000
 const COUNT = 500
-const MAX_RETRY_DELAY_MS = 2000
 
 type StreamEntry = [id: string, fields: string[]]
 
@@ -172,7 +172,7 @@ export class RedisRevocationFeed implements RevocationWatch {
     connection.disconnect()
     if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
     // (after close() there is no current connection, so nothing gets here)
-    const delay = Math.min(MAX_RETRY_DELAY_MS, 100 * 2 ** this.#failures)
+    const delay = reconnectDelay(this.#failures)
     this.#failures++
     this.#timer = setTimeout(() => this.#connect(), delay).unref()
   }
@@ -195,15 +195,9 @@ function streamEntries (reply: unknown): StreamEntry[] {
   return Array.isArray(entries) ? entries as StreamEntry[] : []
 }
 
-/** Settles as `promise`, or rejects once `ms` have passed; a late rejection of `promise` is ignored. */
+/** Settles as `promise`, or rejects once `ms` have passed. */
 function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StoreTimeoutError(`revocation feed: no answer within ${ms}ms`)), ms)
-    promise.then(
-      value => { clearTimeout(timer); resolve(value) },
-      (err: unknown) => { clearTimeout(timer); reject(err) }
-    )
-  })
+  return settleWithin(promise, ms, () => new StoreTimeoutError(`revocation feed: no answer within ${ms}ms`))
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createHmac, type KeyObject } from 'node:crypto'
+import { createHmac, timingSafeEqual, type KeyObject } from 'node:crypto'
 
 // A SHA-256 MAC is 32 bytes: 43 base64url characters, unpadded.
 const MAC_LENGTH = 43
@@ -21,8 +21,9 @@ export class Hs256 {
     this.#header = `${Buffer.from(JSON.stringify({ alg: 'HS256', typ })).toString('base64url')}.`
   }
 
-  sign (payload: object): string {
-    const input = this.#header + Buffer.from(JSON.stringify(payload)).toString('base64url')
+  /** Signs a payload given as its JSON text. */
+  signJson (json: string): string {
+    const input = this.#header + Buffer.from(json).toString('base64url')
     return `${input}.${this.#mac(input)}`
   }
 
@@ -32,7 +33,7 @@ export class Hs256 {
     if (!token.startsWith(header)) return null
     const dot = token.indexOf('.', header.length)
     if (dot === -1 || token.length - dot - 1 !== MAC_LENGTH) return null
-    if (!sameCharacters(this.#mac(token.slice(0, dot)), token, dot + 1)) return null
+    if (!sameMac(this.#mac(token.slice(0, dot)), token.slice(dot + 1))) return null
     try {
       return JSON.parse(Buffer.from(token.slice(header.length, dot), 'base64url').toString('utf8'))
     } catch {
@@ -46,9 +47,12 @@ export class Hs256 {
   }
 }
 
-/** Whether `token` holds `expected` at `offset`, in time that does not depend on where they differ. */
-function sameCharacters (expected: string, token: string, offset: number): boolean {
-  let difference = 0
-  for (let i = 0; i < expected.length; i++) difference |= expected.charCodeAt(i) ^ token.charCodeAt(offset + i)
-  return difference === 0
+/**
+ * Whether the presented MAC is the expected one, in time that does not depend on where they differ. Compared as
+ * the characters sent, not as decoded bytes: base64url decoding ignores a last character's spare bits, so two
+ * spellings would pass. A character beyond ASCII takes more than one byte, and the lengths then differ.
+ */
+function sameMac (expected: string, presented: string): boolean {
+  const bytes = Buffer.from(presented, 'utf8')
+  return bytes.length === MAC_LENGTH && timingSafeEqual(Buffer.from(expected, 'latin1'), bytes)
 }

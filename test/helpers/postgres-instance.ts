@@ -9,8 +9,8 @@ import { instanceRoutes } from './instance-routes.js'
 
 async function main (): Promise<void> {
   const { table, url, options } = JSON.parse(process.argv[2]) as { table: string, url: string, options?: Partial<FastifyRefreshAuthOptions> }
+  // as docs/postgres.md makes it: no 'error' listener of the app's, the store's must do
   const pool = new pg.Pool({ connectionString: url })
-  pool.on('error', () => {})
   const store = new PostgresStore({ pool, table })
   const app = Fastify()
   await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store, ...options })
