@@ -33,12 +33,11 @@ function storeName (store: SessionStore): string {
  */
 export function lagRecordingListener (
   listener: RevocationListener & { has: (sessionId: string) => boolean }, telemetry: OpenTelemetrySessions
-): RevocationListener {
+): Pick<RevocationListener, 'revoked'> {
   return {
     revoked (sessionIds, revokedAt) {
       for (const sessionId of sessionIds) if (!listener.has(sessionId)) telemetry.revocationHeard(revokedAt)
       listener.revoked(sessionIds, revokedAt)
-    },
-    status: status => listener.status(status)
+    }
   }
 }
