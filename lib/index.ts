@@ -26,7 +26,8 @@ export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './s
 // what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
 export type { SessionStore, SessionInfo } from './stores/store.js'
 export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
-export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
+export type { AuthenticatedUser, AuthenticateHook, Frozen } from './http/authenticate.js'
+export type { AuthenticatedHandler, AuthenticatedRequest, AuthenticatedRouteOptions } from './http/authenticated-route.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
 export type { RegisteredClaims } from './tokens/codec.js'
 export type { RouteFactories, RouteOverrides } from './http/routes.js'

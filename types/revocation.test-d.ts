@@ -22,7 +22,7 @@ const verifyCredentials = async () => ({ id: 1 })
 describe('accessToken.revocation', () => {
   test('is a boolean or { failClosed, feedTolerance }', () => {
     expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: false } })
-    expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: { failClosed: true, feedTolerance: '5s' } } })
+    expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: { failClosed: true, feedTolerance: '5s' as const } } })
     expect<RevocationOptions>().type.toBeAssignableFrom({ feedTolerance: 10 })
     expect<RevocationOptions>().type.not.toBeAssignableFrom({ failClosed: 'yes' })
     expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ secret, accessToken: { revocation: 'on' } })
