@@ -1,15 +1,34 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
 import type { AuthenticatedUser, AuthenticateHook } from './authenticate.js'
 
-/** A request behind `app.authenticate`: its `user` is never null. */
+/**
+ * A request behind `app.authenticate`: its `user` is never null.
+ *
+ * @example
+ * function auditTrail (request: AuthenticatedRequest): string {
+ *   return `${request.user.sub} ${request.method} ${request.url}`
+ * }
+ */
 export type AuthenticatedRequest<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
   FastifyRequest<RouteGeneric> & { user: AuthenticatedUser }
 
-/** A handler of a protected route, typed with a non-null `request.user`. */
+/**
+ * A handler of a protected route, typed with a non-null `request.user`.
+ *
+ * @example
+ * const me: AuthenticatedHandler = async (request) => ({ sub: request.user.sub })
+ * app.get('/me', app.refreshAuth.authenticated(me))
+ */
 export type AuthenticatedHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
   (this: FastifyInstance, request: AuthenticatedRequest<RouteGeneric>, reply: FastifyReply<RouteGeneric>) => unknown
 
-/** Route options with `app.authenticate` as preHandler and the handler: spread them, or pass them as they are. */
+/**
+ * Route options with `app.authenticate` as preHandler and the handler: spread them, or pass them as they are.
+ *
+ * @example
+ * const options: AuthenticatedRouteOptions = app.refreshAuth.authenticated(async (request) => request.user)
+ * app.get('/me', { ...options, schema: { tags: ['account'] } })
+ */
 export interface AuthenticatedRouteOptions<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> {
   preHandler: AuthenticateHook
   handler: (this: FastifyInstance, request: FastifyRequest<RouteGeneric>, reply: FastifyReply<RouteGeneric>) => Promise<unknown>
