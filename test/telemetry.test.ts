@@ -1,5 +1,8 @@
 import { SpanStatusCode, type Attributes } from '@opentelemetry/api'
 import { DataPointType } from '@opentelemetry/sdk-metrics'
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import fastifyPlugin from 'fastify-plugin'
 import jwt from 'jsonwebtoken'
@@ -10,6 +13,8 @@ import { importOptional } from '../lib/telemetry/load-api.js'
 import { COOKIE, SECRET, USER, buildApp, derivedKey, getPrivate, login, logout, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
 import { ControlledFeedStore, sessionIdOf } from './helpers/feed-store.js'
 import { TelemetryCapture } from './helpers/telemetry.js'
+
+interface KeyObjectPair { privateKey: KeyObject, publicKey: KeyObject }
 
 // The host's providers, registered before any app, as the Node SDK does at start-up.
 const capture = new TelemetryCapture()
@@ -224,6 +229,43 @@ t.test('authenticate: no span and no metric by default; countAuthentications add
     t.equal((await getPrivate(counted, 'forged')).statusCode, 401)
     t.equal((await counted.inject({ url: '/me' })).statusCode, 401)
   }), 2)
+})
+
+t.test('countAuthentications counts a check that waited for a JWKS refetch, by its outcome', async (t) => {
+  // a resource server meets a kid it does not know: the check waits for one refetch of the JWKS (past the
+  // cooldown), then succeeds when the key has been published, and is refused when it has not
+  const pairs = { k1: generateKeyPairSync('ec', { namedCurve: 'P-256' }), k2: generateKeyPairSync('ec', { namedCurve: 'P-256' }) }
+  const jwk = (kid: keyof typeof pairs) => ({ ...pairs[kid].publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' })
+  let published = [jwk('k1')]
+  const jwksServer = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ keys: published }))
+  })
+  await new Promise<void>(resolve => jwksServer.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { jwksServer.closeAllConnections(); jwksServer.close(() => resolve()) }))
+  const { port } = jwksServer.address() as AddressInfo
+  const app = await buildApp(t, {
+    secret: undefined,
+    routes: false,
+    accessToken: { jwksUrl: `http://127.0.0.1:${port}/jwks.json`, jwksCooldown: 1 },
+    telemetry: { countAuthentications: true }
+  })
+  const token = (kid: string, pair: KeyObjectPair) => {
+    const now = Math.floor(Date.now() / 1000)
+    return jwt.sign({ sub: '1', sid: 's', jti: randomUUID(), iat: now, auth_time: now, exp: now + 300, iss: 'fastify-refresh-auth', aud: 'fastify-refresh-auth' },
+      pair.privateKey, { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid } })
+  }
+  const pastCooldown = () => new Promise(resolve => setTimeout(resolve, 1100))
+
+  published = [jwk('k1'), jwk('k2')]
+  await pastCooldown()
+  t.equal(await growth('refresh_auth.authentications', { outcome: 'success' }, async () => {
+    t.equal((await getPrivate(app, token('k2', pairs.k2))).statusCode, 200, 'the new key was fetched')
+  }), 1)
+  await pastCooldown()
+  t.equal(await growth('refresh_auth.authentications', { outcome: 'refused' }, async () => {
+    t.equal((await getPrivate(app, token('k9', pairs.k1))).statusCode, 401, 'a kid nobody published')
+  }), 1)
 })
 
 t.test('telemetry: false records nothing', async (t) => {

@@ -12,7 +12,15 @@ import { COOKIE, SECRET, USER, verifyCredentials, refreshCookie } from './helper
 t.test('the load-shedding recipe: overloaded, the auth routes answer 503 with Retry-After and consume nothing', async t => {
   let overloaded = false
   let checked: (() => void) | null = null
-  const checkedAfterChange = () => new Promise<void>(resolve => { checked = resolve })
+  // under-pressure's check timer is unref'd: a timer of ours keeps the process alive until a check has run
+  const checkedAfterChange = async (): Promise<void> => {
+    const keepAlive = setInterval(() => {}, 1000)
+    try {
+      await new Promise<void>(resolve => { checked = resolve })
+    } finally {
+      clearInterval(keepAlive)
+    }
+  }
   let credentialChecks = 0
 
   const app = Fastify()
