@@ -30,7 +30,7 @@ const LAYERS: readonly (readonly string[])[] = [
   // the store contract: types, and what a store's answers may be
   ['stores/store.ts'],
   // what every layer may use
-  ['errors.ts', 'host-call.ts', 'audit.ts', 'types.ts']
+  ['errors.ts', 'audit.ts', 'types.ts']
 ]
 
 // A file named in a layer wins over its folder's layer.

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { CallbackFailedError } from '../errors.js'
-import { callHost } from '../host-call.js'
+import { callHost } from '../sessions/host-call.js'
 import type { FastifyRefreshAuthOptions } from '../options/types.js'
 import type { LoginUser } from '../types.js'
 

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { RefreshCookie } from './cookie.js'
 import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, InvalidRefreshTokenError } from '../errors.js'
-import { callHost } from '../host-call.js'
+import { callHost } from '../sessions/host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
 import type { CookieSettings, HostCallbacks, RouteSettings } from '../options/types.js'
 import { RefreshTransport } from './refresh-transport.js'

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidClaimsError, InvalidSubjectError } from '../errors.js'
-import { callHost } from '../host-call.js'
+import { callHost } from './host-call.js'
 import type { LoginUser } from '../types.js'
 import { RESERVED_CLAIMS } from '../tokens/codec.js'
 

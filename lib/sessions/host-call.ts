@@ -1,8 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { CallbackFailedError, CallbackTimeoutError } from './errors.js'
-
-// What a callback's promise is raced against; never a value a host could resolve to.
-const TIMED_OUT: unique symbol = Symbol('timed out')
+import { CallbackFailedError, CallbackTimeoutError } from '../errors.js'
+import { settleWithin } from '../stores/timing.js'
 
 /**
  * Calls a host callback (`verifyCredentials`, `claims`, `subject`, `loadUser`, `rememberMe`) so that what
@@ -20,25 +18,19 @@ const TIMED_OUT: unique symbol = Symbol('timed out')
 export async function callHost<T> (
   name: string, log: FastifyBaseLogger, timeout: number, callback: () => T | Promise<T>, failure?: () => Error
 ): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
   try {
     const result = callback()
     // a synchronous answer needs no timer
     if (typeof (result as Partial<PromiseLike<T>> | null | undefined)?.then !== 'function') return result as T
-    const expired = new Promise<typeof TIMED_OUT>(resolve => { timer = setTimeout(resolve, timeout * 1000, TIMED_OUT) })
-    const settled = await Promise.race([result, expired])
-    if (settled === TIMED_OUT) {
-      log.error({ callback: name }, `fastify-refresh-auth: the ${name} callback did not settle within callbackTimeout (${timeout}s)`)
-      throw new CallbackTimeoutError()
-    }
-    return settled
+    return await settleWithin(Promise.resolve(result), timeout * 1000, () => new CallbackTimeoutError())
   } catch (err) {
-    if (err instanceof CallbackTimeoutError) throw err
+    if (err instanceof CallbackTimeoutError) {
+      log.error({ callback: name }, `fastify-refresh-auth: the ${name} callback did not settle within callbackTimeout (${timeout}s)`)
+      throw err
+    }
     if (failure === undefined && isClientError(err)) throw err
     log.error({ err, callback: name }, `fastify-refresh-auth: the ${name} callback failed`)
     throw failure === undefined ? new CallbackFailedError() : failure()
-  } finally {
-    clearTimeout(timer)
   }
 }
 
