@@ -26,7 +26,8 @@ export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './s
 // what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
 export type { SessionStore, SessionInfo } from './stores/store.js'
 export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
-export type { AuthenticatedUser, AuthenticateHook } from './http/authenticate.js'
+export type { AuthenticatedUser, AuthenticateHook, Frozen } from './http/authenticate.js'
+export type { AuthenticatedHandler, AuthenticatedRequest, AuthenticatedRouteOptions } from './http/authenticated-route.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
 export type { RegisteredClaims } from './tokens/codec.js'
 export type { RouteFactories, RouteOverrides } from './http/routes.js'
@@ -46,6 +47,8 @@ export {
   type OpenApiSecuritySchemesOptions,
   type OpenApiSecuritySchemes
 } from './http/openapi.js'
+// Only the errors a client or a host's catch can meet; the store's own (StoreTimeoutError, StoreConflictError)
+// are at `fastify-refresh-auth/store`, and a JWKS fetch failure is only logged.
 export {
   ErrorCodes,
   type RefreshAuthErrorCode,
@@ -59,8 +62,6 @@ export {
   SessionLimitError,
   CrossSiteRequestError,
   StoreUnavailableError,
-  StoreTimeoutError,
-  StoreConflictError,
   KeysUnavailableError,
   RevocationUnconfirmedError,
   EventStreamsFullError,
@@ -70,7 +71,6 @@ export {
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError,
   PluginNotRegisteredError,
   CallbackTimeoutError
 } from './errors.js'

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
+import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
 import { checkRefreshCookiePath } from './http/cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './http/jwks.js'
@@ -18,6 +19,8 @@ import { MemoryStore } from './stores/memory.js'
 import type { SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens/codec.js'
+import { startTelemetry, type PluginTelemetry } from './telemetry/setup.js'
+import { lagRecordingListener } from './telemetry/timed-store.js'
 
 // JOSE `typ` headers: access tokens per RFC 9068 §2.1; refresh tokens get their own so neither passes as the other.
 const ACCESS_TOKEN_TYPE = 'at+jwt'
@@ -32,7 +35,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards {
+export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
   /**
    * Calls `listener` for every session that ends, on any instance (through the store's revocation feed; without
    * one, the ends of this instance only), once per session, with `{ sessionId, userId, reason }`: close the
@@ -64,18 +67,23 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.addHook('onClose', async () => jwksClient.stop())
   }
 
-  const store = options.store ?? new MemoryStore()
+  const givenStore = options.store ?? new MemoryStore()
+  const telemetry = await startTelemetry(rawOptions.telemetry, givenStore, options.hooks.onLogout,
+    givenStore instanceof MemoryStore ? () => givenStore.size : null)
+  const store = telemetry?.store ?? givenStore
+  const hooks = telemetry === null ? options.hooks : { ...options.hooks, onLogout: telemetry.onLogout }
   // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
   fastify.addHook('onClose', async () => store.close?.())
   const ends = new SessionEnds()
   fastify.addHook('onClose', async () => ends.stop())
-  const revocations = watchRevocations(fastify, options, store, ends)
+  const revocations = watchRevocations(fastify, options, store, ends, telemetry)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
-  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations)
+  const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations,
+    telemetry?.countAuthentication ?? null)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
@@ -83,14 +91,15 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks: options.hooks }, new SessionPolicy({
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks }, new SessionPolicy({
       settings: options.sessions,
-      hooks: options.hooks,
+      hooks,
       store,
       accessTokens,
       refreshTokens: new TokenCodec<RefreshTokenClaims>({ ...common, keys: role.refreshKeys, type: REFRESH_TOKEN_TYPE }),
       revocations,
-      ends
+      ends,
+      telemetry: telemetry?.sessions
     }))
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
@@ -98,7 +107,8 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     ...factories,
     ...createSessionManagement(store, fastify.log, revocations, ends),
     ...guards,
-    onSessionEnd: (listener) => ends.on(listener)
+    onSessionEnd: (listener) => ends.on(listener),
+    ...createAuthenticatedRouteFactory(authenticator.hook)
   }
   fastify.decorate('refreshAuth', api)
   // what the standalone `authenticate` and guards find at request time
@@ -128,7 +138,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
  * The sessions this instance refuses the access tokens of (`accessToken.revocation`), fed by the store's
  * revocation feed, or null when turned off. A resource server given no store has nothing to watch.
  */
-function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore, ends: SessionEnds): SessionRevocations | null {
+function watchRevocations (
+  fastify: FastifyInstance, options: ResolvedOptions, store: SessionStore, ends: SessionEnds, telemetry: PluginTelemetry | null
+): SessionRevocations | null {
   const settings = options.revocation
   if (settings === null) return null
   if (options.role.kind === 'resource-server' && options.store === undefined) {
@@ -149,9 +161,10 @@ function watchRevocations (fastify: FastifyInstance, options: ResolvedOptions, s
   }
   // the ends announced since this instance started are told to onSessionEnd and the events streams too
   const since = Date.now()
+  const heard = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
   const listener = {
     revoked (sessionIds: readonly string[], revokedAt: number) {
-      revocations.revoked(sessionIds, revokedAt)
+      heard.revoked(sessionIds, revokedAt)
       if (revokedAt >= since) ends.heard(sessionIds)
     },
     status: revocations.status.bind(revocations)

@@ -40,3 +40,5 @@ export {
   type WatchOptions,
   type RevocationWatch
 } from './stores/store.js'
+// what a store rejects with: a timeout, or a login that lost to a revocation (the plugin logs it and answers 503)
+export { StoreTimeoutError, StoreConflictError } from './errors.js'

@@ -14,19 +14,32 @@ import fastifyRefreshAuth, {
   MissingTokenError,
   RevocationUnconfirmedError,
   EventStreamsFullError,
-  StoreConflictError,
-  StoreTimeoutError,
   StoreUnavailableError,
   InvalidArgumentError,
   DuplicateCookieError,
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
-  JwksFetchError,
   PluginNotRegisteredError,
   CallbackTimeoutError
 } from '../lib/index.js'
+import * as entry from '../lib/index.js'
+import { JwksFetchError, StoreConflictError, StoreTimeoutError } from '../lib/errors.js'
+import * as storeEntry from '../lib/store.js'
 import { SECRET, USER, buildApp, getPrivate, login, refresh, verifyCredentials } from './helpers/app.js'
+
+t.test('the entry exports only the errors a client or a host can meet; the store ones are at /store', async t => {
+  const exported = Object.entries(entry).filter(([, value]) => typeof value === 'function' && /Error$/.test(value.name)).map(([name]) => name)
+  t.same(exported.sort(), [
+    'CallbackFailedError', 'CallbackTimeoutError', 'CrossSiteRequestError', 'DuplicateCookieError', 'InsufficientScopeError',
+    'InsufficientUserAuthenticationError', 'InvalidArgumentError', 'InvalidClaimsError', 'InvalidCredentialsError',
+    'InvalidOptionError', 'InvalidRefreshTokenError', 'InvalidSubjectError', 'InvalidTokenError', 'KeysUnavailableError',
+    'MissingTokenError', 'PluginNotRegisteredError', 'RevocationUnconfirmedError', 'SessionLimitError', 'StoreUnavailableError',
+    'EventStreamsFullError'
+  ].sort())
+  t.equal(storeEntry.StoreTimeoutError, StoreTimeoutError)
+  t.equal(storeEntry.StoreConflictError, StoreConflictError)
+})
 
 t.test('every error class has its stable code and status', async t => {
   const table: Array<[new () => Error & { code: string, statusCode?: number }, string, number]> = [

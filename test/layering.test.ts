@@ -17,6 +17,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['http/'],
   // the session rules and the revocations this instance knows of
   ['sessions/'],
+  // what logins, refreshes, logouts and store calls report to OpenTelemetry
+  ['telemetry/'],
   // options resolved into the groups each part receives, and the server-role decision
   ['options/'],
   // keys, the two token codecs, the verified-token cache

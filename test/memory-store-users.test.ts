@@ -42,3 +42,28 @@ t.test('the user index follows every way a session ends', async (t) => {
   t.equal(store.size, 2)
   t.same(await listedIds(store, 'carol', now), [])
 })
+
+t.test('full, with every user holding one session: a login ends one of them, never more (issue 20 #4)', async (t) => {
+  const store = new MemoryStore({ maxSessions: 2 })
+  t.teardown(() => store.close())
+  const now = Date.now()
+  const [ann, bob] = [newSession(now, { userId: 'ann' }), newSession(now, { userId: 'bob' })]
+  for (const session of [ann, bob]) await store.create(session)
+  await store.create(newSession(now, { userId: 'cy' }))
+  t.equal(store.size, 2)
+  const left = [...await listedIds(store, 'ann', now), ...await listedIds(store, 'bob', now)]
+  t.equal(left.length, 1, 'one of the two made room')
+  t.equal((await store.listUserSessions('cy', now)).length, 1)
+})
+
+t.test('a flood by one user at the store-wide cap ends only the flooder\'s sessions (issue 20 #4)', async (t) => {
+  const store = new MemoryStore({ maxSessions: 50 })
+  t.teardown(() => store.close())
+  const now = Date.now()
+  const bob = newSession(now, { userId: 'bob' })
+  await store.create(bob)
+  for (let i = 0; i < 200; i++) await store.create(newSession(now + i, { userId: 'mallory' }))
+  t.equal(store.size, 50)
+  t.same(await listedIds(store, 'bob', now), [bob.sessionId], 'bob is still signed in')
+  t.equal((await store.listUserSessions('mallory', now)).length, 49)
+})

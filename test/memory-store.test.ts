@@ -167,6 +167,22 @@ t.test('the kept revocations are trimmed to the longest retention watched', asyn
   await second.close()
 })
 
+t.test('the kept revocations are dropped on time while the store is idle, not at the next revocation (issue 20 #13)', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const first = recorder()
+  const watch = store.watchRevocations(first.listener, { retentionMs: 30 })
+  await store.create(session('old'))
+  await store.revoke('old')
+  // nothing is written from here on: only the store's own timer can drop it
+  await new Promise(resolve => setTimeout(resolve, 200))
+  const later = recorder()
+  const second = store.watchRevocations(later.listener, { retentionMs: 60_000 })
+  t.same(later.heard, [], 'gone, though no revocation came after it')
+  await watch.close()
+  await second.close()
+})
+
 t.test('a listener that throws never breaks the store; the throw becomes a process warning', async t => {
   const store = new MemoryStore()
   t.teardown(() => store.close())

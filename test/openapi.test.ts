@@ -34,10 +34,11 @@ async function documentedApp (t: Test, options: Partial<FastifyRefreshAuthOption
   return { app, document: app.swagger() as unknown as OpenApiDocument }
 }
 
-t.test('the OpenAPI document lists the three routes, their schemas and the security schemes', async t => {
+t.test('the OpenAPI document lists the routes, their schemas and the security schemes', async t => {
   const { document } = await documentedApp(t)
   t.match(document.openapi, /^3\./)
-  t.same(Object.keys(document.paths).sort(), ['/auth/login', '/auth/logout', '/auth/refresh'])
+  t.same(Object.keys(document.paths).sort(), ['/auth/events', '/auth/login', '/auth/logout', '/auth/refresh'])
+  t.same(document.paths['/auth/events'].get.security, [{ bearerAuth: [] }], 'the events stream takes the access token')
 
   t.same(document.components.securitySchemes.bearerAuth, {
     type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from the login or refresh route'

@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
-import { PostgresStore, StoreTimeoutError, type PostgresPool } from '../lib/index.js'
+import { PostgresStore, type PostgresPool } from '../lib/index.js'
+import { StoreTimeoutError } from '../lib/store.js'
 import { type RotateRequest, type SessionRecord } from '../lib/store.js'
 import { buildStatements, schemaSql, tableNames } from '../lib/stores/postgres-sql.js'
 import { ControlledPool } from './helpers/controlled-pool.js'
@@ -205,6 +206,18 @@ t.test('on a real PostgreSQL', async (t) => {
     // above may even have it past the commit deadline: refused all the same)
     controlled.beforeQuery = async (text) => { if (text === sql.rotate) await until(1600) }
     t.match(await attempt(rotating), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline|stopped by PostgreSQL/ })
+
+    // a token that is not the live one: its compare-and-set answered after the start window (or after the
+    // timeout), no transaction is opened to judge it
+    const stranger = () => slow.rotate(rotation(session, randomUUID()))
+    controlled.beforeQuery = null
+    controlled.afterQuery = async (text) => { if (text === sql.rotate) await until(1600) }
+    t.match(await attempt(stranger), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /after its deadline/ })
+    t.notOk(controlled.queries.includes('BEGIN'), 'no transaction opened')
+    controlled.afterQuery = async (text) => { if (text === sql.rotate) await until(2100) }
+    t.match(await attempt(stranger), { code: 'FST_REFRESH_AUTH_STORE_TIMEOUT', message: /rotate timed out after 2000ms/ })
+    await until(2200)
+    t.notOk(controlled.queries.includes('BEGIN'), 'none once the caller was told')
 
     // BEGIN answered after the start window: the session is not even looked at
     controlled.beforeQuery = null

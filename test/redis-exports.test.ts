@@ -4,7 +4,8 @@ import { projectRoot as root, runNode as run } from './helpers/run-node.js'
 
 t.test('RedisStore is exported, and loading the package never loads ioredis', async t => {
   const result = run(['-e', `
-    const { RedisStore, MemoryStore, StoreTimeoutError } = require('fastify-refresh-auth')
+    const { RedisStore, MemoryStore } = require('fastify-refresh-auth')
+    const { StoreTimeoutError } = require('fastify-refresh-auth/store')
     console.log(JSON.stringify({
       redisStore: typeof RedisStore,
       memoryStore: typeof MemoryStore,
@@ -30,7 +31,14 @@ t.test('a host runs the battery against its own store with node:test', async t =
     import { test } from 'node:test'
     import { MemoryStore } from 'fastify-refresh-auth'
     import { storeContract } from 'fastify-refresh-auth/store-contract'
-    storeContract({ test, createStore: () => new MemoryStore(), destroyStore: (store) => store.close(), concurrency: 20 })`],
+    storeContract({
+      test,
+      createStore: () => new MemoryStore(),
+      destroyStore: (store) => store.close(),
+      isStored: async (store, session) => (await store.listUserSessions(session.userId, 0)).some(s => s.sessionId === session.sessionId),
+      sweep: async (store) => { store.prune() },
+      concurrency: 20
+    })`],
   { cwd: root, encoding: 'utf8' })
   const count = (what: string) => Number(new RegExp(`# ${what} (\\d+)\\n`).exec(output)?.[1])
   t.ok(count('tests') >= 33, `the whole battery ran: ${count('tests')} tests`)

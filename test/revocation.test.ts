@@ -271,7 +271,7 @@ t.test('options: accessToken.revocation is a boolean or { failClosed, feedTolera
     await t.rejects(async () => { await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, accessToken: { revocation } } as unknown as FastifyRefreshAuthOptions).ready() },
       { code: 'FST_REFRESH_AUTH_INVALID_OPTION', message }, JSON.stringify(revocation))
   }
-  for (const revocation of [true, {}, { failClosed: false, feedTolerance: '30s' }]) {
+  for (const revocation of [true, {}, { failClosed: false, feedTolerance: '30s' as const }]) {
     const app = Fastify()
     t.teardown(() => app.close())
     await t.resolves(async () => { await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, accessToken: { revocation } }).ready() })

@@ -25,7 +25,7 @@ t.test('a route declared before registration completes is protected by the stand
   app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, claims })
   t.equal((app as { authenticate?: unknown }).authenticate, undefined, 'app.authenticate does not exist yet')
   app.get('/payroll', { preHandler: authenticate }, async () => ({ secret: 'payroll' }))
-  app.get('/orders', { preHandler: requireScopes('orders:read') }, async () => ({ orders: [] }))
+  app.get('/orders', { preHandler: requireScopes(['orders:read']) }, async () => ({ orders: [] }))
   app.get('/admin', { preHandler: requireRoles('admin') }, async () => ({ admin: true }))
   app.get('/reports', { preHandler: [authenticate, requireRoles(['analyst'])] }, async () => ({ reports: [] }))
   app.get('/account', { onRequest: authenticate, preHandler: requireFreshAuth('5m') }, async () => ({ fresh: true }))

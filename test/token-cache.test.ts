@@ -14,7 +14,7 @@ import { ec, protectedApp, type KeyPair } from './helpers/keys.js'
 const NOW = 1_800_000_000_000
 
 function claimsFor (sub: string, expSeconds = NOW / 1000 + 900): AuthenticatedUser {
-  return freezeNested({ sub, sid: `s-${sub}`, jti: `j-${sub}`, iat: NOW / 1000, exp: expSeconds, iss: 'i', aud: 'a' })
+  return freezeNested({ sub, sid: `s-${sub}`, jti: `j-${sub}`, iat: NOW / 1000, auth_time: NOW / 1000, exp: expSeconds, iss: 'i', aud: 'a' })
 }
 
 /** Moves `Date.now()` (which jsonwebtoken reads too) by `offsetMs` until the test ends. */

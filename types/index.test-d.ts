@@ -66,7 +66,8 @@ describe('request.user and request.authenticate()', () => {
     expect<AuthenticatedUser['sub']>().type.toBe<string>()
     expect<AuthenticatedUser['sid']>().type.toBe<string>()
     expect<AuthenticatedUser['exp']>().type.toBe<number>()
-    expect<AuthenticatedUser['roles']>().type.toBe<string[]>()
+    // frozen at run time, so readonly in the type
+    expect<AuthenticatedUser['roles']>().type.toBe<readonly string[]>()
     expect<AuthenticatedUser>().type.not.toHaveProperty('email')
   })
 

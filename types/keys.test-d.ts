@@ -48,7 +48,7 @@ describe('auth server and resource servers', () => {
       routes: false,
       issuer: 'https://auth.example',
       audience: 'api',
-      accessToken: { jwksUrl: 'https://auth.example/.well-known/jwks.json', jwksTimeout: '5s', jwksCooldown: 30, jwksRefreshInterval: '10m' }
+      accessToken: { jwksUrl: 'https://auth.example/.well-known/jwks.json', jwksTimeout: '5s' as const, jwksCooldown: 30, jwksRefreshInterval: '10m' as const }
     })
     expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ accessToken: { jwksUrl: new URL('https://auth.example/jwks') } })
   })

@@ -6,13 +6,13 @@ import fastifyRefreshAuth, {
   MemoryStore,
   RedisStore,
   RevocationUnconfirmedError,
-  StoreConflictError,
   type FastifyRefreshAuthOptions,
   type LogoutEvent,
   type RedisClient,
   type RevocationOptions,
   type SessionStore
 } from 'fastify-refresh-auth'
+import { StoreConflictError } from 'fastify-refresh-auth/store'
 import type { PresentResult, RevocationFeedStatus, RevocationWatch } from 'fastify-refresh-auth/store'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
 
@@ -22,7 +22,7 @@ const verifyCredentials = async () => ({ id: 1 })
 describe('accessToken.revocation', () => {
   test('is a boolean or { failClosed, feedTolerance }', () => {
     expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: false } })
-    expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: { failClosed: true, feedTolerance: '5s' } } })
+    expect<FastifyRefreshAuthOptions>().type.toBeAssignableFrom({ secret, verifyCredentials, accessToken: { revocation: { failClosed: true, feedTolerance: '5s' as const } } })
     expect<RevocationOptions>().type.toBeAssignableFrom({ feedTolerance: 10 })
     expect<RevocationOptions>().type.not.toBeAssignableFrom({ failClosed: 'yes' })
     expect<FastifyRefreshAuthOptions>().type.not.toBeAssignableFrom({ secret, accessToken: { revocation: 'on' } })

@@ -4,12 +4,12 @@ import { Cluster, Redis } from 'ioredis'
 import { describe, expect, test } from 'tstyche'
 import fastifyRefreshAuth, {
   RedisStore,
-  StoreTimeoutError,
   type LogoutEvent,
   type SessionEvent,
   type SessionInfo,
   type SessionStore
 } from 'fastify-refresh-auth'
+import { StoreTimeoutError } from 'fastify-refresh-auth/store'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
 
 const app = Fastify()

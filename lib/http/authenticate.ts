@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { InvalidTokenError, KeysUnavailableError, MissingTokenError, RevocationUnconfirmedError } from '../errors.js'
+import type { AuthenticationOutcome } from '../telemetry/session-telemetry.js'
 import type { SessionRevocations } from '../sessions/revocation.js'
 import type { RefreshAuthUser } from '../types.js'
 import { freezeNested, type TokenCache } from '../tokens/cache.js'
@@ -10,7 +11,16 @@ import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
  * the request's own; nested claim values (arrays, objects) are frozen, as later requests share them.
  * Behind `app.authenticate`, `await request.authenticate()` gives it without the null check.
  */
-export type AuthenticatedUser = RegisteredClaims & RefreshAuthUser
+export type AuthenticatedUser = Omit<RegisteredClaims, 'auth_time'> & AccessTokenTime & { [K in keyof RefreshAuthUser]: Frozen<RefreshAuthUser[K]> }
+
+/** What only access tokens carry. */
+interface AccessTokenTime {
+  /** When the user signed in to start this session, seconds since the epoch (RFC 9068 §2.2.1); a refresh keeps it. */
+  auth_time: number
+}
+
+/** Readonly all the way down: nested claim values are frozen at run time, so changing one would throw. */
+export type Frozen<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { readonly [K in keyof T]: Frozen<T[K]> } : T
 
 /**
  * `app.authenticate`: a preHandler/onRequest hook, or awaitable as `await app.authenticate(request, reply)`.
@@ -53,7 +63,8 @@ export function createAuthenticator (
   realm: string,
   cache: TokenCache<AuthenticatedUser> | null,
   keySource?: KeySource,
-  revocations: SessionRevocations | null = null
+  revocations: SessionRevocations | null = null,
+  countAuthentication: ((outcome: AuthenticationOutcome) => void) | null = null
 ): Authenticator {
   // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
   const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
@@ -124,8 +135,11 @@ export function createAuthenticator (
     return refusal(request)
   }
 
+  // `telemetry.countAuthentications`: off the hot path unless asked for
+  const authenticate = countAuthentication === null ? authenticateRequest : counted(authenticateRequest, countAuthentication)
+
   function hook (request: FastifyRequest, _reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<void> | undefined {
-    const result = authenticateRequest(request)
+    const result = authenticate(request)
     if (result instanceof Promise) {
       const settled = result.then(() => {})
       if (done === undefined) return settled
@@ -142,11 +156,31 @@ export function createAuthenticator (
   // user without paying the verification twice.
   function requestAuthenticate (this: FastifyRequest): Promise<AuthenticatedUser> {
     if (this.user !== null) return Promise.resolve(this.user)
-    const result = authenticateRequest(this)
+    const result = authenticate(this)
     return result instanceof Error ? Promise.reject(result) : Promise.resolve(result)
   }
 
   return { hook, requestAuthenticate }
+}
+
+type AuthenticateRequest = (request: FastifyRequest) => AuthenticatedUser | Error | Promise<AuthenticatedUser>
+
+/** `authenticate` with one count per check, by outcome. */
+function counted (authenticate: AuthenticateRequest, count: (outcome: AuthenticationOutcome) => void): AuthenticateRequest {
+  return request => {
+    const result = authenticate(request)
+    if (!(result instanceof Promise)) {
+      count(result instanceof Error ? 'refused' : 'success')
+      return result
+    }
+    return result.then(user => {
+      count('success')
+      return user
+    }, (err: unknown) => {
+      count('refused')
+      throw err
+    })
+  }
 }
 
 const SCHEME = /^bearer +/i

@@ -8,6 +8,7 @@ import { RefreshTransport } from './refresh-transport.js'
 import { hostRememberMe } from './remember-me.js'
 import { authRouteSchemas, type RouteSchema } from './schemas.js'
 import type { LogoutScope, SessionPolicy } from '../sessions/policy.js'
+import { reportedLogin } from '../telemetry/session-telemetry.js'
 
 /**
  * What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's.
@@ -98,7 +99,7 @@ export function createRouteFactories (
     loginRoute (overrides = {}) {
       const verifyCredentials = hooks.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
-      return withOverrides(`${routes.prefix}/login`, overrides, async function login (request, reply) {
+      return withOverrides(`${routes.prefix}/login`, overrides, reportedLogin(sessions.telemetry, async function login (request, reply) {
         noStore(reply)
         refuseCrossSite(request, trustedOrigins)
         const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
@@ -109,7 +110,7 @@ export function createRouteFactories (
         // signing in again on this device replaces its session rather than adding one
         const tokens = await sessions.startSession(user, request, { channel, remember }, transport.presentedAtLogin(request))
         return transport.send(reply, tokens, channel)
-      }, schemas.login)
+      }), schemas.login)
     },
 
     refreshRoute (overrides = {}) {

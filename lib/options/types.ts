@@ -17,7 +17,19 @@ import type { LoginUser, RefreshAuthUser } from '../types.js'
  *   refreshToken: { expiresIn: 14 * 86400, absoluteExpiresIn: '90 days' }
  * })
  */
-export type Duration = number | string
+export type Duration = number | DurationString
+
+/** The units `ms` reads, in any case (`'7d'`, `'7 Days'`, `'7 DAYS'`): a misspelt unit does not compile. */
+export type DurationUnit =
+  | 'Years' | 'Year' | 'Yrs' | 'Yr' | 'Y' | 'Weeks' | 'Week' | 'W' | 'Days' | 'Day' | 'D'
+  | 'Hours' | 'Hour' | 'Hrs' | 'Hr' | 'H' | 'Minutes' | 'Minute' | 'Mins' | 'Min' | 'M'
+  | 'Seconds' | 'Second' | 'Secs' | 'Sec' | 's' | 'Milliseconds' | 'Millisecond' | 'Msecs' | 'Msec' | 'Ms'
+
+/** A duration string: seconds without a unit (`'600'`), or a count and a unit, with or without a space. */
+export type DurationString =
+  | `${number}`
+  | `${number}${DurationUnit | Uppercase<DurationUnit> | Lowercase<DurationUnit>}`
+  | `${number} ${DurationUnit | Uppercase<DurationUnit> | Lowercase<DurationUnit>}`
 
 /**
  * A value of a literal union, or any string: options kept in a variable widen to `string`, and must
@@ -192,6 +204,12 @@ export interface FastifyRefreshAuthOptions {
    * Example: `{ FST_REFRESH_AUTH_INVALID_CREDENTIALS: 'Wrong e-mail or password' }`.
    */
   messages?: ErrorMessages
+  /**
+   * OpenTelemetry metrics and spans, through the host's providers, when `@opentelemetry/api` is installed
+   * (see docs/observability.md). `false` turns them off; `{ countAuthentications: true }` adds the
+   * `refresh_auth.authentications` counter, one count per `authenticate` (the hot path). Default `true`.
+   */
+  telemetry?: boolean | { countAuthentications?: boolean }
 }
 
 /**

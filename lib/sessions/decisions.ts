@@ -97,7 +97,8 @@ export function rotatedRecord (session: SessionRecord, request: RotateRequest, v
     ...session,
     tokenId: request.nextTokenId,
     previousTokenId: request.presentedTokenId,
-    generation: (verdict === 'ahead' ? request.presentedGeneration ?? 0 : session.generation) + 1,
+    // a token is ahead only by the generation it carries
+    generation: (verdict === 'ahead' ? request.presentedGeneration as number : session.generation) + 1,
     rotatedAt: request.now,
     expiresAt: request.nextExpiresAt
   }

@@ -10,6 +10,7 @@ import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
+import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
 
 /** Claims of a refresh token: the registered ones and the host's extras to copy into access tokens. */
 export interface RefreshTokenClaims extends RegisteredClaims {
@@ -98,6 +99,8 @@ export interface SessionPolicyOptions {
   revocations: SessionRevocations | null
   /** Where the ends this instance causes are told, with their user and reason (`onSessionEnd`, events streams). */
   ends: SessionEnds
+  /** Where refreshes and logouts report their outcome and span; none by default. */
+  telemetry?: SessionTelemetry
 }
 
 /**
@@ -112,15 +115,22 @@ export class SessionPolicy {
   readonly #refreshTokens: TokenCodec<RefreshTokenClaims>
   readonly #revocations: SessionRevocations | null
   readonly #ends: SessionEnds
+  readonly #telemetry: SessionTelemetry
 
-  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations, ends }: SessionPolicyOptions) {
+  constructor ({ settings, hooks, store, accessTokens, refreshTokens, revocations, ends, telemetry = NO_TELEMETRY }: SessionPolicyOptions) {
     this.#ends = ends
+    this.#telemetry = telemetry
     this.#settings = settings
     this.#hooks = hooks
     this.#store = store
     this.#accessTokens = accessTokens
     this.#refreshTokens = refreshTokens
     this.#revocations = revocations
+  }
+
+  /** Where logins, refreshes and logouts report: the login route reports through it too. */
+  get telemetry (): SessionTelemetry {
+    return this.#telemetry
   }
 
   /**
@@ -187,10 +197,14 @@ export class SessionPolicy {
    * immediate parent within the reuse interval gets the live token again (a retry, another tab).
    */
   async rotateRefreshToken (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
+    return await this.#telemetry.refresh(() => this.#rotate(presented, request))
+  }
+
+  async #rotate (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<Reported<RefreshOutcome, IssuedTokens | null>> {
     const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
-    if (claims === null) return null
+    if (claims === null) return refused(presented !== undefined && hasExpired(presented.token) ? 'expired' : 'invalid')
     // heard of as ended (here or on another instance), even if the store has yet to delete it
-    if (this.#revocations?.has(claims.sid) === true) return null
+    if (this.#revocations?.has(claims.sid) === true) return refused('revoked')
     let ext = claims.ext
     const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
@@ -198,7 +212,7 @@ export class SessionPolicy {
       const user = await loadHostUser(loadUser, claims.sub, request, this.#hooks.timeout)
       if (user === null || user === undefined) {
         await this.#endRefusedSession(claims, request)
-        return null
+        return refused('refused_by_host')
       }
       ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
     }
@@ -215,11 +229,14 @@ export class SessionPolicy {
     }))
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
-      return null
+      return refused('reuse')
     }
-    if (result.outcome === 'not-found' || result.session.userId !== claims.sub) return null
+    // unknown to the store: ended, or expired and deleted
+    if (result.outcome === 'not-found') return refused('revoked')
+    if (result.session.userId !== claims.sub) return refused('invalid')
     notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    return this.#issueTokens(result.session, now, ext, { channel: claims.channel ?? 'cookie', remember: claims.remember !== false })
+    const value = this.#issueTokens(result.session, now, ext, { channel: claims.channel ?? 'cookie', remember: claims.remember !== false })
+    return { outcome: result.outcome, value }
   }
 
   /**
@@ -229,15 +246,19 @@ export class SessionPolicy {
    * happens. An invalid or unknown token ends nothing.
    */
   async revokeFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
+    await this.#telemetry.logout(() => this.#endFamily(presented, request, scope))
+  }
+
+  async #endFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope): Promise<Reported<LogoutOutcome, void>> {
     const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
-    if (claims === null) return
+    if (claims === null) return { outcome: 'invalid', value: undefined }
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
     const result = await this.#present(claims, scope === 'session', request)
-    if (result.outcome === 'not-found') return
+    if (result.outcome === 'not-found') return { outcome: 'invalid', value: undefined }
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
-      return
+      return { outcome: 'reuse', value: undefined }
     }
     // the store's user, the one whose live token this is
     const { userId } = result.session
@@ -246,6 +267,7 @@ export class SessionPolicy {
     if (scope !== 'others') this.#ends.ended([claims.sid], userId, 'logout')
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
     notify('onLogout', this.#hooks.onLogout, event, request)
+    return { outcome: 'success', value: undefined }
   }
 
   /** Asks the store whether the token is its session's live one (the reuse rules of `rotate`); `end` ends it too. */
@@ -386,6 +408,24 @@ function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
   if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
+}
+
+function refused (outcome: RefreshOutcome): Reported<RefreshOutcome, null> {
+  return { outcome, value: null }
+}
+
+/**
+ * Whether a refused token's unverified `exp` has passed: only a label for telemetry, never a decision
+ * (the token was refused already), read only when it was refused.
+ */
+function hasExpired (token: string): boolean {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString())
+    return typeof payload === 'object' && payload !== null && 'exp' in payload &&
+      typeof payload.exp === 'number' && payload.exp * 1000 <= Date.now()
+  } catch {
+    return false
+  }
 }
 
 /**

@@ -339,6 +339,8 @@ export class PostgresStore implements SessionStore {
     const late = (): StoreTimeoutError => new StoreTimeoutError(`${operation} reached PostgreSQL after its deadline and was refused`)
     const startBy = started + this.#startWindow
     const commitBy = started + this.#commitWindow
+    // nothing more is sent once the caller has its answer, or once it could only arrive too late to start
+    const startsInTime = (): void => { if (state.stopped || performance.now() > startBy) throw late() }
     try {
       if (this.#clock.stale) this.#clock.sample(Number((await client.query(this.#sql.serverNow)).rows[0].now))
       const deadlines = [this.#clock.toServer(startBy), this.#clock.toServer(commitBy)]
@@ -346,14 +348,14 @@ export class PostgresStore implements SessionStore {
       let begun = false
       const result = await body({
         run: async (sql, values) => {
-          if (state.stopped || performance.now() > startBy) throw late()
+          startsInTime()
           const { rows } = await client.query(sql, [...deadlines, ...values])
           this.#clock.sample(Number(rows[0].server_now))
           if (rows[0].on_time !== true) throw late()
           return rows
         },
         begin: async () => {
-          if (state.stopped || performance.now() > startBy) throw late()
+          startsInTime()
           await client.query('BEGIN')
           begun = true
         },

@@ -43,10 +43,10 @@ export class UserSessionIndex {
     return ids === undefined ? [] : typeof ids === 'string' ? [ids] : [...ids]
   }
 
-  /** The user holding the most sessions: `preferred` when it holds as many as anyone. None held: `preferred`. */
+  /** The user holding the most sessions (some user holds one): `preferred` when it holds as many as anyone. */
   largest (preferred: string): string {
-    const holders = this.#usersByCount.get(this.#largest)
-    if (holders === undefined || holders.has(preferred)) return preferred
+    const holders = this.#usersByCount.get(this.#largest) as Set<string>
+    if (holders.has(preferred)) return preferred
     return holders.values().next().value as string
   }
 
