@@ -9,6 +9,8 @@ const browser = await launchChromium(t)
 const page = await newPage(browser, t)
 const context = page.context()
 
+// a clock the test can pause (scenario 2); it runs as the real one until then
+await page.clock.install()
 await page.goto(demo.url)
 await waitForStatus(page, 'Not signed in.')
 
@@ -40,11 +42,43 @@ t.test('1. log in: the refresh token stays out of reach of scripts, the protecte
   await screenshot(page, '1-logged-in')
 })
 
-t.test('2. after the access token expires, the next call succeeds through a silent refresh that rotates the cookie', async t => {
-  // Off first, so the token really expires and the call meets a 401 (the page then refreshes once and retries).
-  await page.uncheck('#auto-refresh')
+t.test('2. the page refreshes before expiry with no call; a call with a token expired meanwhile goes 401, refresh, retry', async t => {
+  // The client refreshes on its own shortly before the access token expires (half of its 4-second life here),
+  // with no call at all: the cookie is rotated and the countdown never reads "expired".
   const before = await refreshCookie(context, demo.url)
-  await page.locator('#countdown[data-expired="true"]').waitFor({ timeout: WAIT })
+  const proactive = page.waitForResponse(isResponse('/auth/refresh'))
+  t.equal((await proactive).status(), 200, 'the page refreshed on its own')
+  await page.locator('#log').filter({ hasText: 'Access token refreshed silently (shortly before expiry)' }).waitFor()
+  t.equal(await page.getAttribute('#countdown', 'data-expired'), 'false', 'before the access token expired')
+  const after = await refreshCookie(context, demo.url)
+  t.ok(after, 'a refresh cookie is still there')
+  t.not(after.value, before.value, 'the silent refresh rotated the cookie')
+
+  // A tab whose clock stood still (a laptop asleep, a tab whose timers were suspended) calls with an access
+  // token that has expired on the server while the client still counts it valid: the call meets a 401, the
+  // client refreshes once and retries. The page's clock (Playwright's fake clock, installed before the page
+  // loaded) is paused while the client still counts its token fresh (refreshed less than 2 s ago).
+  let token
+  for (let tries = 0; token === undefined && tries < 10; tries++) {
+    const next = page.waitForResponse(isResponse('/auth/refresh', 200))
+    const exp = await page.evaluate(() => new Promise(resolve => {
+      const off = window.auth.on('session', ({ expiresAt }) => { off(); resolve(expiresAt) })
+    }))
+    await next
+    await page.clock.pauseAt(await page.evaluate(() => Date.now() + 1))
+    // still fresh for the client (half of the 4 s life ahead of exp)? Else, on a slow run, the next rotation
+    if (await page.evaluate((exp) => Date.now() < exp - 2000, exp)) token = await page.evaluate(() => window.auth.getAccessToken())
+    else await page.clock.resume()
+  }
+  t.ok(token, 'the page clock paused while the client holds a fresh token')
+  // the server refuses that token once it has expired (polled from here, bounded)
+  const deadline = Date.now() + WAIT
+  let refused
+  do {
+    refused = await fetch(`${demo.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })
+    if (refused.status !== 401) await new Promise(resolve => setTimeout(resolve, 100))
+  } while (refused.status !== 401 && Date.now() < deadline)
+  t.equal(refused.status, 401, 'the access token the page holds has expired on the server')
 
   const seen = []
   const record = (response) => {
@@ -52,23 +86,17 @@ t.test('2. after the access token expires, the next call succeeds through a sile
     if (pathname === '/api/me' || pathname === '/auth/refresh') seen.push(`${pathname} ${response.status()}`)
   }
   page.on('response', record)
+  const first = page.waitForResponse(isResponse('/api/me'))
   const retried = page.waitForResponse(isResponse('/api/me', 200))
   await page.click('#call-api')
+  t.equal((await first).status(), 401, 'the call with the expired token is refused')
+  // the clock runs again (the client's refresh waits a moment for another tab's answer on its timers)
+  await page.clock.resume()
   await retried
   page.off('response', record)
   t.same(seen, ['/api/me 401', '/auth/refresh 200', '/api/me 200'], 'expired token: 401, one refresh, the retry succeeds')
-
-  const after = await refreshCookie(context, demo.url)
-  t.ok(after, 'a refresh cookie is still there')
-  t.not(after.value, before.value, 'the refresh cookie was rotated')
-  await page.locator('#log').filter({ hasText: 'refreshing once, then retrying' }).waitFor()
-
-  // On again: the page now refreshes on its own shortly before expiry, with no call at all.
-  const proactive = page.waitForResponse(isResponse('/auth/refresh', 200))
-  await page.check('#auto-refresh')
-  await proactive
-  await page.locator('#log').filter({ hasText: 'Access token refreshed silently (shortly before expiry)' }).waitFor()
-  t.not((await refreshCookie(context, demo.url)).value, after.value, 'the silent refresh rotated the cookie again')
+  await page.locator('#api-result').filter({ hasText: 'HTTP 200' }).waitFor()
+  t.not((await refreshCookie(context, demo.url)).value, after.value, 'the refresh rotated the cookie again')
   await page.locator('#countdown[data-expired="false"]').waitFor()
   await screenshot(page, '2-silent-refresh')
 })

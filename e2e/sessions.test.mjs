@@ -24,6 +24,11 @@ async function device (t, demo) {
   return page
 }
 
+/** A POST /auth/refresh from the page with its cookie, outside the client: the status. */
+function rawRefresh (page) {
+  return page.evaluate(() => fetch('/auth/refresh', { method: 'POST', credentials: 'include' }).then(response => response.status))
+}
+
 for (const { name, env } of stores) {
   t.test(`7. the session list, revoking another session and logging out everywhere (${name})`, async t => {
     const demo = await startDemo(t, { ACCESS_TOKEN_TTL: '60', REUSE_INTERVAL: '0', ...env })
@@ -38,15 +43,15 @@ for (const { name, env } of stores) {
     t.equal(await laptop.locator('#session-list li.current').count(), 1, 'one of them marked as this browser')
     await screenshot(laptop, `7-sessions-${name}`)
 
-    // Revoke the phone's session from the laptop: the phone's next refresh is refused.
+    // Revoke the phone's session from the laptop: the phone's page hears it on its events stream and signs
+    // out, and its refresh cookie (still in its jar) is refused.
     const revoked = laptop.waitForResponse(response => response.request().method() === 'DELETE')
     await laptop.click('#session-list li.other button')
     t.equal((await revoked).status(), 204, 'the laptop revokes the other session')
     await laptop.locator('#session-list li.other').waitFor({ state: 'detached' })
-    const phoneRefresh = phone.waitForResponse(isResponse('/auth/refresh'))
-    await phone.click('#refresh-now')
-    t.equal((await phoneRefresh).status(), 401, 'the phone\'s session is over')
     await waitForStatus(phone, 'Signed out.')
+    await phone.locator('#error').filter({ hasText: 'Your session was ended elsewhere (revoked)' }).waitFor()
+    t.equal(await rawRefresh(phone), 401, 'the phone\'s session is over: its refresh cookie is refused')
 
     // Sign the phone in again, then log out everywhere from the laptop: both end signed out.
     t.equal((await signIn(phone)).status(), 200, 'the phone signs in again')
@@ -54,11 +59,11 @@ for (const { name, env } of stores) {
     const logout = laptop.waitForResponse(isResponse('/auth/logout'))
     await laptop.click('#logout-all')
     t.equal((await logout).status(), 204, 'log out everywhere answers 204')
-    await waitForStatus(laptop, 'Signed out on every device.')
-    const afterwards = phone.waitForResponse(isResponse('/auth/refresh'))
-    await phone.click('#refresh-now')
-    t.equal((await afterwards).status(), 401, 'the phone is signed out too')
+    await waitForStatus(laptop, 'Signed out.')
+    await laptop.locator('#log').filter({ hasText: 'Logged out everywhere' }).waitFor()
     await waitForStatus(phone, 'Signed out.')
+    await phone.locator('#error').filter({ hasText: 'Your session was ended elsewhere (revoked)' }).waitFor()
+    t.equal(await rawRefresh(phone), 401, 'the phone is signed out too: its refresh cookie is refused')
     await screenshot(laptop, `7-logged-out-everywhere-${name}`)
   })
 }
