@@ -108,3 +108,30 @@ t.test("cookies the host sets on the same reply are kept next to the plugin's", 
   t.same(names, [COOKIE, 'last_login'])
   assertOurs(t, theRefreshCookie(t, setCookies(login)), String(7 * 24 * 3600))
 })
+
+// The plugin loads @fastify/cookie's serialize/parse without registering it on the host (not even in a child
+// context, which would clash with the host's own registration): the host registers its own, before or after.
+for (const order of ['before', 'after'] as const) {
+  t.test(`a host registering its own @fastify/cookie ${order} the plugin keeps its parseOptions, the refresh cookie ours`, async t => {
+    const app = Fastify()
+    // `decode` is read by parseCookie though the types leave it out of parseOptions
+    const hostOptions: Record<string, unknown> = { parseOptions: { ...hostDefaults, decode: (value: string) => `dec:${value}` } }
+    const host = async (): Promise<void> => { await app.register(fastifyCookie, hostOptions) }
+    if (order === 'before') await host()
+    await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials })
+    if (order === 'after') await host()
+    app.get('/theme', async (request, reply) => reply.setCookie('theme', 'dark').send(request.cookies))
+    await app.ready()
+    t.teardown(() => app.close())
+
+    const theme = await app.inject({ url: '/theme', headers: { cookie: 'lang=en' } })
+    t.same(theme.json(), { lang: 'dec:en' }, "the host's routes parse with the host's decode")
+    t.equal(setCookies(theme)[0].attributes.domain, 'example.com', "the host's cookies get the host's defaults")
+
+    const login = await app.inject({ method: 'POST', url: '/auth/login', payload: USER })
+    assertOurs(t, theRefreshCookie(t, setCookies(login)), String(7 * 24 * 3600))
+    const refreshed = await app.inject({ method: 'POST', url: '/auth/refresh', headers: { cookie: `lang=en; ${COOKIE}=${refreshCookie(login) as string}` } })
+    t.equal(refreshed.statusCode, 200, "read without the host's decode")
+    assertOurs(t, theRefreshCookie(t, setCookies(refreshed)), String(7 * 24 * 3600))
+  })
+}
