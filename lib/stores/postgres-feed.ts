@@ -1,9 +1,9 @@
 import { StoreTimeoutError } from '../errors.js'
-import { callListener } from './listeners.js'
+import { deliver, type Watcher } from './listeners.js'
 import type { PostgresNotification, PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import type { Statements } from './postgres-sql.js'
-import type { RevocationFeedStatus, RevocationListener, RevocationWatch } from './store.js'
-import { reconnectDelay, settleWithin } from './timing.js'
+import { ReconnectingFeed } from './reconnecting-feed.js'
+import { settleWithin } from './timing.js'
 
 export interface RevocationFeedOptions {
   pool: PostgresPool
@@ -12,10 +12,9 @@ export interface RevocationFeedOptions {
   channel: string
   /** Milliseconds each query of the feed may take before its connection is given up. */
   timeout: number
-  listener: RevocationListener
-  retentionMs: number
+  watcher: Watcher
   /** Called once, when the watch is closed. */
-  onClose: (feed: PostgresRevocationFeed) => void
+  onClose: () => void
 }
 
 // How far back a catch-up reaches before the last confirmed time: a revocation row is stamped when it is
@@ -38,49 +37,31 @@ interface Connection {
  * store's channel and applies each notification at once; on every (re)connect it first catches up from the
  * revocations table. A heartbeat query on the same client finds a connection that went silent.
  */
-export class PostgresRevocationFeed implements RevocationWatch {
+export class PostgresRevocationFeed extends ReconnectingFeed {
   readonly #options: RevocationFeedOptions
   readonly #overlap: number
   readonly #heartbeat: number
   #connection: Connection | null = null
   #attempt: Promise<void> | null = null
-  #timer: NodeJS.Timeout | null = null
-  #closed = false
-  #closing: Promise<void> | null = null
+  #heartbeatTimer: NodeJS.Timeout | null = null
   /** Server time up to which every revocation is known to have been delivered; null before the first catch-up. */
   #lastConfirmed: number | null = null
-  #reported: RevocationFeedStatus | null = null
-  #failures = 0
 
   constructor (options: RevocationFeedOptions) {
+    super(options.watcher)
     this.#options = options
     this.#overlap = Math.max(MIN_OVERLAP_MS, 2 * options.timeout)
     this.#heartbeat = Math.min(MAX_HEARTBEAT_MS, options.timeout)
   }
 
-  get retentionMs (): number {
-    return this.#options.retentionMs
-  }
-
-  start (): void {
+  protected connect (): void {
     this.#attempt = this.#connect()
   }
 
-  /** Sessions this process ended: told at once, before the store's method resolves. */
-  deliver (sessionIds: readonly string[], revokedAt: number): void {
-    if (!this.#closed) callListener(() => this.#options.listener.revoked(sessionIds, revokedAt))
-  }
-
-  close (): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
-  }
-
-  async #close (): Promise<void> {
-    this.#closed = true
-    this.#options.onClose(this)
-    this.#clearTimer()
-    // a connection attempt under way sees #closed and gives its client back
+  protected async shutdown (): Promise<void> {
+    this.#options.onClose()
+    this.#stopHeartbeat()
+    // a connection attempt under way sees the feed closed and gives its client back
     await this.#attempt
     const connection = this.#connection
     this.#connection = null
@@ -96,15 +77,15 @@ export class PostgresRevocationFeed implements RevocationWatch {
   }
 
   async #connect (): Promise<void> {
-    const { pool, statements, retentionMs } = this.#options
+    const { pool, statements, watcher: { retentionMs } } = this.#options
     let client: PostgresPoolClient
     try {
       client = await settleWithin(pool.connect(), this.#options.timeout, () => new StoreTimeoutError('revocation feed: no pool client in time'), late => late.release())
     } catch {
-      this.#retry()
+      this.reconnect()
       return
     }
-    if (this.#closed) {
+    if (this.closed) {
       client.release()
       return
     }
@@ -124,16 +105,15 @@ export class PostgresRevocationFeed implements RevocationWatch {
       await this.#bounded(client.query(statements.listen))
       const since = this.#lastConfirmed === null ? null : this.#lastConfirmed - this.#overlap
       const { rows } = await this.#bounded(client.query(statements.catchUp, [since, retentionMs]))
-      if (!connection.alive || this.#closed) return
+      if (!connection.alive || this.closed) return
       for (const row of rows) {
-        if (row.session_ids !== null) this.deliver(JSON.parse(row.session_ids as string), Number(row.revoked_at))
+        if (row.session_ids !== null) deliver(this.watcher, JSON.parse(row.session_ids as string), Number(row.revoked_at))
       }
       const now = Number(rows[0].now)
       // entries older than the retention may have been trimmed before this instance read them
       const status = since !== null && since < now - retentionMs ? 'gap' : 'live'
       this.#lastConfirmed = now
-      this.#failures = 0
-      this.#report(status)
+      this.caughtUp(status)
       this.#scheduleHeartbeat(connection)
     } catch {
       this.#lost(connection)
@@ -145,18 +125,18 @@ export class PostgresRevocationFeed implements RevocationWatch {
     const revocation = parsePayload(message.payload)
     if (revocation === null) return
     if (revocation.ids !== undefined) {
-      this.deliver(revocation.ids, revocation.at)
+      deliver(this.watcher, revocation.ids, revocation.at)
       return
     }
     // too many ids for a notification: read them from the table
     this.#bounded(connection.client.query(this.#options.statements.revocationById, [revocation.id])).then(({ rows }) => {
-      if (rows.length === 1) this.deliver(JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
+      if (rows.length === 1 && !this.closed) deliver(this.watcher, JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
     }, () => this.#lost(connection))
   }
 
   #scheduleHeartbeat (connection: Connection): void {
-    this.#timer = setTimeout(() => {
-      this.#timer = null
+    this.#heartbeatTimer = setTimeout(() => {
+      this.#heartbeatTimer = null
       this.#bounded(connection.client.query(this.#options.statements.serverNow)).then(({ rows }) => {
         if (!connection.alive) return
         this.#lastConfirmed = Number(rows[0].now)
@@ -169,21 +149,9 @@ export class PostgresRevocationFeed implements RevocationWatch {
     if (!connection.alive) return
     connection.alive = false
     this.#connection = null
-    this.#clearTimer()
+    this.#stopHeartbeat()
     this.#release(connection, true)
-    if (this.#closed) return
-    if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
-    this.#retry()
-  }
-
-  #retry (): void {
-    if (this.#closed) return
-    const delay = reconnectDelay(this.#failures)
-    this.#failures++
-    this.#timer = setTimeout(() => {
-      this.#timer = null
-      this.#attempt = this.#connect()
-    }, delay).unref()
+    this.reconnect()
   }
 
   #release (connection: Connection, destroy: boolean): void {
@@ -196,14 +164,9 @@ export class PostgresRevocationFeed implements RevocationWatch {
     client.release(destroy)
   }
 
-  #report (status: RevocationFeedStatus): void {
-    this.#reported = status
-    callListener(() => this.#options.listener.status(status))
-  }
-
-  #clearTimer (): void {
-    if (this.#timer !== null) clearTimeout(this.#timer)
-    this.#timer = null
+  #stopHeartbeat (): void {
+    if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer)
+    this.#heartbeatTimer = null
   }
 
   #bounded<T> (promise: Promise<T>): Promise<T> {

@@ -1,5 +1,6 @@
-import { InvalidArgumentError, InvalidOptionError, StoreTimeoutError } from '../errors.js'
+import { InvalidOptionError, StoreTimeoutError } from '../errors.js'
 import { performance } from 'node:perf_hooks'
+import { LocalListeners } from './listeners.js'
 import { listenForPoolErrors, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
 import { ServerClock } from './postgres-clock.js'
 import { PostgresRevocationFeed } from './postgres-feed.js'
@@ -92,6 +93,7 @@ export class PostgresStore implements SessionStore {
   readonly #startWindow: number
   readonly #commitWindow: number
   readonly #clock = new ServerClock()
+  readonly #listeners = new LocalListeners()
   readonly #feeds = new Set<PostgresRevocationFeed>()
   readonly #timer: NodeJS.Timeout | null
   #cleaning: Promise<unknown> | null = null
@@ -230,18 +232,17 @@ export class PostgresStore implements SessionStore {
    * every (re)connect. Holds one client of the pool until closed.
    */
   watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
-    const retentionMs = options?.retentionMs
-    if (typeof retentionMs !== 'number' || !(retentionMs > 0) || !Number.isFinite(retentionMs)) {
-      throw new InvalidArgumentError('PostgresStore: retentionMs must be a positive number of milliseconds')
-    }
-    const feed = new PostgresRevocationFeed({
+    const watcher = this.#listeners.add(listener, options)
+    const feed: PostgresRevocationFeed = new PostgresRevocationFeed({
       pool: this.#pool,
       statements: this.#sql,
       channel: this.#names.channel,
       timeout: this.#timeout,
-      listener,
-      retentionMs,
-      onClose: (closed) => this.#feeds.delete(closed)
+      watcher,
+      onClose: () => {
+        this.#listeners.remove(watcher)
+        this.#feeds.delete(feed)
+      }
     })
     this.#feeds.add(feed)
     feed.start()
@@ -254,7 +255,7 @@ export class PostgresStore implements SessionStore {
    */
   async cleanup (now = Date.now()): Promise<{ sessions: number, revocations: number }> {
     const sessions = await this.#inBatches('cleanup', this.#sql.deleteExpiredBatch, now)
-    const revocations = await this.#inBatches('cleanup', this.#sql.trimRevocations, this.#retentionMs())
+    const revocations = await this.#inBatches('cleanup', this.#sql.trimRevocations, this.#listeners.retentionMs(DEFAULT_RETENTION_MS))
     return { sessions, revocations }
   }
 
@@ -294,17 +295,9 @@ export class PostgresStore implements SessionStore {
     this.#cleaning ??= this.cleanup().catch(() => {}).finally(() => { this.#cleaning = null })
   }
 
-  #retentionMs (): number {
-    let retention = 0
-    for (const feed of this.#feeds) retention = Math.max(retention, feed.retentionMs)
-    return retention === 0 ? DEFAULT_RETENTION_MS : retention
-  }
-
   #deliver (row: Row): void {
     if (row.session_ids === null) return
-    const sessionIds = JSON.parse(row.session_ids as string) as string[]
-    const revokedAt = Number(row.revoked_at)
-    for (const feed of this.#feeds) feed.deliver(sessionIds, revokedAt)
+    this.#listeners.announce(JSON.parse(row.session_ids as string) as string[], Number(row.revoked_at))
   }
 
   /**

@@ -1,8 +1,8 @@
 import { StoreTimeoutError } from '../errors.js'
-import { deliver, report, type Watcher } from './listeners.js'
+import { deliver, type Watcher } from './listeners.js'
+import { ReconnectingFeed } from './reconnecting-feed.js'
 import { READ_EPOCH } from './redis-scripts.js'
-import type { RevocationFeedStatus, RevocationWatch } from './store.js'
-import { reconnectDelay, settleWithin } from './timing.js'
+import { settleWithin } from './timing.js'
 
 /**
  * The part of an ioredis connection (`Redis` or `Cluster`) that the revocation feed uses: the feed's own
@@ -47,14 +47,10 @@ type StreamEntry = [id: string, fields: string[]]
  * anyone can know, the same on every instance. A lost or silent connection is dropped and a new one made,
  * with a growing delay.
  */
-export class RedisRevocationFeed implements RevocationWatch {
+export class RedisRevocationFeed extends ReconnectingFeed {
   readonly #options: RedisFeedOptions
   #connection: RedisFeedConnection | null = null
   #loop: Promise<void> = Promise.resolve()
-  #timer: NodeJS.Timeout | null = null
-  #closing: Promise<void> | null = null
-  #failures = 0
-  #reported: RevocationFeedStatus | null = null
   /** The id of the last entry read: reads resume after it. */
   #lastId = '0'
   /** The number (`n`) of the last entry read: the next must be one more, or entries were lost unread. */
@@ -65,21 +61,12 @@ export class RedisRevocationFeed implements RevocationWatch {
   #epoch: number | null = null
 
   constructor (options: RedisFeedOptions) {
+    super(options.watcher)
     this.#options = options
   }
 
-  start (): void {
-    this.#connect()
-  }
-
-  close (): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
-  }
-
-  async #close (): Promise<void> {
+  protected async shutdown (): Promise<void> {
     this.#options.onClose()
-    if (this.#timer !== null) clearTimeout(this.#timer)
     const connection = this.#connection
     this.#connection = null
     connection?.disconnect()
@@ -87,8 +74,7 @@ export class RedisRevocationFeed implements RevocationWatch {
     await this.#loop
   }
 
-  #connect (): void {
-    this.#timer = null
+  protected connect (): void {
     const connection = this.#options.connect()
     // failures are seen by the loop; without a listener ioredis would print each error event
     connection.on('error', () => {})
@@ -98,7 +84,7 @@ export class RedisRevocationFeed implements RevocationWatch {
   }
 
   async #read (connection: RedisFeedConnection): Promise<void> {
-    const { key, epochKey, timeout, watcher } = this.#options
+    const { key, epochKey, timeout } = this.#options
     let epoch: number
     try {
       epoch = Number(await bounded(connection.call('EVAL', READ_EPOCH, 2, key, epochKey), timeout))
@@ -139,7 +125,7 @@ export class RedisRevocationFeed implements RevocationWatch {
           if (this.#lastNumber !== null && revocation.number !== this.#lastNumber + 1) skipped = true
           this.#lastNumber = revocation.number
         }
-        deliver(watcher, revocation.sessionIds, revocation.revokedAt)
+        deliver(this.watcher, revocation.sessionIds, revocation.revokedAt)
       }
       if (renewed) {
         caughtUp = false
@@ -147,13 +133,12 @@ export class RedisRevocationFeed implements RevocationWatch {
       }
       if (!caughtUp && entries.length < COUNT) {
         caughtUp = true
-        this.#failures = 0
         // Entries added after a caught-up read stay retentionMs at least: an absence longer than that may have lost some.
-        const outlasted = resumed && (this.#confirmedAt as number) < sent - watcher.retentionMs
-        this.#report(outlasted || skipped ? 'gap' : 'live')
+        const outlasted = resumed && (this.#confirmedAt as number) < sent - this.watcher.retentionMs
+        this.caughtUp(outlasted || skipped ? 'gap' : 'live', this.#epoch as number)
       } else if (skipped) {
         // entries trimmed before this watch read them (a writer keeping revocations for less time than asked)
-        this.#report('gap')
+        this.report('gap', this.#epoch as number)
       }
       if (caughtUp) this.#confirmedAt = sent
     }
@@ -170,16 +155,8 @@ export class RedisRevocationFeed implements RevocationWatch {
     if (this.#connection !== connection) return
     this.#connection = null
     connection.disconnect()
-    if (this.#reported === 'live' || this.#reported === 'gap') this.#report('down')
     // (after close() there is no current connection, so nothing gets here)
-    const delay = reconnectDelay(this.#failures)
-    this.#failures++
-    this.#timer = setTimeout(() => this.#connect(), delay).unref()
-  }
-
-  #report (status: RevocationFeedStatus): void {
-    this.#reported = status
-    report(this.#options.watcher, status, status === 'down' ? undefined : this.#epoch as number)
+    this.reconnect()
   }
 }
 
