@@ -10,6 +10,19 @@ export interface PostgresNotification {
 }
 
 /**
+ * A statement run under its name, as node-postgres takes one: the server parses and plans it once per
+ * connection instead of at every call.
+ *
+ * @example
+ * await client.query({ name: 'refresh_auth_rotate_1a2b', text: 'UPDATE …', values: [1, 2] })
+ */
+export interface PreparedStatement {
+  name: string
+  text: string
+  values: unknown[]
+}
+
+/**
  * The part of a node-postgres `PoolClient` that PostgresStore uses: a client checked out of the pool.
  *
  * @example
@@ -18,6 +31,8 @@ export interface PostgresNotification {
  */
 export interface PostgresPoolClient {
   query (text: string, values?: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>
+  /** A named statement: prepared once per connection, then only bound and run. */
+  query (statement: PreparedStatement): Promise<{ rows: Array<Record<string, unknown>> }>
   /** Gives the client back to the pool; with an error (or true) the pool closes it instead. */
   release (err?: Error | boolean): void
   on (event: 'notification', listener: (message: PostgresNotification) => void): unknown

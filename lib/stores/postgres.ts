@@ -1,4 +1,5 @@
 import { InvalidOptionError, StoreTimeoutError } from '../errors.js'
+import { createHash } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { LocalListeners } from './listeners.js'
 import { listenForPoolErrors, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
@@ -94,6 +95,7 @@ export class PostgresStore implements SessionStore {
   readonly #commitWindow: number
   readonly #clock = new ServerClock()
   readonly #listeners = new LocalListeners()
+  readonly #statementNames = new Map<string, string>()
   readonly #feeds = new Set<PostgresRevocationFeed>()
   readonly #timer: NodeJS.Timeout | null
   #cleaning: Promise<unknown> | null = null
@@ -295,6 +297,21 @@ export class PostgresStore implements SessionStore {
     this.#cleaning ??= this.cleanup().catch(() => {}).finally(() => { this.#cleaning = null })
   }
 
+  /**
+   * The name a store statement is prepared under: the digest of its text, so one text always has one name on a
+   * connection, whichever store object sends it. Prepared, the guarded statements cost the server a bind and an
+   * execution instead of a parse and a plan each (the refresh referee, ../shared/perf/refresh-bench.cjs, see
+   * bench/README.md).
+   */
+  #statementName (sql: string): string {
+    let name = this.#statementNames.get(sql)
+    if (name === undefined) {
+      name = `refresh_auth_${createHash('sha256').update(sql).digest('hex').slice(0, 32)}`
+      this.#statementNames.set(sql, name)
+    }
+    return name
+  }
+
   #deliver (row: Row): void {
     if (row.session_ids === null) return
     this.#listeners.announce(JSON.parse(row.session_ids as string) as string[], Number(row.revoked_at))
@@ -342,7 +359,7 @@ export class PostgresStore implements SessionStore {
       const result = await body({
         run: async (sql, values) => {
           startsInTime()
-          const { rows } = await client.query(sql, [...deadlines, ...values])
+          const { rows } = await client.query({ name: this.#statementName(sql), text: sql, values: [...deadlines, ...values] })
           this.#clock.sample(Number(rows[0].server_now))
           if (rows[0].on_time !== true) throw late()
           return rows

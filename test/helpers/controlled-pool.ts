@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import type { PostgresNotification, PostgresPool, PostgresPoolClient } from '../../lib/index.js'
+import type { PreparedStatement } from '../../lib/stores/postgres-client.js'
 
 /** A client handed out by ControlledPool: the real one underneath, every query seen first by the pool's hook. */
 export interface ControlledClient extends PostgresPoolClient {
@@ -27,10 +28,11 @@ export class ControlledPool implements PostgresPool {
     const raw = await this.pool.connect()
     const client: ControlledClient = {
       raw,
-      query: async (text: string, values?: unknown[]) => {
+      query: async (statement: string | PreparedStatement, maybeValues?: unknown[]) => {
+        const { text, values } = typeof statement === 'string' ? { text: statement, values: maybeValues } : statement
         this.queries.push(text)
         await this.beforeQuery?.(text, values)
-        const result = await raw.query(text, values)
+        const result = await raw.query(statement as string, maybeValues)
         await this.afterQuery?.(text)
         return result
       },
