@@ -69,30 +69,30 @@ export class OpenTelemetrySessions implements SessionTelemetry {
 
   /**
    * Runs a store call, and records its duration; a child span of the login, refresh or logout being traced
-   * (none outside one, or when no tracer records: the span would go nowhere).
+   * (none outside one, or when no tracer records: the span would go nowhere). The store span has no children,
+   * so it is started, not made active: no context switch around the call. `attributes` are the call's
+   * `{ operation, store }`, made once per store and operation by the caller.
    */
-  async storeCall<T>(store: string, operation: string, run: () => Promise<T>): Promise<T> {
-    const attributes = { operation, store }
+  storeCall<T>(attributes: StoreCallAttributes, run: () => Promise<T>): Promise<T> {
     const parent = this.#api.trace.getActiveSpan()
-    if (parent === undefined || !parent.isRecording()) return await this.#timed(attributes, null, run)
-    return await this.#tracer.startActiveSpan(`refresh_auth.store.${operation}`, { attributes }, async span => await this.#timed(attributes, span, run))
+    const span = parent === undefined || !parent.isRecording()
+      ? null
+      : this.#tracer.startSpan(`refresh_auth.store.${attributes.operation}`, { attributes })
+    const started = performance.now()
+    return run().then(value => {
+      this.#storeCallEnded(attributes, span, started, false)
+      return value
+    }, (err: unknown) => {
+      this.#storeCallEnded(attributes, span, started, true)
+      throw err
+    })
   }
 
-  async #timed<T>(attributes: Attributes, span: Span | null, run: () => Promise<T>): Promise<T> {
-    const started = performance.now()
-    const ended = (failed: boolean): void => {
-      this.#storeDuration.record(performance.now() - started, attributes)
-      if (failed) span?.setStatus({ code: this.#api.SpanStatusCode.ERROR })
-      span?.end()
-    }
-    try {
-      const value = await run()
-      ended(false)
-      return value
-    } catch (err) {
-      ended(true)
-      throw err
-    }
+  #storeCallEnded (attributes: StoreCallAttributes, span: Span | null, started: number, failed: boolean): void {
+    this.#storeDuration.record(performance.now() - started, attributes)
+    if (span === null) return
+    if (failed) span.setStatus({ code: this.#api.SpanStatusCode.ERROR })
+    span.end()
   }
 
   /** `refresh_auth.sessions.active`: what `count` answers at each collection. */
@@ -129,12 +129,30 @@ export class OpenTelemetrySessions implements SessionTelemetry {
   }
 
   #ended (span: Span, counter: Counter | null, outcome: string, failed: boolean): void {
-    const attributes: Attributes = { outcome }
+    const attributes = outcomeAttributes(outcome)
     counter?.add(1, attributes)
     span.setAttributes(attributes)
     if (failed) span.setStatus({ code: this.#api.SpanStatusCode.ERROR })
     span.end()
   }
+}
+
+/** The `{ operation, store }` of a store call's span and duration. */
+export interface StoreCallAttributes extends Attributes {
+  readonly operation: string
+  readonly store: string
+}
+
+// One attributes object per outcome, made once: the outcomes are a few fixed words.
+const outcomes = new Map<string, Attributes>()
+
+function outcomeAttributes (outcome: string): Attributes {
+  let attributes = outcomes.get(outcome)
+  if (attributes === undefined) {
+    attributes = Object.freeze({ outcome })
+    outcomes.set(outcome, attributes)
+  }
+  return attributes
 }
 
 function loginOutcome (err: unknown): LoginOutcome {

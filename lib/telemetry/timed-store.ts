@@ -1,5 +1,5 @@
 import type { RevocationListener, SessionStore } from '../stores/store.js'
-import type { OpenTelemetrySessions } from './opentelemetry.js'
+import type { OpenTelemetrySessions, StoreCallAttributes } from './opentelemetry.js'
 
 /**
  * The store with each call a child span and a `refresh_auth.store.duration` record, named by its class
@@ -7,15 +7,25 @@ import type { OpenTelemetrySessions } from './opentelemetry.js'
  */
 export function timedStore (store: SessionStore, telemetry: OpenTelemetrySessions): SessionStore {
   const name = storeName(store)
+  // made once: every call of an operation records under the same attributes
+  const call = (operation: string): StoreCallAttributes => Object.freeze({ operation, store: name })
+  const create = call('create')
+  const rotate = call('rotate')
+  const present = call('present')
+  const revoke = call('revoke')
+  const revokeUser = call('revokeUser')
+  const revokeOtherSessions = call('revokeOtherSessions')
+  const listUserSessions = call('listUserSessions')
+  // the inner functions are async so that a store throwing rather than rejecting is still timed and ended
   const timed: SessionStore = {
-    create: async (session, options) => await telemetry.storeCall(name, 'create', () => store.create(session, options)),
-    rotate: async request => await telemetry.storeCall(name, 'rotate', () => store.rotate(request)),
-    present: async request => await telemetry.storeCall(name, 'present', () => store.present(request)),
-    revoke: async sessionId => await telemetry.storeCall(name, 'revoke', () => store.revoke(sessionId)),
-    revokeUser: async userId => await telemetry.storeCall(name, 'revokeUser', () => store.revokeUser(userId)),
-    revokeOtherSessions: async (userId, keepSessionId) =>
-      await telemetry.storeCall(name, 'revokeOtherSessions', () => store.revokeOtherSessions(userId, keepSessionId)),
-    listUserSessions: async (userId, now) => await telemetry.storeCall(name, 'listUserSessions', () => store.listUserSessions(userId, now))
+    create: (session, options) => telemetry.storeCall(create, async () => await store.create(session, options)),
+    rotate: request => telemetry.storeCall(rotate, async () => await store.rotate(request)),
+    present: request => telemetry.storeCall(present, async () => await store.present(request)),
+    revoke: sessionId => telemetry.storeCall(revoke, async () => { await store.revoke(sessionId) }),
+    revokeUser: userId => telemetry.storeCall(revokeUser, async () => { await store.revokeUser(userId) }),
+    revokeOtherSessions: (userId, keepSessionId) =>
+      telemetry.storeCall(revokeOtherSessions, async () => { await store.revokeOtherSessions(userId, keepSessionId) }),
+    listUserSessions: (userId, now) => telemetry.storeCall(listUserSessions, async () => await store.listUserSessions(userId, now))
   }
   if (store.watchRevocations !== undefined) timed.watchRevocations = store.watchRevocations.bind(store)
   if (store.close !== undefined) timed.close = store.close.bind(store)
