@@ -7,7 +7,7 @@ import type { CookieSettings, HostCallbacks, RouteSettings } from '../options/ty
 import { RefreshTransport } from './refresh-transport.js'
 import { hostRememberMe } from './remember-me.js'
 import { authRouteSchemas, type RouteSchema } from './schemas.js'
-import type { LogoutScope, SessionPolicy } from '../sessions/policy.js'
+import type { LogoutScope, PresentedRefreshToken, SessionPolicy } from '../sessions/policy.js'
 import { reportedLogin } from '../telemetry/session-telemetry.js'
 
 /**
@@ -95,6 +95,21 @@ export function createRouteFactories (
   const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport))
   const { trustedOrigins } = routes
 
+  /**
+   * A route that acts on the refresh token a request presents (refresh, logout): not cached, refused cross-site,
+   * and the token read (a tossed cookie refused) before `act` runs.
+   */
+  function presentedTokenRoute (
+    name: string, overrides: RouteOverrides, schema: RouteSchema,
+    act: (presented: PresentedRefreshToken | undefined, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+  ): RouteOptions {
+    return withOverrides(`${routes.prefix}/${name}`, overrides, transport.cookieRoute(async function presentedToken (request, reply) {
+      noStore(reply)
+      refuseCrossSite(request, trustedOrigins)
+      return await act(transport.presented(request), request, reply)
+    }), schema)
+  }
+
   return {
     loginRoute (overrides = {}) {
       const verifyCredentials = hooks.verifyCredentials
@@ -114,10 +129,7 @@ export function createRouteFactories (
     },
 
     refreshRoute (overrides = {}) {
-      return withOverrides(`${routes.prefix}/refresh`, overrides, transport.cookieRoute(async function refresh (request, reply) {
-        noStore(reply)
-        refuseCrossSite(request, trustedOrigins)
-        const presented = transport.presented(request)
+      return presentedTokenRoute('refresh', overrides, schemas.refresh, async (presented, request, reply) => {
         const tokens = await sessions.rotateRefreshToken(presented, request)
         if (tokens === null) {
           // one answer whatever the reason, and the dead cookie goes
@@ -125,20 +137,17 @@ export function createRouteFactories (
           throw new InvalidRefreshTokenError()
         }
         return transport.send(reply, tokens, (presented as { channel: 'cookie' | 'body' }).channel)
-      }), schemas.refresh)
+      })
     },
 
     logoutRoute (overrides = {}) {
-      return withOverrides(`${routes.prefix}/logout`, overrides, transport.cookieRoute(async function logout (request, reply) {
-        noStore(reply)
-        refuseCrossSite(request, trustedOrigins)
-        const presented = transport.presented(request)
+      return presentedTokenRoute('logout', overrides, schemas.logout, async (presented, request, reply) => {
         const scope = logoutScope(request.body)
         await sessions.revokeFamily(presented, request, scope)
         // signing out the other devices keeps this one signed in
         if (presented?.channel !== 'body' && scope !== 'others') transport.clearCookie(reply)
         return reply.code(204).send()
-      }), schemas.logout)
+      })
     }
   }
 }
