@@ -72,10 +72,8 @@ export type RotateDecision =
 
 export function decideRotation (session: SessionRecord | undefined, request: RotateRequest): RotateDecision {
   const verdict = judgeToken(session, request)
+  if (verdict === 'unknown' || verdict === 'expired') return notFound(verdict)
   switch (verdict) {
-    case 'unknown':
-    case 'expired':
-      return { outcome: 'not-found', expired: verdict === 'expired' }
     case 'live':
     case 'ahead':
       return { outcome: 'rotated', next: rotatedRecord(session as SessionRecord, request, verdict) }
@@ -85,6 +83,11 @@ export function decideRotation (session: SessionRecord | undefined, request: Rot
     case 'reused':
       return { outcome: verdict }
   }
+}
+
+/** Rotate's and present's answer for a session that is gone: an expired one's record is to be deleted too. */
+function notFound (verdict: 'unknown' | 'expired'): { outcome: 'not-found', expired: boolean } {
+  return { outcome: 'not-found', expired: verdict === 'expired' }
 }
 
 /**
@@ -120,15 +123,8 @@ export type PresentDecision =
 
 export function decidePresent (session: SessionRecord | undefined, token: PresentedToken): PresentDecision {
   const verdict = judgeToken(session, token)
-  switch (verdict) {
-    case 'unknown':
-    case 'expired':
-      return { outcome: 'not-found', expired: verdict === 'expired' }
-    case 'reused':
-      return { outcome: 'reused' }
-    default:
-      return { outcome: 'live' }
-  }
+  if (verdict === 'unknown' || verdict === 'expired') return notFound(verdict)
+  return { outcome: verdict === 'reused' ? 'reused' : 'live' }
 }
 
 /** What a login decides from the user's live sessions: see {@link decideLogin}. */
