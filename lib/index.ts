@@ -37,6 +37,7 @@ export type { JwksRouteFactory } from './http/jwks.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
 export type { RefreshAuthApi } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
+export type { UserSession, SessionDevice, DeviceType } from './sessions/devices.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
 export {
@@ -67,6 +68,7 @@ export {
   EventStreamsFullError,
   InvalidOptionError,
   InvalidArgumentError,
+  SessionNotFoundError,
   DuplicateCookieError,
   InvalidClaimsError,
   InvalidSubjectError,

@@ -11,7 +11,8 @@ import { SessionRevocations } from './sessions/revocation.js'
 import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
-import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
+import { registerSessionsRoutes } from './http/sessions-routes.js'
+import { createSessionManagement, createUserSessionControls, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
 import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
@@ -128,6 +129,9 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.loginRoute())
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
+    if (options.routes.sessions) {
+      registerSessionsRoutes(fastify, options.routes.prefix, createUserSessionControls(store, revocations, ends, hooks.onLogout), authenticator.hook)
+    }
     // the push needs to hear of ends on every instance: without a feed there is no route (404)
     const events = options.routes.events
     if (events !== null && revocations !== null && !revocations.recordsLocally) {

@@ -104,7 +104,7 @@ describe('revokeOtherSessions', () => {
   })
 
   test('onLogout tells why a session ended, and whether the others were signed out', () => {
-    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced'>()
+    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced' | 'ended-by-user'>()
     expect<LogoutEvent['others']>().type.toBe<boolean>()
   })
 })

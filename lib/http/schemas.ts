@@ -31,7 +31,7 @@ function tokenResponseSchema (withRefreshToken: boolean): object {
  * The body of every error this plugin answers with (Fastify's error shape). Open to more fields:
  * a host's error handler or another plugin (a rate limiter) may add its own, and they must not be dropped.
  */
-const errorResponseSchema = {
+export const errorResponseSchema = {
   type: 'object',
   properties: {
     statusCode: { type: 'integer' },

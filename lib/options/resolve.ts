@@ -54,6 +54,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
   if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
+  const sessionsRoutes = typeof routes === 'object' ? routes.sessions ?? false : false
+  if (typeof sessionsRoutes !== 'boolean') fail('routes.sessions must be a boolean')
 
   const verifyCredentials = optionalFunction(options.verifyCredentials, 'verifyCredentials')
   if (routes !== false && verifyCredentials === undefined) fail('verifyCredentials is required while the login route is registered')
@@ -143,6 +145,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     routes: {
       register: routes !== false,
       prefix,
+      sessions: sessionsRoutes,
       events: resolveEvents(options.events),
       transport: refreshTokenTransport,
       trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)

@@ -109,8 +109,12 @@ export interface FastifyRefreshAuthOptions {
     /** Absolute session limit from login, never extended. Default `'30d'`. */
     absoluteExpiresIn?: Duration
   }
-  /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
-  routes?: boolean | { prefix?: string }
+  /**
+   * `false` registers no route; an object moves them (`prefix`) and adds the devices routes (`sessions: true`:
+   * `GET {prefix}/sessions` lists the signed-in user's sessions, `DELETE {prefix}/sessions/:sessionId` ends one,
+   * both authenticated by the access token). Default `{ prefix: '/auth', sessions: false }`.
+   */
+  routes?: boolean | { prefix?: string, sessions?: boolean }
   /**
    * The session-ended push, `GET {prefix}/events` (for `fastify-refresh-auth/client`): registered with the
    * other routes when the store has a revocation feed. `false` turns it off. Default `{ maxStreams: 10_000,
@@ -321,6 +325,8 @@ export interface RouteSettings {
   /** Whether the plugin registers them itself (`routes` not `false`). */
   register: boolean
   prefix: string
+  /** Whether the devices routes, `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId`, are registered too. */
+  sessions: boolean
   /** `events`, or null when turned off. */
   events: EventStreamsSettings | null
   transport: RefreshTokenTransport
