@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
 import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
 import { checkRefreshCookiePath, loadCookieCodec } from './http/cookie.js'
@@ -48,6 +48,18 @@ export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, Sessio
    */
   onSessionEnd (listener: SessionEndListener): () => void
 }
+
+/** Tells this plugin apart for `app.register`'s overload that infers the login body's type (lib/decorators.ts). */
+export const REFRESH_AUTH_PLUGIN: unique symbol = Symbol.for('fastify-refresh-auth.plugin') as never
+
+/**
+ * The plugin as `app.register` takes it: the options' `LoginBody` is inferred at each registration from the
+ * request type `verifyCredentials` declares.
+ *
+ * @example
+ * const plugin: RefreshAuthPlugin = fastifyRefreshAuth
+ */
+export type RefreshAuthPlugin = FastifyPluginAsync<FastifyRefreshAuthOptions> & { readonly [REFRESH_AUTH_PLUGIN]: true }
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)

@@ -33,7 +33,7 @@ describe('rememberMe', () => {
       }
     })
     expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, rememberMe: async () => false })
-    expect<Parameters<NonNullable<FastifyRefreshAuthOptions['rememberMe']>>>().type.toBe<[user: LoginUser, request: FastifyRequest]>()
+    expect<Parameters<NonNullable<FastifyRefreshAuthOptions['rememberMe']>>>().type.toBe<[user: LoginUser, request: FastifyRequest<{ Body: unknown }>]>()
   })
 
   test('anything but a boolean is refused', () => {

@@ -92,7 +92,7 @@ export function createRouteFactories (
   sessions: SessionPolicy
 ): RouteFactories {
   const transport = new RefreshTransport(routes.transport, new RefreshCookie(cookie))
-  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport))
+  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport), routes.loginBody)
   const { trustedOrigins } = routes
 
   return {
