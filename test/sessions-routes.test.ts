@@ -10,6 +10,7 @@ import { COOKIE, SECRET, refreshCookie } from './helpers/app.js'
 import { withoutFeed } from './helpers/shipped-stores.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
+import { clusterClient, requireCluster } from './helpers/redis-cluster.js'
 
 // Issue 22, the devices page: `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId` with
 // `routes: { sessions: true }`, on every store the project ships; on the shared ones, a second instance
@@ -39,6 +40,14 @@ const backends: Array<[string, Backend]> = [
     return {
       store: new RedisStore({ client: redisClient(t, prefix), prefix }),
       peer: new RedisStore({ client: redisClient(t, null), prefix })
+    }
+  }],
+  ['RedisStore on a Cluster', async t => {
+    if (!await requireCluster(t)) return null
+    const prefix = `${uniquePrefix(__filename)}cluster:`
+    return {
+      store: new RedisStore({ client: clusterClient(t, prefix), prefix }),
+      peer: new RedisStore({ client: clusterClient(t, null), prefix })
     }
   }],
   ['PostgresStore', async t => {
@@ -85,9 +94,9 @@ function endSession (app: FastifyInstance, sessionId: string, accessToken?: stri
   return app.inject({ method: 'DELETE', url: `/auth/sessions/${sessionId}`, headers: accessToken === undefined ? {} : bearer(accessToken) })
 }
 
-/** Whether `accessToken` is refused on `app` within two seconds (a peer hears of the end through its feed). */
+/** Whether `accessToken` is refused on `app` within five seconds (a peer hears of the end through its feed). */
 async function refusedWithin (app: FastifyInstance, accessToken: string): Promise<boolean> {
-  const deadline = Date.now() + 2000
+  const deadline = Date.now() + 5000
   for (;;) {
     const response = await app.inject({ url: '/private', headers: bearer(accessToken) })
     if (response.statusCode === 401) return true
