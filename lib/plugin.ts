@@ -11,7 +11,7 @@ import { SessionRevocations } from './sessions/revocation.js'
 import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
-import { registerSessionsRoutes } from './http/sessions-routes.js'
+import { createSessionsRouteFactories, type SessionsRouteFactories } from './http/sessions-routes.js'
 import { createSessionManagement, createUserSessionControls, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
@@ -36,7 +36,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
+export interface RefreshAuthApi extends RouteFactories, SessionsRouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
   /**
    * Calls `listener` for every session that ends, on any instance (through the store's revocation feed; without
    * one, the ends of this instance only), once per session, with `{ sessionId, userId, reason }`: close the
@@ -116,7 +116,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       ends,
       telemetry: telemetry?.sessions
     }))
-  const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
+  const factories = {
+    ...routeFactories,
+    ...createJwksRouteFactory(role.publicKeys, options.jwks),
+    ...createSessionsRouteFactories(options.routes.prefix, createUserSessionControls(store, revocations, ends, hooks.onLogout), authenticator.hook)
+  }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
   const api: RefreshAuthApi = {
     ...factories,
@@ -142,7 +146,8 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
     if (options.routes.sessions) {
-      registerSessionsRoutes(fastify, options.routes.prefix, createUserSessionControls(store, revocations, ends, hooks.onLogout), authenticator.hook)
+      fastify.route(factories.listSessionsRoute())
+      fastify.route(factories.endSessionRoute())
     }
     // the push needs to hear of ends on every instance: without a feed there is no route (404)
     const events = options.routes.events

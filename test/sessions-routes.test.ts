@@ -299,3 +299,28 @@ t.test('a custom store that keeps neither IP nor User-Agent: listed with null', 
   const alice = await signIn(app, 'alice', CHROME_ON_WINDOWS, '203.0.113.7')
   t.match((await listSessions(app, alice.accessToken)).json().sessions, [{ ip: null, userAgent: null, device: { browser: null, os: null, type: null } }])
 })
+
+t.test('with routes: false the factories mount them where the host wants, authentication first of its hooks', async t => {
+  const seen: Array<string | undefined> = []
+  const app = Fastify()
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, routes: false })
+  app.route(app.refreshAuth.loginRoute())
+  app.route(app.refreshAuth.listSessionsRoute({
+    url: '/api/devices',
+    onRequest: async (request) => { seen.push(request.user?.sub) },
+    schema: { tags: ['account'] }
+  }))
+  app.route(app.refreshAuth.endSessionRoute({ url: '/api/devices/:sessionId' }))
+  await app.ready()
+  t.teardown(() => app.close())
+
+  const alice = await signIn(app, 'alice', CHROME_ON_WINDOWS, '203.0.113.7')
+  t.equal((await app.inject({ url: '/api/devices' })).statusCode, 401, 'the host\'s hook cannot let a request in without a token')
+  const listed = await app.inject({ url: '/api/devices', headers: bearer(alice.accessToken) })
+  t.equal(listed.statusCode, 200)
+  t.same(listed.json().sessions.map((session: { sessionId: string }) => session.sessionId), [alice.sessionId])
+  t.same(seen, ['42'], 'the host\'s onRequest ran after authentication, once, for the authenticated request')
+  t.equal((await app.inject({ method: 'DELETE', url: `/api/devices/${alice.sessionId}`, headers: bearer(alice.accessToken) })).statusCode, 204)
+  t.equal((await app.inject({ url: '/api/devices', headers: bearer(alice.accessToken) })).statusCode, 401, 'its own session ended: its token is refused')
+  t.equal((await app.inject({ url: '/auth/sessions', headers: bearer(alice.accessToken) })).statusCode, 404, 'nothing at the default URL')
+})

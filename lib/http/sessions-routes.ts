@@ -1,8 +1,9 @@
-import type { FastifyInstance } from 'fastify'
+import type { RouteOptions } from 'fastify'
 import { SessionNotFoundError } from '../errors.js'
 import type { UserSession } from '../sessions/devices.js'
 import type { UserSessionControls } from '../sessions/policy.js'
 import type { AuthenticateHook } from './authenticate.js'
+import type { RouteOverrides } from './routes.js'
 import { errorResponseSchema, type RouteSchema } from './schemas.js'
 
 // The plugin's session ids are UUIDs: anything else is refused by the schema (400) before a store is asked.
@@ -87,35 +88,69 @@ function listed (sessions: UserSession[], currentSessionId: string): ListedSessi
 }
 
 /**
- * `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId` (`routes: { sessions: true }`): the devices page
- * of the user of the access token. Bearer-authenticated, so they take no cookie and need no CSRF check.
+ * The devices routes' factories, behind `app.refreshAuth`: with `routes: false`, or to add hooks or move them,
+ * mount them yourself. `overrides` change anything but the handler; the access-token check stays first of the
+ * `onRequest` hooks, yours after it; a `schema` merges with ours as for the auth routes.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, routes: false })
+ * app.route(app.refreshAuth.listSessionsRoute({ url: '/api/devices' }))
+ * app.route(app.refreshAuth.endSessionRoute({ url: '/api/devices/:sessionId' }))
  */
-export function registerSessionsRoutes (
-  fastify: FastifyInstance, prefix: string, controls: UserSessionControls, authenticate: AuthenticateHook
-): void {
-  fastify.route({
-    method: 'GET',
-    url: `${prefix}/sessions`,
-    onRequest: authenticate,
-    schema: listSchema,
-    async handler (request, reply) {
-      const user = await request.authenticate() // verified by the hook already: not again
-      const sessions = await controls.listUserSessions(user.sub, request)
-      reply.header('cache-control', 'no-store')
-      return { sessions: listed(sessions, user.sid) }
-    }
-  })
+export interface SessionsRouteFactories {
+  /** `GET {prefix}/sessions`: the signed-in user's sessions, the caller's own with `current: true`. */
+  listSessionsRoute (overrides?: RouteOverrides): RouteOptions
+  /** `DELETE {prefix}/sessions/:sessionId`: ends one of them everywhere; 404 for a session that is not the user's. */
+  endSessionRoute (overrides?: RouteOverrides): RouteOptions
+}
 
-  fastify.route<{ Params: { sessionId: string } }>({
-    method: 'DELETE',
-    url: `${prefix}/sessions/:sessionId`,
-    onRequest: authenticate,
-    schema: endSchema,
-    async handler (request, reply) {
-      const user = await request.authenticate()
-      const ended = await controls.endUserSession(user.sub, request.params.sessionId, request)
-      if (!ended) throw new SessionNotFoundError()
-      return reply.code(204).send()
-    }
-  })
+/** Ours, then the host's overrides; authentication stays first, whatever `onRequest` the host adds. */
+function withOverrides (route: RouteOptions, overrides: RouteOverrides): RouteOptions {
+  const ownSchema = route.schema as RouteSchema
+  const hostSchema: RouteSchema = overrides.schema ?? {}
+  const hostOnRequest = overrides.onRequest === undefined ? [] : [overrides.onRequest].flat()
+  return {
+    ...route,
+    ...overrides,
+    onRequest: [route.onRequest as AuthenticateHook, ...hostOnRequest],
+    schema: { ...ownSchema, ...hostSchema, response: { ...ownSchema.response as object, ...hostSchema.response as object } },
+    handler: route.handler
+  }
+}
+
+/**
+ * `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId` (registered with `routes: { sessions: true }`):
+ * the devices page of the user of the access token. Bearer-authenticated, so they take no cookie and need no CSRF check.
+ */
+export function createSessionsRouteFactories (
+  prefix: string, controls: UserSessionControls, authenticate: AuthenticateHook
+): SessionsRouteFactories {
+  return {
+    listSessionsRoute: (overrides = {}) => withOverrides({
+      method: 'GET',
+      url: `${prefix}/sessions`,
+      onRequest: authenticate,
+      schema: listSchema,
+      async handler (request, reply) {
+        const user = await request.authenticate() // verified by the hook already: not again
+        const sessions = await controls.listUserSessions(user.sub, request)
+        reply.header('cache-control', 'no-store')
+        return { sessions: listed(sessions, user.sid) }
+      }
+    }, overrides),
+
+    endSessionRoute: (overrides = {}) => withOverrides({
+      method: 'DELETE',
+      url: `${prefix}/sessions/:sessionId`,
+      onRequest: authenticate,
+      schema: endSchema,
+      async handler (request, reply) {
+        const user = await request.authenticate()
+        const { sessionId } = request.params as { sessionId: string }
+        const ended = await controls.endUserSession(user.sub, sessionId, request)
+        if (!ended) throw new SessionNotFoundError()
+        return reply.code(204).send()
+      }
+    }, overrides)
+  }
 }
