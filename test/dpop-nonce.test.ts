@@ -24,6 +24,12 @@ function assertNonceAsked (t: Test, response: LightMyRequestResponse, status: 40
   return nonce as string
 }
 
+/** Moves the fake clock to just after the start of a nonce slot: the test then has the whole slot of real time. */
+function startOfSlot (clock: ReturnType<typeof fakeClock>, slotSeconds: number): void {
+  const intoSlot = Date.now() % (slotSeconds * 1000)
+  clock.advance((slotSeconds * 1000 - intoSlot + 1) / 1000)
+}
+
 const login = (app: FastifyInstance, key: ProofKeyPair, nonce?: string) =>
   app.inject({ method: 'POST', url: '/auth/login', payload: USER, headers: { dpop: makeProof(key, { htu: htu('/auth/login'), nonce }) } })
 const privateGet = (app: FastifyInstance, key: ProofKeyPair, token: string, nonce?: string) =>
@@ -70,6 +76,7 @@ t.test('RFC 9449 §9: protected routes answer 401 with WWW-Authenticate: DPoP er
 t.test('nonces rotate: the previous slot is still accepted (with a fresh nonce sent), the one before is not', async t => {
   const clock = fakeClock(t)
   const { a, b } = await twoInstances(t, { nonce: true, proofMaxAge: '60s' })
+  startOfSlot(clock, 30)
   const key = proofKey()
   const first = assertNonceAsked(t, await login(a, key), 400, 'login')
   const token = (await login(a, key, first)).json().access_token as string
@@ -86,6 +93,7 @@ t.test('nonces rotate: the previous slot is still accepted (with a fresh nonce s
 t.test('replay across instances: a proof seen by A is refused again by A; B accepts it only while its nonce lives', async t => {
   const clock = fakeClock(t)
   const { a, b } = await twoInstances(t, { nonce: true, proofMaxAge: '60s' })
+  startOfSlot(clock, 30)
   const key = proofKey()
   const nonce = assertNonceAsked(t, await login(a, key), 400, 'login')
   const token = (await login(a, key, nonce)).json().access_token as string
@@ -99,4 +107,17 @@ t.test('replay across instances: a proof seen by A is refused again by A; B acce
   clock.advance(60)
   const c = await buildApp(t, { dpop: { nonce: true, proofMaxAge: '60s' } })
   assertNonceAsked(t, await send(c), 401, 'a third instance, once the nonce is gone: asked for a new nonce')
+})
+
+t.test('an instance idle for several slots still accepts the nonce another instance gave out in the previous slot', async t => {
+  const clock = fakeClock(t)
+  const { a, b } = await twoInstances(t, { nonce: true, proofMaxAge: '60s' })
+  startOfSlot(clock, 30)
+  const key = proofKey()
+  const nonce = assertNonceAsked(t, await login(a, key), 400, 'A hands out a nonce')
+  const token = (await login(a, key, nonce)).json().access_token as string
+  clock.advance(5 * 30)
+  const fresh = assertNonceAsked(t, await privateGet(b, key, token), 401, 'five slots later, B hands out the nonce of its slot')
+  clock.advance(30)
+  t.equal((await privateGet(a, key, token, fresh)).statusCode, 200, "A, idle all along, takes B's nonce of the previous slot")
 })

@@ -212,6 +212,9 @@ export function protectedRouteCases (t: Test, setup: (t: Test) => Promise<Protec
     t.equal(none.statusCode, 401)
     t.match(none.headers['www-authenticate'], /^Bearer realm="[^"]+", DPoP algs="ES256 RS256 PS256 EdDSA"$/, 'Bearer and DPoP offered')
     t.equal((await get(app, { authorization: 'DPoP ' })).json().code, 'FST_REFRESH_AUTH_NO_TOKEN', 'a scheme without a token is no token')
+    const bearer = await get(app, { authorization: 'Bearer not-a-token' })
+    t.equal(bearer.statusCode, 401)
+    t.match(bearer.headers['www-authenticate'], /^Bearer realm="[^"]+", error="invalid_token"$/, 'an invalid Bearer token keeps the Bearer challenge')
   })
 
   t.test('RFC 9449 §4.3 (5)-(7): proofs of every accepted algorithm pass (ES256, RS256, PS256, EdDSA)', async t => {
@@ -230,6 +233,17 @@ export function protectedRouteCases (t: Test, setup: (t: Test) => Promise<Protec
       'an RSA key under 2048 bits')
     assertProofRefused(t, await get(app, { authorization: `DPoP ${token}`, dpop: proofFor(token, { header: { jwk: { ...key.jwk, x: 'AAAA' } } }) }), 'an EC point off the curve')
     assertProofRefused(t, await get(app, { authorization: `DPoP ${token}`, dpop: proofFor(token, { header: { jwk: { ...key.jwk, y: 42 } } }) }), 'a jwk member that is no string')
+  })
+
+  t.test('a flood of proofs from distinct keys is verified like any other, and the first key still passes after it', async t => {
+    const { app, boundToken } = await setup(t)
+    const token = await boundToken(key)
+    // more distinct keys than the verifier keeps parsed headers of (1024)
+    for (let i = 0; i < 1100; i++) {
+      const response = await get(app, { authorization: `DPoP ${token}`, dpop: makeProof(proofKey(), { htm: 'GET', htu: htu('/private'), accessToken: token }) })
+      if (response.statusCode !== 401) t.fail(`flood proof ${i} answered ${response.statusCode}`)
+    }
+    t.equal((await get(app, { authorization: `DPoP ${token}`, dpop: proofFor(token) })).statusCode, 200)
   })
 }
 
