@@ -95,7 +95,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks }, new SessionPolicy({
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks, messages: options.messages }, new SessionPolicy({
       settings: options.sessions,
       hooks,
       store,
