@@ -380,7 +380,8 @@ t.test('on a real PostgreSQL', async (t) => {
     heard.calls.length = 0
     const { channel } = tableNames(table)
     for (const payload of ['not json', 'null', '{"id":"1"}', '{"id":1,"at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":[1]}', '{"id":"1","at":1,"ids":"x"}',
-      '{"id":"1","at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":["x"],"c":"stolen"}', '{"id":"1","at":1,"ids":["x"],"c":"revoke","u":5}']) {
+      '{"id":"1","at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":["x"],"c":"stolen","u":null}', '{"id":"1","at":1,"ids":["x"],"c":"revoke","u":5}',
+      '{"id":"1","at":1,"ids":["x"],"c":"revoke"}']) {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
     }
     // a revocation id the table no longer holds (trimmed), and notifications on another channel

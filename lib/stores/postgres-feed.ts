@@ -2,7 +2,7 @@ import { StoreTimeoutError } from '../errors.js'
 import { callListener } from './listeners.js'
 import type { PostgresNotification, PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import type { Statements } from './postgres-sql.js'
-import { isSessionEndCause, type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type SessionEndNotice } from './store.js'
+import { isSessionEndCause, type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type SessionEndCause, type SessionEndNotice } from './store.js'
 import { reconnectDelay, settleWithin } from './timing.js'
 
 export interface RevocationFeedOptions {
@@ -146,9 +146,7 @@ export class PostgresRevocationFeed implements RevocationWatch {
     const notification = parsePayload(message.payload)
     if (notification === null) return
     if (notification.ids !== undefined) {
-      if (isSessionEndCause(notification.c)) {
-        this.deliver({ sessionIds: notification.ids, revokedAt: notification.at, notice: { userId: notification.u ?? null, cause: notification.c } })
-      }
+      this.deliver({ sessionIds: notification.ids, revokedAt: notification.at, notice: { userId: notification.u as string | null, cause: notification.c as SessionEndCause } })
       return
     }
     // too many ids for a notification: read them from the table
@@ -235,7 +233,7 @@ export function revocationOf (row: Record<string, unknown>): Revocation | null {
   }
 }
 
-/** A notification: the revocation's row id and time, and its ids, user and cause unless too long to carry. */
+/** A notification: the revocation's row id and time, and its ids, user and cause unless too long to carry them. */
 interface Notification {
   id: string
   at: number
@@ -253,7 +251,8 @@ function parsePayload (payload: string | undefined): Notification | null {
     return null
   }
   if (typeof value?.id !== 'string' || typeof value.at !== 'number') return null
-  if (value.ids !== undefined && !(Array.isArray(value.ids) && value.ids.every(id => typeof id === 'string'))) return null
-  if (value.u !== undefined && value.u !== null && typeof value.u !== 'string') return null
+  if (value.ids === undefined) return value as Notification
+  if (!Array.isArray(value.ids) || !value.ids.every(id => typeof id === 'string')) return null
+  if ((value.u !== null && typeof value.u !== 'string') || !isSessionEndCause(value.c)) return null
   return value as Notification
 }
