@@ -62,7 +62,7 @@ const TRIM_INTERVAL_MS = 60_000
  *   with its last entry;
  * - `{prefix}logins:{<userId>}`: a hash of the user's logins in flight, beside the index in its slot, so that
  *   logins racing each other count the same sessions; each entry expires a few seconds after its login;
- * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids and time), trimmed by
+ * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids, time, user, cause), trimmed by
  *   age to the longest retention a watch asked for (an hour while none did);
  * - `{prefix}{revocations}:epoch`: when the stream's history begins (server time, ms): made when missing, so a
  *   store that lost its data has a new epoch, and every instance knows which tokens predate what it can know.
