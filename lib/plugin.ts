@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
 import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
-import { checkRefreshCookiePath, loadCookieCodec } from './http/cookie.js'
+import { checkRefreshCookiePath } from './http/cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './http/jwks.js'
 import { bearerSecurityMarker } from './http/openapi.js'
@@ -10,6 +10,7 @@ import type { FastifyRefreshAuthOptions, ResolvedOptions } from './options/types
 import { SessionRevocations } from './sessions/revocation.js'
 import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
+import { DpopGate } from './http/dpop.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
 import { createSessionsRouteFactories, type SessionsRouteFactories } from './http/sessions-routes.js'
 import { createSessionManagement, createUserSessionControls, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
@@ -17,7 +18,7 @@ import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
 import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
 import { MemoryStore } from './stores/memory.js'
-import type { SessionStore } from './stores/store.js'
+import type { SessionEndNotice, SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens/codec.js'
 import { startTelemetry, type PluginTelemetry } from './telemetry/setup.js'
@@ -88,25 +89,25 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
   fastify.addHook('onClose', async () => store.close?.())
   const ends = new SessionEnds()
-  fastify.addHook('onClose', async () => ends.stop())
   const revocations = watchRevocations(fastify, options, store, ends, telemetry)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
+  // one gate per app: its replay cache sees the proofs of the auth routes and the protected ones
+  const dpop = options.dpop === null ? null : new DpopGate(options.dpop, options.tokens.clockTolerance)
+  if (dpop?.noncesOn === true) fastify.addHook('onSend', async (request, reply) => dpop.sendNonce(request, reply))
   const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations,
-    telemetry?.countAuthentication ?? null)
+    telemetry?.countAuthentication ?? null, dpop)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
 
-  // the refresh cookie is written and read with @fastify/cookie's serialize/parse, which need their module
-  await loadCookieCodec()
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks }, new SessionPolicy({
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks, messages: options.messages }, new SessionPolicy({
       settings: options.sessions,
       hooks,
       store,
@@ -115,7 +116,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       revocations,
       ends,
       telemetry: telemetry?.sessions
-    }))
+    }), dpop)
   const factories = {
     ...routeFactories,
     ...createJwksRouteFactory(role.publicKeys, options.jwks),
@@ -186,9 +187,9 @@ function watchRevocations (
   const since = Date.now()
   const heard = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
   const listener = {
-    revoked (sessionIds: readonly string[], revokedAt: number) {
-      heard.revoked(sessionIds, revokedAt)
-      if (revokedAt >= since) ends.heard(sessionIds)
+    revoked (sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice) {
+      heard.revoked(sessionIds, revokedAt, notice)
+      if (revokedAt >= since) ends.ended(sessionIds, notice)
     },
     status: revocations.status.bind(revocations)
   }

@@ -22,7 +22,9 @@ import fastifyRefreshAuth, {
   InvalidSubjectError,
   CallbackFailedError,
   PluginNotRegisteredError,
-  CallbackTimeoutError
+  CallbackTimeoutError,
+  InvalidDpopProofError,
+  UseDpopNonceError
 } from '../lib/index.js'
 import * as entry from '../lib/index.js'
 import { JwksFetchError, StoreConflictError, StoreTimeoutError } from '../lib/errors.js'
@@ -36,7 +38,7 @@ t.test('the entry exports only the errors a client or a host can meet; the store
     'InsufficientUserAuthenticationError', 'InvalidArgumentError', 'InvalidClaimsError', 'InvalidCredentialsError',
     'InvalidOptionError', 'InvalidRefreshTokenError', 'InvalidSubjectError', 'InvalidTokenError', 'KeysUnavailableError',
     'MissingTokenError', 'PluginNotRegisteredError', 'RevocationUnconfirmedError', 'SessionLimitError', 'StoreUnavailableError',
-    'EventStreamsFullError', 'SessionNotFoundError'
+    'EventStreamsFullError', 'InvalidDpopProofError', 'UseDpopNonceError', 'SessionNotFoundError'
   ].sort())
   t.equal(storeEntry.StoreTimeoutError, StoreTimeoutError)
   t.equal(storeEntry.StoreConflictError, StoreConflictError)
@@ -62,6 +64,9 @@ t.test('every error class has its stable code and status', async t => {
     [EventStreamsFullError, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL', 503],
     [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500],
     [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503],
+    // 401 on protected routes; the auth routes answer an invalid proof with 400 (test/dpop-token-endpoint.test.ts)
+    [InvalidDpopProofError, 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF', 401],
+    [UseDpopNonceError, 'FST_REFRESH_AUTH_USE_DPOP_NONCE', 401],
     [SessionNotFoundError, 'FST_REFRESH_AUTH_SESSION_NOT_FOUND', 404]
   ]
   for (const [ErrorClass, code, status] of table) {
