@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import './decorators.js'
-import { refreshAuth } from './plugin.js'
+import { REFRESH_AUTH_PLUGIN, refreshAuth, type RefreshAuthPlugin } from './plugin.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -13,7 +13,8 @@ import { refreshAuth } from './plugin.js'
  * })
  * app.get('/me', { preHandler: app.authenticate }, async (request) => request.user)
  */
-const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refresh-auth' })
+const fastifyRefreshAuth: RefreshAuthPlugin = Object.assign(fp(refreshAuth, { fastify: '5.x', name: 'fastify-refresh-auth' }),
+  { [REFRESH_AUTH_PLUGIN]: true as const })
 
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
@@ -25,7 +26,7 @@ export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 // what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
 export type { SessionStore, SessionInfo } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions, DpopOptions } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook, Frozen } from './http/authenticate.js'
 export type { AuthenticatedHandler, AuthenticatedRequest, AuthenticatedRouteOptions } from './http/authenticated-route.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
@@ -34,9 +35,11 @@ export type { RouteFactories, RouteOverrides } from './http/routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './http/scopes.js'
 export type { FreshAuthGuards } from './http/fresh-auth.js'
 export type { JwksRouteFactory } from './http/jwks.js'
+export type { SessionsRouteFactories } from './http/sessions-routes.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
-export type { RefreshAuthApi } from './plugin.js'
+export type { RefreshAuthApi, RefreshAuthPlugin } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
+export type { UserSession, SessionDevice, DeviceType } from './sessions/devices.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
 export {
@@ -67,11 +70,14 @@ export {
   EventStreamsFullError,
   InvalidOptionError,
   InvalidArgumentError,
+  SessionNotFoundError,
   DuplicateCookieError,
   InvalidClaimsError,
   InvalidSubjectError,
   CallbackFailedError,
   PluginNotRegisteredError,
+  InvalidDpopProofError,
+  UseDpopNonceError,
   CallbackTimeoutError
 } from './errors.js'
 

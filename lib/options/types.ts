@@ -4,6 +4,8 @@ import type { ErrorMessages } from '../errors.js'
 import type { SessionStore } from '../stores/store.js'
 import type { AccessTokenAlgorithm, AccessTokenKey, AsymmetricAlgorithm, KeySet } from '../tokens/keys.js'
 import type { LoginUser, RefreshAuthUser } from '../types.js'
+import type { DpopNonces } from '../tokens/dpop-nonce.js'
+import type { DpopAlgorithm } from '../tokens/dpop-proof.js'
 
 /**
  * A lifetime in whole seconds: a number, or a string with a unit as the `ms` package reads it
@@ -50,8 +52,12 @@ type OneOf<T extends string> = T | (string & Record<never, never>)
  *   claims: async (user) => ({ roles: user.roles })
  * }
  * await app.register(fastifyRefreshAuth, options)
+ *
+ * `LoginBody` types the body `verifyCredentials` and `rememberMe` read: inferred from the type you give
+ * `verifyCredentials`' request (`FastifyRequest<{ Body: LoginBody }>`), checked at run time by the JSON schema
+ * of `routes.loginBody`. Default `unknown`: narrow it yourself.
  */
-export interface FastifyRefreshAuthOptions {
+export interface FastifyRefreshAuthOptions<LoginBody = unknown> {
   /**
    * At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF).
    * Required but on a resource server; `string | undefined` is accepted so that `process.env.X` can be
@@ -62,7 +68,7 @@ export interface FastifyRefreshAuthOptions {
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
    */
-  verifyCredentials?: (request: FastifyRequest) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
+  verifyCredentials?: (request: FastifyRequest<{ Body: LoginBody }>) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
   /** Persistence of refresh-token sessions. Default: a new `MemoryStore` (one process only). */
   store?: SessionStore
   accessToken?: {
@@ -109,8 +115,20 @@ export interface FastifyRefreshAuthOptions {
     /** Absolute session limit from login, never extended. Default `'30d'`. */
     absoluteExpiresIn?: Duration
   }
-  /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
-  routes?: boolean | { prefix?: string }
+  /**
+   * `false` registers no route; an object moves them (`prefix`) and adds the devices routes (`sessions: true`:
+   * `GET {prefix}/sessions` lists the signed-in user's sessions, `DELETE {prefix}/sessions/:sessionId` ends one,
+   * both authenticated by the access token). Default `{ prefix: '/auth', sessions: false }`.
+   */
+  routes?: boolean | {
+    prefix?: string
+    sessions?: boolean
+    /**
+     * The JSON schema of the login body: a body it refuses is answered 400 `FST_ERR_VALIDATION` before
+     * `verifyCredentials` runs, so the `LoginBody` you type the request with holds at run time. Default: any JSON object.
+     */
+    loginBody?: object
+  }
   /**
    * The session-ended push, `GET {prefix}/events` (for `fastify-refresh-auth/client`): registered with the
    * other routes when the store has a revocation feed. `false` turns it off. Default `{ maxStreams: 10_000,
@@ -162,7 +180,7 @@ export interface FastifyRefreshAuthOptions {
    * whole life, every rotation included; the session's idle and absolute limits still apply on the
    * server. Must answer a boolean. Default: always true (a persistent cookie). Not asked on the body transport.
    */
-  rememberMe?: (user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>
+  rememberMe?: (user: LoginUser, request: FastifyRequest<{ Body: LoginBody }>) => boolean | Promise<boolean>
   /**
    * The most live sessions one user may hold, a positive integer; `1` is "a single session per user".
    * Counted and enforced by the store in one atomic step with the login. Default: no limit.
@@ -210,6 +228,37 @@ export interface FastifyRefreshAuthOptions {
    * `refresh_auth.authentications` counter, one count per `authenticate` (the hot path). Default `true`.
    */
   telemetry?: boolean | { countAuthentications?: boolean }
+  /**
+   * DPoP, sender-constrained tokens (RFC 9449; see docs/dpop.md). `true`, or an object: a login or refresh
+   * carrying a valid `DPoP` proof binds its session to the proof's key (`cnf.jkt` in the access tokens,
+   * `token_type: "DPoP"`), and every later use of its tokens needs a proof from that key. Default off.
+   */
+  dpop?: boolean | DpopOptions
+}
+
+/**
+ * The `dpop` option as an object.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, dpop: { required: true, nonce: true } })
+ */
+export interface DpopOptions {
+  /**
+   * Refuse every login and refresh without a proof (400 `invalid_dpop_proof`) and every Bearer token. Default
+   * false: DPoP when the client sends a proof, Bearer otherwise.
+   */
+  required?: boolean
+  /** Server-provided nonces (RFC 9449 §8, §9), the same on every instance sharing the secret. Default false. */
+  nonce?: boolean
+  /** How old a proof's `iat` may be (and, by the clock tolerance, how far in the future). Default `'60s'`. */
+  proofMaxAge?: Duration
+  /** Proof algorithms accepted, of `ES256`, `RS256`, `PS256`, `EdDSA` (Ed25519). Default all four. */
+  algorithms?: string[]
+  /**
+   * The public origin (`https://api.example.com`) the proofs' `htu` names, for an app behind a proxy that
+   * changes it. Default: the request's, from its Host and protocol (trustProxy-aware).
+   */
+  origin?: string
 }
 
 /**
@@ -274,12 +323,12 @@ export interface SessionSettings {
 
 /** The host's callbacks, each checked to be a function when given. */
 export interface HostCallbacks {
-  verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
+  verifyCredentials: ((request: FastifyRequest) => ReturnType<NonNullable<FastifyRefreshAuthOptions['verifyCredentials']>>) | undefined
   loadUser: FastifyRefreshAuthOptions['loadUser']
   /** What names the user: checked at login, where it becomes `sub`. */
   subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
-  rememberMe: FastifyRefreshAuthOptions['rememberMe']
+  rememberMe: ((user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
   onLogin: AuditHook | undefined
   onRefresh: AuditHook | undefined
   onLogout: AuditHook<LogoutEvent> | undefined
@@ -321,6 +370,10 @@ export interface RouteSettings {
   /** Whether the plugin registers them itself (`routes` not `false`). */
   register: boolean
   prefix: string
+  /** Whether the devices routes, `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId`, are registered too. */
+  sessions: boolean
+  /** The login body's JSON schema, or null: any JSON object. */
+  loginBody: object | null
   /** `events`, or null when turned off. */
   events: EventStreamsSettings | null
   transport: RefreshTokenTransport
@@ -361,6 +414,20 @@ export interface ResolvedOptions {
   /** The realm of `WWW-Authenticate` challenges. */
   realm: string
   messages: ErrorMessages | null
+  /** Null when `dpop` is off. */
+  dpop: DpopSettings | null
+}
+
+/** `dpop` once resolved. */
+export interface DpopSettings {
+  required: boolean
+  algorithms: readonly DpopAlgorithm[]
+  /** Seconds. */
+  proofMaxAge: number
+  /** Null: the request's own origin. */
+  origin: string | null
+  /** Null when `dpop.nonce` is off. */
+  nonces: DpopNonces | null
 }
 
 // What this app is: decided once from the options (`resolveServerRole`), with its keys already built.

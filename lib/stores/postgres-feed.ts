@@ -3,6 +3,7 @@ import { deliver, type Watcher } from './listeners.js'
 import type { PostgresNotification, PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import type { Statements } from './postgres-sql.js'
 import { ReconnectingFeed } from './reconnecting-feed.js'
+import { isSessionEndCause, type SessionEndCause, type SessionEndNotice } from './store.js'
 import { settleWithin } from './timing.js'
 
 export interface RevocationFeedOptions {
@@ -107,7 +108,8 @@ export class PostgresRevocationFeed extends ReconnectingFeed {
       const { rows } = await this.#bounded(client.query(statements.catchUp, [since, retentionMs]))
       if (!connection.alive || this.closed) return
       for (const row of rows) {
-        if (row.session_ids !== null) deliver(this.watcher, JSON.parse(row.session_ids as string), Number(row.revoked_at))
+        const revocation = revocationOf(row)
+        if (revocation !== null) this.#deliver(revocation)
       }
       const now = Number(rows[0].now)
       // entries older than the retention may have been trimmed before this instance read them
@@ -122,15 +124,16 @@ export class PostgresRevocationFeed extends ReconnectingFeed {
 
   #onNotification (connection: Connection, message: PostgresNotification): void {
     if (!connection.alive || message.channel !== this.#options.channel) return
-    const revocation = parsePayload(message.payload)
-    if (revocation === null) return
-    if (revocation.ids !== undefined) {
-      deliver(this.watcher, revocation.ids, revocation.at)
+    const notification = parsePayload(message.payload)
+    if (notification === null) return
+    if (notification.ids !== undefined) {
+      this.#deliver({ sessionIds: notification.ids, revokedAt: notification.at, notice: { userId: notification.u as string | null, cause: notification.c as SessionEndCause } })
       return
     }
     // too many ids for a notification: read them from the table
-    this.#bounded(connection.client.query(this.#options.statements.revocationById, [revocation.id])).then(({ rows }) => {
-      if (rows.length === 1 && !this.closed) deliver(this.watcher, JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
+    this.#bounded(connection.client.query(this.#options.statements.revocationById, [notification.id])).then(({ rows }) => {
+      const revocation = rows.length === 1 ? revocationOf(rows[0]) : null
+      if (revocation !== null && !this.closed) this.#deliver(revocation)
     }, () => this.#lost(connection))
   }
 
@@ -164,6 +167,10 @@ export class PostgresRevocationFeed extends ReconnectingFeed {
     client.release(destroy)
   }
 
+  #deliver ({ sessionIds, revokedAt, notice }: Revocation): void {
+    deliver(this.watcher, sessionIds, revokedAt, notice)
+  }
+
   #stopHeartbeat (): void {
     if (this.#heartbeatTimer !== null) clearTimeout(this.#heartbeatTimer)
     this.#heartbeatTimer = null
@@ -174,21 +181,46 @@ export class PostgresRevocationFeed extends ReconnectingFeed {
   }
 }
 
-interface Revocation {
+/** Sessions ended at one time, with their user and what ended them. */
+export interface Revocation {
+  sessionIds: readonly string[]
+  revokedAt: number
+  notice: SessionEndNotice
+}
+
+/**
+ * A revocation as a statement returns it (`session_ids` JSON text, `revoked_at`, `ended_user_id`, `cause`), or
+ * null for a row without one (a statement that ended nothing).
+ */
+export function revocationOf (row: Record<string, unknown>): Revocation | null {
+  if (row.session_ids === null || row.session_ids === undefined || !isSessionEndCause(row.cause)) return null
+  return {
+    sessionIds: JSON.parse(row.session_ids as string) as string[],
+    revokedAt: Number(row.revoked_at),
+    notice: { userId: (row.ended_user_id as string | null) ?? null, cause: row.cause }
+  }
+}
+
+/** A notification: the revocation's row id and time, and its ids, user and cause unless too long to carry them. */
+interface Notification {
   id: string
   at: number
   ids?: string[]
+  u?: string | null
+  c?: string
 }
 
 /** A notification's payload, or null when it is not one of ours. */
-function parsePayload (payload: string | undefined): Revocation | null {
-  let value: Partial<Revocation> | null
+function parsePayload (payload: string | undefined): Notification | null {
+  let value: Partial<Notification> | null
   try {
-    value = JSON.parse(payload ?? '') as Partial<Revocation> | null
+    value = JSON.parse(payload ?? '') as Partial<Notification> | null
   } catch {
     return null
   }
   if (typeof value?.id !== 'string' || typeof value.at !== 'number') return null
-  if (value.ids !== undefined && !(Array.isArray(value.ids) && value.ids.every(id => typeof id === 'string'))) return null
-  return value as Revocation
+  if (value.ids === undefined) return value as Notification
+  if (!Array.isArray(value.ids) || !value.ids.every(id => typeof id === 'string')) return null
+  if ((value.u !== null && typeof value.u !== 'string') || !isSessionEndCause(value.c)) return null
+  return value as Notification
 }
