@@ -90,13 +90,9 @@ export class MemoryStore implements SessionStore {
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    const session = this.#sessions.get(request.sessionId)
-    const decision = decideRotation(session, request)
-    if (decision.outcome === 'not-found') {
-      if (decision.expired) this.#delete(session as SessionRecord)
-      return { outcome: 'not-found' }
-    }
-    const current = session as SessionRecord
+    const found = this.#decide(request.sessionId, session => decideRotation(session, request))
+    if (found === null) return { outcome: 'not-found' }
+    const { current, decision } = found
     if (decision.outcome === 'reused') {
       this.#endSessions([current], 'reuse')
       return { outcome: 'reused', session: current }
@@ -112,15 +108,25 @@ export class MemoryStore implements SessionStore {
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
-    const session = this.#sessions.get(request.sessionId)
-    const decision = decidePresent(session, request)
-    if (decision.outcome === 'not-found') {
-      if (decision.expired) this.#delete(session as SessionRecord)
-      return { outcome: 'not-found' }
-    }
-    const current = session as SessionRecord
+    const found = this.#decide(request.sessionId, session => decidePresent(session, request))
+    if (found === null) return { outcome: 'not-found' }
+    const { current, decision } = found
     if (decision.outcome === 'reused' || request.end) this.#endSessions([current], decision.outcome === 'reused' ? 'reuse' : 'logout')
     return { outcome: decision.outcome, session: { ...current } }
+  }
+
+  /**
+   * Rotate's and present's common start: the session and the shared rules' decision on it, or null when it is
+   * gone (an expired one deleted on the way).
+   */
+  #decide<D extends { outcome: string }> (
+    sessionId: string, decide: (session: SessionRecord | undefined) => D | { outcome: 'not-found', expired: boolean }
+  ): { current: SessionRecord, decision: D } | null {
+    const session = this.#sessions.get(sessionId)
+    const decision = decide(session)
+    if (decision.outcome !== 'not-found') return { current: session as SessionRecord, decision: decision as D }
+    if ((decision as { expired: boolean }).expired) this.#delete(session as SessionRecord)
+    return null
   }
 
   async revoke (sessionId: string): Promise<void> {
