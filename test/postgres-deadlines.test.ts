@@ -5,8 +5,8 @@ import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { PostgresStore } from '../lib/index.js'
 import { tableNames } from '../lib/stores/postgres-sql.js'
 import { SECRET, USER, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
-import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { TcpProxy } from './helpers/tcp-proxy.js'
+import { postgresPool, proxiedPostgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
+import type { TcpProxy } from './helpers/tcp-proxy.js'
 
 // Issue 20 #2: an operation answered 503 never takes effect later, lock waits included. The app reaches
 // PostgreSQL through a TCP proxy the test controls; another connection holds the session's row.
@@ -26,14 +26,8 @@ interface Setup {
 }
 
 async function setup (t: Test, table: string): Promise<Setup> {
-  const url = new URL(POSTGRES_URL)
-  const proxy = await new TcpProxy(url.hostname, Number(url.port || 5432)).listen()
-  t.teardown(() => proxy.close())
-  const proxied = new URL(POSTGRES_URL)
-  proxied.hostname = '127.0.0.1'
-  proxied.port = String(proxy.port)
   const applicationName = `fra-deadline-${process.pid}`
-  const pool = new pg.Pool({ connectionString: proxied.toString(), application_name: applicationName })
+  const { proxy, pool } = await proxiedPostgresPool(t, applicationName)
   const store = new PostgresStore({ pool, table, timeout: TIMEOUT, cleanupInterval: 0 })
   const app = Fastify()
   // strict rotation: a rotation that landed after its 503 makes the retry reuse, and the session ends

@@ -1,11 +1,10 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { setTimeout as sleep } from 'node:timers/promises'
-import pg from 'pg'
 import t, { type Test } from 'tap'
 import fastifyRefreshAuth, { PostgresStore } from '../lib/index.js'
 import { SECRET, USER, refresh, refreshCookie, verifyCredentials } from './helpers/app.js'
-import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
-import { TcpProxy } from './helpers/tcp-proxy.js'
+import { postgresPool, proxiedPostgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
+import type { TcpProxy } from './helpers/tcp-proxy.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
 t.setTimeout(120_000)
@@ -22,15 +21,9 @@ interface Setup {
 }
 
 async function setup (t: Test, table: string, options: { applicationName?: string, reuseInterval?: number } = {}): Promise<Setup> {
-  const url = new URL(POSTGRES_URL)
-  const proxy = await new TcpProxy(url.hostname, Number(url.port || 5432)).listen()
-  t.teardown(() => proxy.close())
-  // pg's defaults: no connection or query timeout of its own; the store's timeout must answer
-  const proxied = new URL(POSTGRES_URL)
-  proxied.hostname = '127.0.0.1'
-  proxied.port = String(proxy.port)
-  // as docs/postgres.md makes it, with no 'error' listener of ours: the store's must do
-  const pool = new pg.Pool({ connectionString: proxied.toString(), application_name: options.applicationName })
+  // pg's defaults: no connection or query timeout of its own; the store's timeout must answer. As
+  // docs/postgres.md makes it, with no 'error' listener of ours: the store's must do
+  const { proxy, pool } = await proxiedPostgresPool(t, options.applicationName)
   const store = new PostgresStore({ pool, table, timeout: TIMEOUT, cleanupInterval: 0 })
   const app = Fastify()
   await app.register(fastifyRefreshAuth, {

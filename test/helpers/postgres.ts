@@ -1,6 +1,7 @@
 import { basename } from 'node:path'
 import pg from 'pg'
 import type { Test } from 'tap'
+import { TcpProxy } from './tcp-proxy.js'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -63,4 +64,18 @@ export async function testSchema (t: Test, file: string): Promise<string> {
     await cleaner.end()
   })
   return schema
+}
+
+/**
+ * A pg Pool that reaches PostgreSQL through a TCP proxy the test controls (cut, blackholed, held), with pg's
+ * defaults otherwise and no 'error' listener of the test's own; the proxy closes with the test.
+ */
+export async function proxiedPostgresPool (t: Test, applicationName?: string): Promise<{ proxy: TcpProxy, pool: pg.Pool }> {
+  const url = new URL(POSTGRES_URL)
+  const proxy = await new TcpProxy(url.hostname, Number(url.port || 5432)).listen()
+  t.teardown(() => proxy.close())
+  const proxied = new URL(POSTGRES_URL)
+  proxied.hostname = '127.0.0.1'
+  proxied.port = String(proxy.port)
+  return { proxy, pool: new pg.Pool({ connectionString: proxied.toString(), application_name: applicationName }) }
 }
