@@ -9,6 +9,7 @@ import type { HostCallbacks, SessionSettings } from '../options/types.js'
 import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
+import { describeSession, type UserSession } from './devices.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
 
@@ -83,8 +84,11 @@ export interface SessionManagement {
    * `sid` of the caller's access token.
    */
   revokeOtherSessions (userId: string | number, keepSessionId: string): Promise<void>
-  /** The user's live sessions, for an "active devices" page; no token ids. The id as for `revokeUserSessions`. */
-  listUserSessions (userId: string | number): Promise<SessionInfo[]>
+  /**
+   * The user's live sessions, for an "active devices" page: no token ids, with when each was last seen and its
+   * device (browser, OS, type) read from its User-Agent. The id as for `revokeUserSessions`.
+   */
+  listUserSessions (userId: string | number): Promise<UserSession[]>
 }
 
 /** What a logout ends: the presented token's session, every session of its user, or every other one. */
@@ -174,7 +178,7 @@ export class SessionPolicy {
     const ended = result.endedSessionIds
     if (ended.length > 0) {
       this.#revocations?.ended(ended)
-      this.#ends.ended(ended, sub, 'revoked')
+      this.#ends.ended(ended, { userId: sub, cause: 'create' })
       for (const sessionId of ended) {
         const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
         notify('onLogout', this.#hooks.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
@@ -287,9 +291,19 @@ export class SessionPolicy {
     }
     // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (scope === 'session') this.#revocations?.ended([claims.sid])
-    else await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid, scope === 'others')
-    if (scope !== 'others') this.#ends.ended([claims.sid], userId, 'logout')
+    if (scope !== 'session') {
+      // the others first, then this session by its own logout: a failure in between leaves its token live for a retry
+      await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid)
+      if (scope === 'all' && (await this.#present(claims, true, request)).outcome === 'reused') {
+        // rotated meanwhile past the reuse interval (another tab's refresh did not win): the store ended it as reuse
+        this.#reuseDetected(claims, request)
+        return { outcome: 'reuse', value: undefined }
+      }
+    }
+    if (scope !== 'others') {
+      this.#revocations?.ended([claims.sid])
+      this.#ends.ended([claims.sid], { userId, cause: 'logout' })
+    }
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
     notify('onLogout', this.#hooks.onLogout, event, request)
     return { outcome: 'success', value: undefined }
@@ -325,7 +339,7 @@ export class SessionPolicy {
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
   #reuseDetected (claims: RefreshTokenClaims, request: FastifyRequest): void {
     this.#revocations?.ended([claims.sid])
-    this.#ends.ended([claims.sid], claims.sub, 'reuse')
+    this.#ends.ended([claims.sid], { userId: claims.sub, cause: 'reuse' })
     request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
     notify('onReuseDetected', this.#hooks.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
   }
@@ -334,7 +348,7 @@ export class SessionPolicy {
   async #endRefusedSession (claims: RefreshTokenClaims, request: FastifyRequest): Promise<void> {
     await callStore(request.log, () => this.#store.revoke(claims.sid))
     this.#revocations?.ended([claims.sid])
-    this.#ends.ended([claims.sid], claims.sub, 'revoked')
+    this.#ends.ended([claims.sid], { userId: claims.sub, cause: 'revoke' })
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
     notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
@@ -374,9 +388,7 @@ export function createSessionManagement (
   return {
     async revokeSession (sessionId) {
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
-      await callStore(log, () => store.revoke(sessionId))
-      revocations?.ended([sessionId])
-      ends.ended([sessionId], null, 'revoked')
+      await endSession(store, revocations, ends, log, sessionId, null)
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
@@ -385,31 +397,71 @@ export function createSessionManagement (
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
       if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endUserSessions(store, revocations, ends, id, log, keepSessionId, true)
+      await endUserSessions(store, revocations, ends, id, log, keepSessionId)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
-      return await callStore(log, () => store.listUserSessions(id, Date.now()))
+      const sessions = await callStore(log, () => store.listUserSessions(id, Date.now()))
+      return sessions.map(describeSession)
     }
   }
 }
 
+/** What the sessions routes do for a signed-in user: list their sessions, and end one of them. */
+export interface UserSessionControls {
+  listUserSessions (userId: string, request: FastifyRequest): Promise<UserSession[]>
+  /**
+   * Ends `sessionId` if it is a live session of `userId`, as `revokeSession` does, and tells `onLogout`
+   * (`'ended-by-user'`); false, ending nothing, when the user has no such session (another user's, say).
+   */
+  endUserSession (userId: string, sessionId: string, request: FastifyRequest): Promise<boolean>
+}
+
+/** The signed-in user's own session controls, for the sessions routes. */
+export function createUserSessionControls (
+  store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, onLogout: HostCallbacks['onLogout']
+): UserSessionControls {
+  const liveSessions = async (userId: string, request: FastifyRequest): Promise<SessionInfo[]> =>
+    await callStore(request.log, () => store.listUserSessions(userId, Date.now()))
+  return {
+    async listUserSessions (userId, request) {
+      return (await liveSessions(userId, request)).map(describeSession)
+    },
+    async endUserSession (userId, sessionId, request) {
+      // the store's own list: a session id alone says nothing of whose it is
+      const sessions = await liveSessions(userId, request)
+      if (!sessions.some(session => session.sessionId === sessionId)) return false
+      await endSession(store, revocations, ends, request.log, sessionId, userId)
+      notify('onLogout', onLogout, { userId, sessionId, all: false, others: false, reason: 'ended-by-user' }, request)
+      return true
+    }
+  }
+}
+
+/** Ends one session: the store, this instance's revocations, and its listeners (with its user when known). */
+async function endSession (
+  store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, log: FastifyBaseLogger, sessionId: string, userId: string | null
+): Promise<void> {
+  await callStore(log, () => store.revoke(sessionId))
+  revocations?.ended([sessionId])
+  ends.ended([sessionId], { userId, cause: 'revoke' })
+}
+
 /**
- * Ends every session of a user, or every one but `keepSessionId`. A store without a revocation feed cannot
- * say which sessions it ended: they are listed first, so this instance at least refuses their access tokens;
- * so are they when `onSessionEnd` has listeners, which the feed's ids alone would not tell whose sessions ended.
- * `ownSessionId` (a logout's own session) is kept with `keep`, else ended but left for the caller to tell.
+ * Ends every session of a user, or every one but `keepSessionId`. Without a revocation feed heard here
+ * (a store without one, or `accessToken.revocation: false`) nothing says which sessions the store ended: they
+ * are listed first, so this instance at least refuses their access tokens and tells `onSessionEnd` of them.
  */
 async function endUserSessions (
   store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, userId: string, log: FastifyBaseLogger,
-  ownSessionId?: string, keep = false
+  keepSessionId?: string
 ): Promise<void> {
-  const list = revocations?.recordsLocally === true || ends.listening
+  const list = revocations === null ? ends.listening : revocations.recordsLocally
   const listed = list ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
-  await callStore(log, () => keep ? store.revokeOtherSessions(userId, ownSessionId as string) : store.revokeUser(userId))
-  const ended = listed.map(session => session.sessionId).filter(sessionId => !keep || sessionId !== ownSessionId)
+  await callStore(log, () => keepSessionId === undefined ? store.revokeUser(userId) : store.revokeOtherSessions(userId, keepSessionId))
+  const ended = listed.map(session => session.sessionId).filter(sessionId => sessionId !== keepSessionId)
   revocations?.ended(ended)
-  ends.ended(ended.filter(sessionId => sessionId !== ownSessionId), userId, 'revoked')
+  ends.ended(ended, { userId, cause: keepSessionId === undefined ? 'revoke-user' : 'revoke-others' })
 }
 
 /**
