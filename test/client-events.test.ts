@@ -272,3 +272,22 @@ t.test('Redis: an end on another instance reaches the stream within a second, an
   t.match(heardA, [{ reason: 'logout', userId: '42' }, { reason: 'revoked', userId: '42' }])
   t.match(heardB, [{ reason: 'logout', userId: '42' }, { reason: 'revoked', userId: '42' }], 'B hears the user and the reason')
 })
+
+t.test('accessToken.revocation false: onSessionEnd still hears what this instance ends; the sessions are listed only for a listener', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  let listings = 0
+  const list = store.listUserSessions.bind(store)
+  store.listUserSessions = async (userId, now) => { listings++; return await list(userId, now) }
+  const { app, url } = await listen(t, { store, accessToken: { revocation: false } })
+  await signIn(url)
+  await app.refreshAuth.revokeUserSessions(42)
+  t.equal(listings, 0, 'nobody listens: nothing listed')
+  const heard: SessionEndEvent[] = []
+  app.refreshAuth.onSessionEnd(event => heard.push(event))
+  const sessions = [await signIn(url), await signIn(url)]
+  await app.refreshAuth.revokeUserSessions(42)
+  t.equal(listings, 1)
+  t.same(heard.map(event => event.sessionId).sort(), sessions.map(s => JSON.parse(Buffer.from(s.accessToken.split('.')[1], 'base64url').toString()).sid).sort())
+  t.ok(heard.every(event => event.userId === '42' && event.reason === 'revoked'))
+})
