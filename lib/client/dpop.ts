@@ -1,0 +1,165 @@
+// DPoP for the client (RFC 9449): `fastify-refresh-auth/client/dpop`, also what `createAuthClient({ dpop: true })`
+// loads on demand. An entry of its own so that the client without DPoP stays within its budget. Platform
+// functions only (WebCrypto, IndexedDB where it exists); the one import is a type, gone from the build.
+import type { DpopSigner } from './index.js'
+
+export type { DpopSigner }
+
+/**
+ * A key pair as WebCrypto makes it (a `CryptoKeyPair`): the private key is never extractable.
+ *
+ * @example
+ * const keys: DpopKeyPair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])
+ */
+export interface DpopKeyPair { publicKey: object, privateKey: object }
+
+/**
+ * Where the signer keeps its key pair. The default is IndexedDB where it exists (browsers), else memory.
+ *
+ * @example
+ * let kept: DpopKeyPair | undefined
+ * const keyStore: DpopKeyStore = { get: () => kept, add: (keys) => (kept ??= keys) }
+ */
+export interface DpopKeyStore {
+  /** The stored key pair, if any. */
+  get (): Promise<DpopKeyPair | null | undefined> | DpopKeyPair | null | undefined
+  /** Stores `keys` unless a pair is stored already (another tab made one first), and returns the pair kept. */
+  add (keys: DpopKeyPair): Promise<DpopKeyPair> | DpopKeyPair
+}
+
+/**
+ * The options of `createDpopSigner`, every one optional.
+ *
+ * @example
+ * const options: DpopSignerOptions = { keyStore: indexedDbKeyStore('my-app') }
+ */
+export interface DpopSignerOptions {
+  /** Where the key pair is kept (default: IndexedDB where it exists, else memory). */
+  keyStore?: DpopKeyStore
+}
+
+const subtle = (): typeof globalThis.crypto.subtle => globalThis.crypto.subtle
+// the web platform's globals, which Node's types do not declare (IndexedDB, location)
+const web = globalThis as any
+
+function base64url (bytes: ArrayBuffer | Uint8Array): string {
+  return btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+const encode = (value: string): Uint8Array => new TextEncoder().encode(value)
+const json = (value: object): string => base64url(encode(JSON.stringify(value)))
+const sha256 = async (value: string): Promise<string> => base64url(await subtle().digest('SHA-256', encode(value)))
+
+// an IndexedDB request (or transaction) as a promise
+function request<T> (operation: any): Promise<T> {
+  return new Promise((resolve, reject) => {
+    if ('objectStore' in operation) operation.oncomplete = () => resolve(undefined as T)
+    else operation.onsuccess = () => resolve(operation.result)
+    operation.onerror = () => reject(operation.error)
+  })
+}
+
+/**
+ * The key pair in IndexedDB (database `name`, default `'fastify-refresh-auth'`), where the browser keeps it
+ * across reloads. A structured clone of a non-extractable key stays non-extractable: script can sign with it,
+ * never read it.
+ *
+ * @example
+ * const signer = createDpopSigner({ keyStore: indexedDbKeyStore('my-app') })
+ */
+export function indexedDbKeyStore (name = 'fastify-refresh-auth'): DpopKeyStore {
+  let database: Promise<any> | undefined
+  const open = (): Promise<any> => (database ??= (() => {
+    const opening = web.indexedDB.open(name, 1)
+    opening.onupgradeneeded = () => opening.result.createObjectStore('dpop')
+    return request(opening)
+  })())
+  const store = async (mode: 'readonly' | 'readwrite'): Promise<any> => (await open()).transaction('dpop', mode).objectStore('dpop')
+  return {
+    get: async () => await request((await store('readonly')).get('key')),
+    // one transaction reads and writes: two tabs making a key at once keep the same one
+    async add (keys) {
+      const keyStore = await store('readwrite')
+      const kept = await request<DpopKeyPair | undefined>(keyStore.get('key'))
+      if (kept !== undefined) return kept
+      keyStore.put(keys, 'key')
+      await request(keyStore.transaction)
+      return keys
+    }
+  }
+}
+
+function memoryKeyStore (): DpopKeyStore {
+  let kept: DpopKeyPair | undefined
+  return { get: () => kept, add: (keys) => (kept ??= keys) }
+}
+
+// The server wants its nonce in the proof: in the body of a 400 on the auth routes (RFC 9449 §8), in the
+// challenge of a 401 elsewhere (§9).
+async function asksForNonce (response: Response): Promise<boolean> {
+  if (response.status === 401) return /error="use_dpop_nonce"/.test(response.headers.get('www-authenticate') ?? '')
+  return response.status === 400 && (await response.clone().json().catch(() => null) as { error?: unknown } | null)?.error === 'use_dpop_nonce'
+}
+
+/**
+ * Makes the DPoP signer that `createAuthClient({ dpop })` uses: a non-extractable P-256 key, made once and kept
+ * in the key store, and a proof for every request. Needs WebCrypto (`crypto.subtle`): browsers on https or
+ * localhost, Node 20, React Native with a WebCrypto polyfill.
+ *
+ * @example
+ * import { createAuthClient } from 'fastify-refresh-auth/client'
+ * import { createDpopSigner } from 'fastify-refresh-auth/client/dpop'
+ * const auth = createAuthClient({ dpop: createDpopSigner() })
+ */
+export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
+  const keyStore = options.keyStore ?? (web.indexedDB === undefined ? memoryKeyStore() : indexedDbKeyStore())
+  // the newest nonce each server gave
+  const nonces = new Map<string, string>()
+  let loading: Promise<{ keys: any, jwk: object }> | undefined
+
+  const load = (): Promise<{ keys: any, jwk: object }> => (loading ??= (async () => {
+    const keys: any = await keyStore.get() ??
+      await keyStore.add(await subtle().generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']))
+    // the public members only, in the order RFC 7638 hashes them
+    const { crv, kty, x, y } = await subtle().exportKey('jwk', keys.publicKey)
+    return { keys, jwk: { crv, kty, x, y } }
+  })().catch(error => {
+    loading = undefined
+    throw error
+  }))
+
+  async function proof (method: string, url: string, accessToken?: string): Promise<string> {
+    const { keys, jwk } = await load()
+    const target = new URL(url, web.location?.href)
+    const nonce = nonces.get(target.origin)
+    const signed = json({ typ: 'dpop+jwt', alg: 'ES256', jwk }) + '.' + json({
+      jti: base64url(crypto.getRandomValues(new Uint8Array(16))),
+      htm: method.toUpperCase(),
+      htu: target.origin + target.pathname,
+      iat: Math.floor(Date.now() / 1000),
+      ...(accessToken !== undefined && { ath: await sha256(accessToken) }),
+      ...(nonce !== undefined && { nonce })
+    })
+    const signature = await subtle().sign({ name: 'ECDSA', hash: 'SHA-256' }, keys.privateKey, encode(signed))
+    return signed + '.' + base64url(signature)
+  }
+
+  return {
+    proof,
+    thumbprint: async () => await sha256(JSON.stringify((await load()).jwk)),
+    async send (method, url, accessToken, go) {
+      const origin = new URL(url, web.location?.href).origin
+      for (let retried = false; ; retried = true) {
+        const presented = nonces.get(origin)
+        const response = await go({
+          dpop: await proof(method, url, accessToken ?? undefined),
+          ...(accessToken !== null && { authorization: 'DPoP ' + accessToken })
+        })
+        const nonce = response.headers.get('dpop-nonce')
+        if (nonce !== null) nonces.set(origin, nonce)
+        // once: a server that asks again for the nonce it was just given would loop
+        if (retried || nonce === null || nonce === presented || !await asksForNonce(response)) return response
+      }
+    }
+  }
+}
