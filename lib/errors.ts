@@ -64,6 +64,14 @@ export const ErrorCodes = {
   NOT_REGISTERED: 'FST_REFRESH_AUTH_NOT_REGISTERED',
   /** 503: a host callback (`verifyCredentials`, `loadUser`, `claims`…) did not settle within `callbackTimeout`; nothing was issued or rotated. */
   CALLBACK_TIMEOUT: 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT',
+  /**
+   * A DPoP proof was refused (RFC 9449 `invalid_dpop_proof`): 400 from login, refresh and logout when the proof
+   * itself is invalid (or missing with `dpop.required`); 401 when a bound session's refresh token or a bound
+   * access token comes without a proof from its key, with `WWW-Authenticate: DPoP` on protected routes.
+   */
+  INVALID_DPOP_PROOF: 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF',
+  /** The proof must carry the server's nonce (`dpop.nonce`), given in the `DPoP-Nonce` header: 400 on the auth routes, 401 elsewhere. */
+  USE_DPOP_NONCE: 'FST_REFRESH_AUTH_USE_DPOP_NONCE',
   /** A resource server's JWKS fetch failed (error status, too large, not a JWK Set): logged; the last good keys stay. */
   JWKS_FETCH_FAILED: 'FST_REFRESH_AUTH_JWKS_FETCH_FAILED'
 } as const
@@ -397,6 +405,35 @@ export const PluginNotRegisteredError = createError(
   500
 )
 
+/**
+ * A DPoP proof was refused, or a bound token or session came without a proof from its key. The auth routes
+ * answer it with the OAuth body `{ "error": "invalid_dpop_proof" }` (400, or 401 for a bound session's
+ * refresh without its key: nothing is consumed); protected routes with 401 and `WWW-Authenticate: DPoP`.
+ *
+ * @example
+ * // POST /auth/refresh of a bound session without a DPoP header
+ * { statusCode: 401, code: 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF', error: 'invalid_dpop_proof', message: '…' }
+ */
+export const InvalidDpopProofError = createError(
+  ErrorCodes.INVALID_DPOP_PROOF,
+  'The DPoP proof is missing or invalid',
+  401, Error, false
+)
+
+/**
+ * The DPoP proof must carry the server's current nonce, sent in the `DPoP-Nonce` header of this answer:
+ * sign a new proof with it and try again (RFC 9449 §8, §9).
+ *
+ * @example
+ * // POST /auth/login with dpop: { nonce: true } and a proof without a nonce: 400, `DPoP-Nonce: …`
+ * { statusCode: 400, code: 'FST_REFRESH_AUTH_USE_DPOP_NONCE', error: 'use_dpop_nonce', message: '…' }
+ */
+export const UseDpopNonceError = createError(
+  ErrorCodes.USE_DPOP_NONCE,
+  'The DPoP proof must carry the nonce of the DPoP-Nonce header',
+  401, Error, false
+)
+
 // Each class is also a type, so `catch (err) { if (err instanceof InvalidTokenError) … }` reads naturally.
 /* eslint-disable @typescript-eslint/no-redeclare */
 export type MissingTokenError = InstanceType<typeof MissingTokenError>
@@ -422,6 +459,8 @@ export type CallbackFailedError = InstanceType<typeof CallbackFailedError>
 export type JwksFetchError = InstanceType<typeof JwksFetchError>
 export type CallbackTimeoutError = InstanceType<typeof CallbackTimeoutError>
 export type PluginNotRegisteredError = InstanceType<typeof PluginNotRegisteredError>
+export type InvalidDpopProofError = InstanceType<typeof InvalidDpopProofError>
+export type UseDpopNonceError = InstanceType<typeof UseDpopNonceError>
 /* eslint-enable @typescript-eslint/no-redeclare */
 
 /** Refuses an option at registration: the message names the option and what it must be. */

@@ -25,7 +25,7 @@ export { PostgresStore, type PostgresStoreOptions } from './stores/postgres.js'
 export type { PostgresPool, PostgresPoolClient, PostgresNotification } from './stores/postgres-client.js'
 // what a host meets of the store contract; store authors have the whole of it at `fastify-refresh-auth/store`
 export type { SessionStore, SessionInfo } from './stores/store.js'
-export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions } from './options/types.js'
+export type { FastifyRefreshAuthOptions, Duration, RefreshTokenTransport, RevocationOptions, SessionLimitPolicy, EventStreamsOptions, DpopOptions } from './options/types.js'
 export type { AuthenticatedUser, AuthenticateHook, Frozen } from './http/authenticate.js'
 export type { AuthenticatedHandler, AuthenticatedRequest, AuthenticatedRouteOptions } from './http/authenticated-route.js'
 export type { LoginUser, RefreshAuthUser } from './types.js'
@@ -72,6 +72,8 @@ export {
   InvalidSubjectError,
   CallbackFailedError,
   PluginNotRegisteredError,
+  InvalidDpopProofError,
+  UseDpopNonceError,
   CallbackTimeoutError
 } from './errors.js'
 

@@ -10,6 +10,7 @@ import type { FastifyRefreshAuthOptions, ResolvedOptions } from './options/types
 import { SessionRevocations } from './sessions/revocation.js'
 import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
+import { DpopGate } from './http/dpop.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
 import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
@@ -82,8 +83,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // refetch, which drops retired keys) empties the cache, or it would accept their tokens until exp.
   const accessTokenCache = accessCacheSize === 0 ? null : new TokenCache<AuthenticatedUser>(accessCacheSize)
   if (accessTokenCache !== null) role.accessKeys.onChange(() => accessTokenCache.clear())
+  // one gate per app: its replay cache sees the proofs of the auth routes and the protected ones
+  const dpop = options.dpop === null ? null : new DpopGate(options.dpop, options.tokens.clockTolerance)
+  if (dpop?.noncesOn === true) fastify.addHook('onSend', async (request, reply) => dpop.sendNonce(request, reply))
   const authenticator = createAuthenticator(accessTokens, options.realm, accessTokenCache, jwksClient, revocations,
-    telemetry?.countAuthentication ?? null)
+    telemetry?.countAuthentication ?? null, dpop)
   fastify.decorateRequest('user', null)
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
@@ -102,7 +106,7 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       revocations,
       ends,
       telemetry: telemetry?.sessions
-    }))
+    }), dpop)
   const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
   const api: RefreshAuthApi = {

@@ -2,7 +2,7 @@ import type { webcrypto } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { createDpopSigner, indexedDbKeyStore, type DpopKeyPair, type DpopKeyStore } from '../lib/client/dpop.js'
 import { json } from './helpers/client.js'
-import { readProof, tokenHash } from './helpers/dpop.js'
+import { readProof, tokenHash } from './helpers/read-dpop-proof.js'
 
 // The DPoP signer of `fastify-refresh-auth/client/dpop` on its own: the proofs it signs (read with node:crypto),
 // where its key lives, and when it sends a request again for the server's nonce.

@@ -21,7 +21,9 @@ import fastifyRefreshAuth, {
   InvalidSubjectError,
   CallbackFailedError,
   PluginNotRegisteredError,
-  CallbackTimeoutError
+  CallbackTimeoutError,
+  InvalidDpopProofError,
+  UseDpopNonceError
 } from '../lib/index.js'
 import * as entry from '../lib/index.js'
 import { JwksFetchError, StoreConflictError, StoreTimeoutError } from '../lib/errors.js'
@@ -35,7 +37,7 @@ t.test('the entry exports only the errors a client or a host can meet; the store
     'InsufficientUserAuthenticationError', 'InvalidArgumentError', 'InvalidClaimsError', 'InvalidCredentialsError',
     'InvalidOptionError', 'InvalidRefreshTokenError', 'InvalidSubjectError', 'InvalidTokenError', 'KeysUnavailableError',
     'MissingTokenError', 'PluginNotRegisteredError', 'RevocationUnconfirmedError', 'SessionLimitError', 'StoreUnavailableError',
-    'EventStreamsFullError'
+    'EventStreamsFullError', 'InvalidDpopProofError', 'UseDpopNonceError'
   ].sort())
   t.equal(storeEntry.StoreTimeoutError, StoreTimeoutError)
   t.equal(storeEntry.StoreConflictError, StoreConflictError)
@@ -60,7 +62,10 @@ t.test('every error class has its stable code and status', async t => {
     [RevocationUnconfirmedError, 'FST_REFRESH_AUTH_REVOCATION_UNCONFIRMED', 503],
     [EventStreamsFullError, 'FST_REFRESH_AUTH_EVENT_STREAMS_FULL', 503],
     [PluginNotRegisteredError, 'FST_REFRESH_AUTH_NOT_REGISTERED', 500],
-    [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503]
+    [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503],
+    // 401 on protected routes; the auth routes answer an invalid proof with 400 (test/dpop-token-endpoint.test.ts)
+    [InvalidDpopProofError, 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF', 401],
+    [UseDpopNonceError, 'FST_REFRESH_AUTH_USE_DPOP_NONCE', 401]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

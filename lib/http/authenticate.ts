@@ -5,6 +5,7 @@ import type { SessionRevocations } from '../sessions/revocation.js'
 import type { RefreshAuthUser } from '../types.js'
 import { freezeNested, type TokenCache } from '../tokens/cache.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
+import type { DpopGate } from './dpop.js'
 
 /**
  * What `request.user` holds after authentication: the verified access-token claims, in an object of
@@ -64,17 +65,33 @@ export function createAuthenticator (
   cache: TokenCache<AuthenticatedUser> | null,
   keySource?: KeySource,
   revocations: SessionRevocations | null = null,
-  countAuthentication: ((outcome: AuthenticationOutcome) => void) | null = null
+  countAuthentication: ((outcome: AuthenticationOutcome) => void) | null = null,
+  dpop: DpopGate | null = null
 ): Authenticator {
-  // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did.
-  const missingChallenge = { 'www-authenticate': `Bearer realm="${realm}"` }
+  // RFC 6750 §3: no `error` when no token came, `invalid_token` when one did; RFC 9449 §7.1: the DPoP
+  // scheme is offered beside Bearer, or alone when it is required.
+  const bearerChallenge = `Bearer realm="${realm}"`
+  const missingChallenge = {
+    'www-authenticate': dpop === null ? bearerChallenge : dpop.required ? dpop.challenge : `${bearerChallenge}, ${dpop.challenge}`
+  }
   const invalidChallenge = { 'www-authenticate': `Bearer realm="${realm}", error="invalid_token"` }
 
-  function verifyRequest (request: FastifyRequest): AuthenticatedUser | null | typeof UNCONFIRMED {
+  // The token of `Authorization: Bearer <token>`, or of `DPoP <token>` where DPoP is on.
+  function presentedToken (header: string | undefined): string | null {
+    return bearerToken(header) ?? (dpop === null ? null : dpopToken(header))
+  }
+
+  function verifyRequest (request: FastifyRequest): AuthenticatedUser | null | typeof UNCONFIRMED | Error {
     const header = request.headers.authorization
     if (header === undefined) return null
     const claims = cache === null ? verifyHeader(header) : verifyCachedHeader(header, cache)
     if (claims === null) return null
+    // the proof is checked on every request, cached token or not; an unbound Bearer token skips it all
+    const jkt = claims.cnf?.jkt
+    if (jkt !== undefined || dpop !== null) {
+      const refused = bindingRefusal(request, header, jkt)
+      if (refused !== null) return refused
+    }
     if (revocations !== null) {
       // the session ended (logout, revocation, reuse): its tokens die with it, cached ones included
       if (revocations.has(claims.sid)) return null
@@ -86,9 +103,25 @@ export function createAuthenticator (
     return user
   }
 
+  /**
+   * RFC 9449 §7.1, SECURITY 34: a bound token (`cnf.jkt`) comes only as `DPoP` with a valid proof from its
+   * key; the DPoP scheme carries only bound tokens; with `dpop.required`, no token is accepted as Bearer.
+   */
+  function bindingRefusal (request: FastifyRequest, header: string, jkt: string | undefined): Error | null {
+    const token = dpop === null ? null : dpopToken(header)
+    if (jkt === undefined) {
+      if (token === null && !(dpop as DpopGate).required) return null
+      return (dpop as DpopGate).tokenRefusal('invalid_token', InvalidTokenError)
+    }
+    // a bound token as Bearer: on an app without DPoP, refused as any invalid token
+    if (dpop === null) return Object.assign(new InvalidTokenError(), { headers: invalidChallenge })
+    if (token === null) return dpop.tokenRefusal('invalid_token', InvalidTokenError)
+    return dpop.resourceRefusal(request, token, jkt)
+  }
+
   // Nested values frozen with or without the cache, so `request.user` behaves the same whatever `cacheSize` is.
   function verifyHeader (header: string): AuthenticatedUser | null {
-    const token = bearerToken(header)
+    const token = presentedToken(header)
     const claims = token === null ? null : accessTokens.verify(token) as AuthenticatedUser | null
     return claims === null ? null : freezeNested(claims)
   }
@@ -106,9 +139,9 @@ export function createAuthenticator (
 
   // The error carries its challenge: Fastify's error handler copies `error.headers` to the reply.
   function refusal (request: FastifyRequest): Error {
-    if (bearerToken(request.headers.authorization) === null) {
-      return Object.assign(new MissingTokenError(), { headers: missingChallenge })
-    }
+    const header = request.headers.authorization
+    if (presentedToken(header) === null) return Object.assign(new MissingTokenError(), { headers: missingChallenge })
+    if (dpop !== null && dpopToken(header) !== null) return dpop.tokenRefusal('invalid_token', InvalidTokenError)
     return Object.assign(new InvalidTokenError(), { headers: invalidChallenge })
   }
 
@@ -119,6 +152,7 @@ export function createAuthenticator (
     const user = verifyRequest(request)
     if (user === UNCONFIRMED) throw new RevocationUnconfirmedError()
     if (user === null) throw refusal(request)
+    if (user instanceof Error) throw user
     return user
   }
 
@@ -127,7 +161,7 @@ export function createAuthenticator (
     const user = verifyRequest(request)
     if (user === UNCONFIRMED) return new RevocationUnconfirmedError()
     if (user !== null) return user
-    const token = keySource === undefined ? null : bearerToken(request.headers.authorization)
+    const token = keySource === undefined ? null : presentedToken(request.headers.authorization)
     if (keySource !== undefined && token !== null) {
       const refetch = keySource.refetchFor(token)
       if (refetch !== null || !keySource.ready) return verifyAfterRefetch(request, keySource, refetch)
@@ -184,6 +218,7 @@ function counted (authenticate: AuthenticateRequest, count: (outcome: Authentica
 }
 
 const SCHEME = /^bearer +/i
+const DPOP_SCHEME = /^dpop +/i
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 7235 §2.1), or null. */
 function bearerToken (header: string | undefined): string | null {
@@ -191,6 +226,14 @@ function bearerToken (header: string | undefined): string | null {
   // fast path for the usual spelling; the regex handles the rest
   if (header.startsWith('Bearer ') && header.charCodeAt(7) !== 32) return header.length > 7 ? header.slice(7) : null
   const match = SCHEME.exec(header)
+  if (match === null || match[0].length === header.length) return null
+  return header.slice(match[0].length)
+}
+
+/** The token of an `Authorization: DPoP <token>` header (scheme case-insensitive), or null. */
+function dpopToken (header: string | undefined): string | null {
+  if (header === undefined) return null
+  const match = DPOP_SCHEME.exec(header)
   if (match === null || match[0].length === header.length) return null
   return header.slice(match[0].length)
 }

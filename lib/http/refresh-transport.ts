@@ -52,13 +52,15 @@ export class RefreshTransport {
 
   /** Answers with the tokens, the refresh token by `channel`. */
   send (reply: FastifyReply, tokens: IssuedTokens, channel: TokenChannel): FastifyReply {
+    // RFC 9449 §5: a bound access token is of type DPoP
+    const tokenType = tokens.jkt === undefined ? 'Bearer' : 'DPoP'
     if (channel === 'body') {
       return reply.send({
-        access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
+        access_token: tokens.accessToken, token_type: tokenType, expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
       })
     }
     this.#cookie.set(reply, tokens.refreshToken, tokens.refreshMaxAge)
-    return reply.send({ access_token: tokens.accessToken, token_type: 'Bearer', expires_in: tokens.accessExpiresIn })
+    return reply.send({ access_token: tokens.accessToken, token_type: tokenType, expires_in: tokens.accessExpiresIn })
   }
 
   /** Clears the refresh cookie, where there is one to clear. */

@@ -9,6 +9,7 @@ import { hostRememberMe } from './remember-me.js'
 import { authRouteSchemas, type RouteSchema } from './schemas.js'
 import type { LogoutScope, SessionPolicy } from '../sessions/policy.js'
 import { reportedLogin } from '../telemetry/session-telemetry.js'
+import { answeringDpopErrors, type DpopGate } from './dpop.js'
 
 /**
  * What a route factory accepts: anything of `RouteOptions` but the handler, which is the plugin's.
@@ -89,7 +90,8 @@ function withOverrides (url: string, overrides: RouteOverrides, handler: RouteOp
 /** The route factories of an auth server: its session policy serves them. */
 export function createRouteFactories (
   { routes, cookie, hooks }: { routes: RouteSettings, cookie: CookieSettings, hooks: HostCallbacks },
-  sessions: SessionPolicy
+  sessions: SessionPolicy,
+  dpop: DpopGate | null = null
 ): RouteFactories {
   const transport = new RefreshTransport(routes.transport, new RefreshCookie(cookie))
   const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport))
@@ -101,43 +103,51 @@ export function createRouteFactories (
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return withOverrides(`${routes.prefix}/login`, overrides, reportedLogin(sessions.telemetry, async function login (request, reply) {
         noStore(reply)
-        refuseCrossSite(request, trustedOrigins)
-        const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
-        if (user === null || user === undefined) throw new InvalidCredentialsError()
-        const channel = transport.loginChannel(request)
-        // remember me only shapes the cookie: a login answered in the body never asks
-        const remember = channel === 'body' || await hostRememberMe(hooks.rememberMe, user, request, hooks.timeout)
-        // signing in again on this device replaces its session rather than adding one
-        const tokens = await sessions.startSession(user, request, { channel, remember }, transport.presentedAtLogin(request))
-        return transport.send(reply, tokens, channel)
+        return await answeringDpopErrors(reply, dpop, async () => {
+          refuseCrossSite(request, trustedOrigins)
+          // the proof before the credentials: a refused proof costs no password check
+          const jkt = dpop?.tokenEndpointKey(request)
+          const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
+          if (user === null || user === undefined) throw new InvalidCredentialsError()
+          const channel = transport.loginChannel(request)
+          // remember me only shapes the cookie: a login answered in the body never asks
+          const remember = channel === 'body' || await hostRememberMe(hooks.rememberMe, user, request, hooks.timeout)
+          // signing in again on this device replaces its session rather than adding one
+          const tokens = await sessions.startSession(user, request, { channel, remember, jkt }, transport.presentedAtLogin(request))
+          return transport.send(reply, tokens, channel)
+        })
       }), schemas.login)
     },
 
     refreshRoute (overrides = {}) {
       return withOverrides(`${routes.prefix}/refresh`, overrides, transport.cookieRoute(async function refresh (request, reply) {
         noStore(reply)
-        refuseCrossSite(request, trustedOrigins)
-        const presented = transport.presented(request)
-        const tokens = await sessions.rotateRefreshToken(presented, request)
-        if (tokens === null) {
-          // one answer whatever the reason, and the dead cookie goes
-          if (presented?.channel !== 'body') transport.clearCookie(reply)
-          throw new InvalidRefreshTokenError()
-        }
-        return transport.send(reply, tokens, (presented as { channel: 'cookie' | 'body' }).channel)
+        return await answeringDpopErrors(reply, dpop, async () => {
+          refuseCrossSite(request, trustedOrigins)
+          const presented = transport.presented(request)
+          const tokens = await sessions.rotateRefreshToken(presented, request, dpop?.tokenEndpointKey(request))
+          if (tokens === null) {
+            // one answer whatever the reason, and the dead cookie goes
+            if (presented?.channel !== 'body') transport.clearCookie(reply)
+            throw new InvalidRefreshTokenError()
+          }
+          return transport.send(reply, tokens, (presented as { channel: 'cookie' | 'body' }).channel)
+        })
       }), schemas.refresh)
     },
 
     logoutRoute (overrides = {}) {
       return withOverrides(`${routes.prefix}/logout`, overrides, transport.cookieRoute(async function logout (request, reply) {
         noStore(reply)
-        refuseCrossSite(request, trustedOrigins)
-        const presented = transport.presented(request)
-        const scope = logoutScope(request.body)
-        await sessions.revokeFamily(presented, request, scope)
-        // signing out the other devices keeps this one signed in
-        if (presented?.channel !== 'body' && scope !== 'others') transport.clearCookie(reply)
-        return reply.code(204).send()
+        return await answeringDpopErrors(reply, dpop, async () => {
+          refuseCrossSite(request, trustedOrigins)
+          const presented = transport.presented(request)
+          const scope = logoutScope(request.body)
+          await sessions.revokeFamily(presented, request, scope, dpop?.tokenEndpointKey(request))
+          // signing out the other devices keeps this one signed in
+          if (presented?.channel !== 'body' && scope !== 'others') transport.clearCookie(reply)
+          return reply.code(204).send()
+        })
       }), schemas.logout)
     }
   }

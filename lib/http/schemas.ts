@@ -19,7 +19,7 @@ function tokenResponseSchema (withRefreshToken: boolean): object {
     required: ['access_token', 'token_type', 'expires_in'],
     properties: {
       access_token: { type: 'string' },
-      token_type: { type: 'string', enum: ['Bearer'] },
+      token_type: { type: 'string', enum: ['Bearer', 'DPoP'] },
       expires_in: { type: 'integer', description: 'Seconds the access token lives' },
       ...(withRefreshToken ? { refresh_token: { type: 'string', description: 'Only for clients on the body transport' } } : {})
     },

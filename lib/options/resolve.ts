@@ -2,6 +2,7 @@ import { isCustomizableCode, refuseOption as fail, type ErrorMessages } from '..
 import type { LoginUser } from '../types.js'
 import { checkCookiePrefix } from './cookie-prefix.js'
 import { durationOption as duration } from './duration.js'
+import { resolveDpop } from './dpop.js'
 import { resolveServerRole } from './server-role.js'
 import type { EventStreamsOptions, EventStreamsSettings, FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
 import type { KeySet } from '../tokens/keys.js'
@@ -151,7 +152,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     store,
     revocation,
     realm,
-    messages: resolveMessages(options.messages)
+    messages: resolveMessages(options.messages),
+    dpop: resolveDpop(options.dpop, options.secret)
   }
 }
 

@@ -4,6 +4,8 @@ import type { ErrorMessages } from '../errors.js'
 import type { SessionStore } from '../stores/store.js'
 import type { AccessTokenAlgorithm, AccessTokenKey, AsymmetricAlgorithm, KeySet } from '../tokens/keys.js'
 import type { LoginUser, RefreshAuthUser } from '../types.js'
+import type { DpopNonces } from '../tokens/dpop-nonce.js'
+import type { DpopAlgorithm } from '../tokens/dpop-proof.js'
 
 /**
  * A lifetime in whole seconds: a number, or a string with a unit as the `ms` package reads it
@@ -210,6 +212,37 @@ export interface FastifyRefreshAuthOptions {
    * `refresh_auth.authentications` counter, one count per `authenticate` (the hot path). Default `true`.
    */
   telemetry?: boolean | { countAuthentications?: boolean }
+  /**
+   * DPoP, sender-constrained tokens (RFC 9449; see docs/dpop.md). `true`, or an object: a login or refresh
+   * carrying a valid `DPoP` proof binds its session to the proof's key (`cnf.jkt` in the access tokens,
+   * `token_type: "DPoP"`), and every later use of its tokens needs a proof from that key. Default off.
+   */
+  dpop?: boolean | DpopOptions
+}
+
+/**
+ * The `dpop` option as an object.
+ *
+ * @example
+ * await app.register(fastifyRefreshAuth, { secret, verifyCredentials, dpop: { required: true, nonce: true } })
+ */
+export interface DpopOptions {
+  /**
+   * Refuse every login and refresh without a proof (400 `invalid_dpop_proof`) and every Bearer token. Default
+   * false: DPoP when the client sends a proof, Bearer otherwise.
+   */
+  required?: boolean
+  /** Server-provided nonces (RFC 9449 §8, §9), the same on every instance sharing the secret. Default false. */
+  nonce?: boolean
+  /** How old a proof's `iat` may be (and, by the clock tolerance, how far in the future). Default `'60s'`. */
+  proofMaxAge?: Duration
+  /** Proof algorithms accepted, of `ES256`, `RS256`, `PS256`, `EdDSA` (Ed25519). Default all four. */
+  algorithms?: string[]
+  /**
+   * The public origin (`https://api.example.com`) the proofs' `htu` names, for an app behind a proxy that
+   * changes it. Default: the request's, from its Host and protocol (trustProxy-aware).
+   */
+  origin?: string
 }
 
 /**
@@ -361,6 +394,20 @@ export interface ResolvedOptions {
   /** The realm of `WWW-Authenticate` challenges. */
   realm: string
   messages: ErrorMessages | null
+  /** Null when `dpop` is off. */
+  dpop: DpopSettings | null
+}
+
+/** `dpop` once resolved. */
+export interface DpopSettings {
+  required: boolean
+  algorithms: readonly DpopAlgorithm[]
+  /** Seconds. */
+  proofMaxAge: number
+  /** Null: the request's own origin. */
+  origin: string | null
+  /** Null when `dpop.nonce` is off. */
+  nonces: DpopNonces | null
 }
 
 // What this app is: decided once from the options (`resolveServerRole`), with its keys already built.

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { notify } from '../audit.js'
-import { InvalidArgumentError, SessionLimitError, StoreUnavailableError } from '../errors.js'
+import { InvalidArgumentError, InvalidDpopProofError, SessionLimitError, StoreUnavailableError } from '../errors.js'
 import { callHost } from './host-call.js'
 import { hostClaims, hostSubject, userIdOf } from './host-claims.js'
 import type { LoginUser } from '../types.js'
@@ -43,6 +43,8 @@ export interface SessionStart {
   channel: TokenChannel
   /** False: the refresh cookie is a browser-session cookie, for the whole session. */
   remember: boolean
+  /** The thumbprint of the key of the login's DPoP proof: the session is bound to it for its whole life. */
+  jkt?: string
 }
 
 /** What login and refresh hand to the client. */
@@ -53,6 +55,8 @@ export interface IssuedTokens {
   refreshToken: string
   /** Seconds the refresh cookie may live; null: a browser-session cookie (`rememberMe` said no). */
   refreshMaxAge: number | null
+  /** The key the tokens are bound to (DPoP), or undefined for Bearer tokens. */
+  jkt: string | undefined
 }
 
 /**
@@ -142,7 +146,7 @@ export class SessionPolicy {
   async startSession (user: LoginUser, request: FastifyRequest, start: SessionStart, presented?: PresentedRefreshToken): Promise<IssuedTokens> {
     const sub = await hostSubject(this.#hooks.subject, user, request, this.#hooks.timeout)
     const ext = this.#hooks.claims === undefined ? undefined : await hostClaims(this.#hooks.claims, user, request, this.#hooks.timeout)
-    const replaceSessionId = presented === undefined ? undefined : await this.#replaceableSession(presented, sub, request)
+    const replaceSessionId = presented === undefined ? undefined : await this.#replaceableSession(presented, sub, request, start.jkt)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
     const session: SessionRecord = {
@@ -158,6 +162,7 @@ export class SessionPolicy {
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
     }
+    if (start.jkt !== undefined) session.jkt = start.jkt
     const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
     if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
     if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId
@@ -183,9 +188,11 @@ export class SessionPolicy {
    * The session a login replaces: the one of a refresh token of the same user, if that token is the live
    * one. A token of another user is ignored, so it cannot end that user's session; a rotated one is reuse.
    */
-  async #replaceableSession (presented: PresentedRefreshToken, sub: string, request: FastifyRequest): Promise<string | undefined> {
+  async #replaceableSession (presented: PresentedRefreshToken, sub: string, request: FastifyRequest, jkt: string | undefined): Promise<string | undefined> {
     const claims = this.#verifyRefreshToken(presented, request)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
+    // a bound session speaks only with its key, even to be replaced
+    if (keyRefusal(claims, jkt) !== null) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
     return result.outcome === 'live' && result.session.userId === sub ? claims.sid : undefined
@@ -194,17 +201,26 @@ export class SessionPolicy {
   /**
    * Trades a refresh token for new tokens, or returns null when it must be refused (invalid, expired,
    * unknown, revoked, reused: then the whole session is revoked; or its user refused by `loadUser`). Its
-   * immediate parent within the reuse interval gets the live token again (a retry, another tab).
+   * immediate parent within the reuse interval gets the live token again (a retry, another tab). `jkt` is the
+   * key of the request's DPoP proof: a bound session refuses any other (401, nothing consumed), an unbound one
+   * is bound to it from this refresh on.
    */
-  async rotateRefreshToken (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<IssuedTokens | null> {
-    return await this.#telemetry.refresh(() => this.#rotate(presented, request))
+  async rotateRefreshToken (presented: PresentedRefreshToken | undefined, request: FastifyRequest, jkt?: string): Promise<IssuedTokens | null> {
+    const result = await this.#telemetry.refresh(() => this.#rotate(presented, request, jkt))
+    if (result instanceof Error) throw result
+    return result
   }
 
-  async #rotate (presented: PresentedRefreshToken | undefined, request: FastifyRequest): Promise<Reported<RefreshOutcome, IssuedTokens | null>> {
+  async #rotate (
+    presented: PresentedRefreshToken | undefined, request: FastifyRequest, jkt: string | undefined
+  ): Promise<Reported<RefreshOutcome, IssuedTokens | null | Error>> {
     const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
     if (claims === null) return refused(presented !== undefined && hasExpired(presented.token) ? 'expired' : 'invalid')
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return refused('revoked')
+    // before the store: a thief without the key consumes nothing and ends nothing
+    const wrongKey = keyRefusal(claims, jkt)
+    if (wrongKey !== null) return { outcome: 'invalid', value: wrongKey }
     let ext = claims.ext
     const loadUser = this.#hooks.loadUser
     if (loadUser !== undefined) {
@@ -235,7 +251,10 @@ export class SessionPolicy {
     if (result.outcome === 'not-found') return refused('revoked')
     if (result.session.userId !== claims.sub) return refused('invalid')
     notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    const value = this.#issueTokens(result.session, now, ext, { channel: claims.channel ?? 'cookie', remember: claims.remember !== false })
+    // the session's key, as its record keeps it; an unbound session takes the proof's key
+    const boundTo = result.session.jkt ?? jkt
+    const start: SessionStart = { channel: claims.channel ?? 'cookie', remember: claims.remember !== false, jkt: boundTo }
+    const value = this.#issueTokens(result.session, now, ext, start)
     return { outcome: result.outcome, value }
   }
 
@@ -243,15 +262,21 @@ export class SessionPolicy {
    * Logout: ends the session of a refresh token, every session of its user (`all`), or every session of
    * its user but this one (`others`), but only for the session's live token (or its parent within the
    * reuse interval). A rotated token is reuse: its session ends, `onReuseDetected` fires, and nothing else
-   * happens. An invalid or unknown token ends nothing.
+   * happens. An invalid or unknown token ends nothing; nor does a bound session's token without a proof from
+   * its key (`jkt`): 401, so a thief cannot sign the user out.
    */
-  async revokeFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope = 'session'): Promise<void> {
-    await this.#telemetry.logout(() => this.#endFamily(presented, request, scope))
+  async revokeFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope = 'session', jkt?: string): Promise<void> {
+    const wrongKey = await this.#telemetry.logout(() => this.#endFamily(presented, request, scope, jkt))
+    if (wrongKey !== undefined) throw wrongKey
   }
 
-  async #endFamily (presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope): Promise<Reported<LogoutOutcome, void>> {
+  async #endFamily (
+    presented: PresentedRefreshToken | undefined, request: FastifyRequest, scope: LogoutScope, jkt: string | undefined
+  ): Promise<Reported<LogoutOutcome, Error | undefined>> {
     const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
     if (claims === null) return { outcome: 'invalid', value: undefined }
+    const wrongKey = keyRefusal(claims, jkt)
+    if (wrongKey !== null) return { outcome: 'invalid', value: wrongKey }
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
     const result = await this.#present(claims, scope === 'session', request)
@@ -314,24 +339,27 @@ export class SessionPolicy {
     notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
 
-  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, { channel, remember }: SessionStart): IssuedTokens {
+  #issueTokens (session: SessionRecord, now: number, ext: Record<string, unknown> | undefined, { channel, remember, jkt }: SessionStart): IssuedTokens {
     const iat = Math.floor(now / 1000)
     const refreshExp = Math.floor(Math.min(session.expiresAt, session.absoluteExpiresAt) / 1000)
     // an access token never outlives its session: expiry is not announced on the revocation feed
     const accessExp = Math.min(iat + this.#settings.accessExpiresIn, Math.floor(session.absoluteExpiresAt / 1000))
     // the login that started the session, whatever refreshes came since (RFC 9068 §2.2.1)
     const authTime = Math.floor(session.createdAt / 1000)
+    // RFC 9449 §6.1: both tokens of a bound session name its key
+    const cnf = jkt === undefined ? undefined : { jkt }
     const accessToken = this.#accessTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: accessExp, auth_time: authTime
+      sub: session.userId, sid: session.sessionId, jti: randomUUID(), iat, exp: accessExp, auth_time: authTime, cnf
     }, ext)
     const refreshToken = this.#refreshTokens.sign({
-      sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp
+      sub: session.userId, sid: session.sessionId, jti: session.tokenId, iat, exp: refreshExp, cnf
     }, refreshTokenExtras(session.generation, ext, remember, channel))
     return {
       accessToken,
       accessExpiresIn: accessExp - iat,
       refreshToken,
-      refreshMaxAge: remember ? refreshExp - iat : null
+      refreshMaxAge: remember ? refreshExp - iat : null,
+      jkt
     }
   }
 }
@@ -408,6 +436,15 @@ function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
   if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
+}
+
+/**
+ * SECURITY 34-35, the one place of the rule: a session bound to a key (its refresh token's `cnf.jkt`) is
+ * used only with a valid proof from that key (`jkt`, the proof's). The 401 it answers leaves the session as it was.
+ */
+function keyRefusal (claims: RefreshTokenClaims, jkt: string | undefined): Error | null {
+  const boundTo = claims.cnf?.jkt
+  return boundTo === undefined || boundTo === jkt ? null : new InvalidDpopProofError()
 }
 
 function refused (outcome: RefreshOutcome): Reported<RefreshOutcome, null> {

@@ -34,6 +34,11 @@ export interface SessionRecord {
   userAgent?: string
   /** The login request's IP address. */
   ip?: string
+  /**
+   * DPoP: the RFC 7638 thumbprint of the key the session is bound to at login, kept for its whole life;
+   * absent for a session of Bearer tokens. Stores keep it as they keep `userAgent`.
+   */
+  jkt?: string
 }
 
 /**

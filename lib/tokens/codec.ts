@@ -21,6 +21,11 @@ export interface RegisteredClaims {
    * and in access tokens from other issuers or older versions of this plugin.
    */
   auth_time?: number
+  /**
+   * The key the token is bound to (RFC 9449 §6.1): its RFC 7638 SHA-256 thumbprint. Present only in tokens
+   * of a DPoP-bound session, which are used only with a proof from that key.
+   */
+  cnf?: { jkt: string }
   iss: string
   aud: string
 }
@@ -114,6 +119,7 @@ export class TokenCodec<Claims extends RegisteredClaims> {
       exp: registered.exp
     }
     if (registered.auth_time !== undefined) payload.auth_time = registered.auth_time
+    if (registered.cnf !== undefined) payload.cnf = { jkt: registered.cnf.jkt }
     if (this.#signing === null) throw new InvalidOptionError('no key to sign with: this app only verifies tokens')
     return jwt.sign(payload, this.#signing.key, this.#signing.options)
   }
@@ -128,8 +134,9 @@ export class TokenCodec<Claims extends RegisteredClaims> {
     const extras = extra === undefined ? '{}' : JSON.stringify(extra)
     const open = extras === '{}' ? '{' : `${extras.slice(0, -1)},`
     const authTime = registered.auth_time === undefined ? '' : `,"auth_time":${registered.auth_time}`
+    const cnf = registered.cnf === undefined ? '' : `,"cnf":{"jkt":${JSON.stringify(registered.cnf.jkt)}}`
     return `${open}${this.#issuerAndAudience},"sub":${JSON.stringify(registered.sub)},"sid":${JSON.stringify(registered.sid)},` +
-      `"jti":${JSON.stringify(registered.jti)},"iat":${registered.iat},"exp":${registered.exp}${authTime}}`
+      `"jti":${JSON.stringify(registered.jti)},"iat":${registered.iat},"exp":${registered.exp}${authTime}${cnf}}`
   }
 
   /** Returns the verified claims, or null for any token that is not a valid one of this type. */
@@ -166,6 +173,8 @@ export class TokenCodec<Claims extends RegisteredClaims> {
         !isId(claims.sub) || !isId(claims.jti) || !isId(claims.sid)) return null
     // optional, but never of another type than `request.user` says
     if (claims.auth_time !== undefined && typeof claims.auth_time !== 'number') return null
+    // a confirmation we cannot read binds to no key we could check: refused, never taken as unbound
+    if (claims.cnf !== undefined && (typeof claims.cnf !== 'object' || claims.cnf === null || !isId(claims.cnf.jkt))) return null
     const now = Math.floor(Date.now() / 1000)
     const tolerance = this.#clockTolerance
     if (now >= claims.exp + tolerance || claims.iat > now + tolerance) return null
