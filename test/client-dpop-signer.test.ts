@@ -55,8 +55,15 @@ t.test('a proof: ES256 with the public key only, the method and the URL without 
 
 t.test('a URL relative to the page', async t => {
   withGlobal(t, 'location', { href: 'https://app.example.com/account/settings?tab=1' })
-  const proof = readProof(await createDpopSigner().proof('GET', '/api/me?fields=name'))
+  const signer = createDpopSigner()
+  const proof = readProof(await signer.proof('GET', '/api/me?fields=name'))
   t.equal(proof.payload.htu, 'https://app.example.com/api/me')
+  let sent: Record<string, string> = {}
+  await signer.send('POST', '/auth/refresh', null, async (headers) => {
+    sent = headers
+    return json(200, {})
+  })
+  t.equal(readProof(sent.dpop).payload.htu, 'https://app.example.com/auth/refresh', 'and what it sends')
 })
 
 t.test('the key: made once, non-extractable, shared by the signers of one key store', async t => {
@@ -161,6 +168,7 @@ t.test('send: the headers, the newest nonce, one more try when the server asks f
       askForNonce('n6'),
       json(400, { error: 'use_dpop_nonce' }),
       json(401, {}, { 'www-authenticate': 'DPoP error="invalid_token"', 'dpop-nonce': 'n7' }),
+      json(401, {}, { 'dpop-nonce': 'n7b' }),
       json(403, {}, { 'dpop-nonce': 'n8' })
     ]) {
       sent.length = 0

@@ -149,7 +149,7 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
     thumbprint: async () => await sha256(JSON.stringify((await load()).jwk)),
     async send (method, url, accessToken, go) {
       const origin = new URL(url, web.location?.href).origin
-      for (let retried = false; ; retried = true) {
+      const attempt = async (): Promise<{ response: Response, askedForNonce: boolean }> => {
         const presented = nonces.get(origin)
         const response = await go({
           dpop: await proof(method, url, accessToken ?? undefined),
@@ -157,9 +157,12 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
         })
         const nonce = response.headers.get('dpop-nonce')
         if (nonce !== null) nonces.set(origin, nonce)
-        // once: a server that asks again for the nonce it was just given would loop
-        if (retried || nonce === null || nonce === presented || !await asksForNonce(response)) return response
+        // a new nonce only: the one just presented would be refused again
+        return { response, askedForNonce: nonce !== null && nonce !== presented && await asksForNonce(response) }
       }
+      const first = await attempt()
+      // once: a server that asks again after the retry gets no third request
+      return first.askedForNonce ? (await attempt()).response : first.response
     }
   }
 }

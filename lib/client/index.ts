@@ -217,7 +217,8 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   // With DPoP every request carries a proof (and the token as `DPoP`); else the token goes as a bearer token.
   async function authorized (method: string, target: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
     const dpop = options.dpop
-    const signing = await (signer ??= dpop === true ? import('./dpop.js').then(m => m.createDpopSigner()) : Promise.resolve(dpop || undefined))
+    // (the CommonJS build, imported, may show its exports on `default` only: module.exports, as some loaders do)
+    const signing = await (signer ??= dpop === true ? import('./dpop.js').then((m: any) => ({ ...m.default, ...m }).createDpopSigner()) : Promise.resolve(dpop || undefined))
     return signing !== undefined ? signing.send(method, target, accessToken, go) : go(accessToken !== null ? { authorization: 'Bearer ' + accessToken } : {})
   }
 
