@@ -96,7 +96,7 @@ FROM (${result}) AS r`
 /** The one row every guarded statement's result starts from. */
 const ON_TIME = '(SELECT count(*) > 0 AS on_time FROM guard) AS g'
 
-const SESSION_COLUMNS = 'session_id, user_id, token_id, previous_token_id, generation, created_at, rotated_at, expires_at, absolute_expires_at, user_agent, ip'
+const SESSION_COLUMNS = 'session_id, user_id, token_id, previous_token_id, generation, created_at, rotated_at, expires_at, absolute_expires_at, user_agent, ip, jkt'
 
 const RETURNED_COLUMNS = SESSION_COLUMNS.split(', ').map(column => `s.${column}`).join(', ')
 
@@ -113,10 +113,12 @@ export function schemaSql (names: TableNames): string {
   expires_at bigint NOT NULL,
   absolute_expires_at bigint NOT NULL,
   user_agent text,
-  ip text
+  ip text,
+  jkt text
 );
--- tables made before sessions had generations
+-- tables made before sessions had generations, and before DPoP bound them to a key
 ALTER TABLE ${names.sessions} ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
+ALTER TABLE ${names.sessions} ADD COLUMN IF NOT EXISTS jkt text;
 CREATE INDEX IF NOT EXISTS ${names.userIndex} ON ${names.sessions} (user_id);
 CREATE INDEX IF NOT EXISTS ${names.expiryIndex} ON ${names.sessions} ((least(expires_at, absolute_expires_at)));
 CREATE TABLE IF NOT EXISTS ${names.revocations} (
@@ -233,11 +235,11 @@ COMMIT;`,
 expired AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($5::text[]) RETURNING 1),
 saved AS (
   INSERT INTO ${sessions} AS s (${SESSION_COLUMNS})
-  SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 FROM guard
+  SELECT $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM guard
   ON CONFLICT (session_id) DO UPDATE SET user_id = excluded.user_id, token_id = excluded.token_id,
     previous_token_id = excluded.previous_token_id, generation = excluded.generation, created_at = excluded.created_at, rotated_at = excluded.rotated_at,
     expires_at = excluded.expires_at, absolute_expires_at = excluded.absolute_expires_at,
-    user_agent = excluded.user_agent, ip = excluded.ip
+    user_agent = excluded.user_agent, ip = excluded.ip, jkt = excluded.jkt
   RETURNING 1
 ),
 ${announce('$3', names)}`, `SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids,

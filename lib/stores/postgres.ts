@@ -154,7 +154,7 @@ export class PostgresStore implements SessionStore {
       const [saved] = await op.run(this.#sql.saveSession, [
         this.#names.channel, endedSessionIds, expired,
         session.sessionId, session.userId, session.tokenId, session.previousTokenId, session.generation, session.createdAt,
-        session.rotatedAt, session.expiresAt, session.absoluteExpiresAt, session.userAgent ?? null, session.ip ?? null
+        session.rotatedAt, session.expiresAt, session.absoluteExpiresAt, session.userAgent ?? null, session.ip ?? null, session.jkt ?? null
       ])
       op.announce(saved)
       return { outcome: 'created', endedSessionIds }
@@ -405,5 +405,6 @@ function toRecord (row: Row): SessionRecord {
   }
   if (row.user_agent !== null) record.userAgent = row.user_agent as string
   if (row.ip !== null) record.ip = row.ip as string
+  if (typeof row.jkt === 'string') record.jkt = row.jkt
   return record
 }

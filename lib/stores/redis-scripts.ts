@@ -13,7 +13,7 @@ import type { SessionRecord } from './store.js'
 // Other times in `arg` are Node's clock, the one that signs the tokens' `exp`.
 //
 // Session hash fields: u userId, t tokenId, p previousTokenId, g generation, c createdAt, r rotatedAt, e
-// expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, and x once the session has ended but its announcement
+// expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, k jkt (the DPoP key the session is bound to), and x once the session has ended but its announcement
 // on the revocation stream is not yet confirmed.
 //
 // Ending a session takes three steps, as the stream lives in another slot: a script marks the session ended
@@ -46,8 +46,8 @@ if serverNow > arg.deadline then return { serverNow, 'late' } end
 
 // A session's fields in the order the reply carries them (decodeSession), then its end mark.
 const READ_SESSION_FIELDS = `
-local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'g', 'c', 'r', 'e', 'a', 'ua', 'ip', 'x')
-local function answer (outcome) return { serverNow, outcome, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10] } end
+local s = redis.call('HMGET', KEYS[1], 'u', 't', 'p', 'g', 'c', 'r', 'e', 'a', 'ua', 'ip', 'x', 'k')
+local function answer (outcome) return { serverNow, outcome, s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9], s[10], s[12] } end
 `
 
 // What a presented token is: judgeToken of lib/sessions/decisions.ts, which the model-based test holds this to.
@@ -101,6 +101,7 @@ function decodeSession (sessionId: string, reply: ScriptReply): SessionRecord | 
   }
   if (reply[10] !== null) record.userAgent = String(reply[10])
   if (reply[11] !== null) record.ip = String(reply[11])
+  if (reply[12] != null) record.jkt = String(reply[12])
   return record
 }
 
@@ -129,6 +130,7 @@ redis.call('HSET', KEYS[1], 'u', session.userId, 't', session.tokenId, 'g', sess
   'r', session.rotatedAt, 'e', session.expiresAt, 'a', session.absoluteExpiresAt)
 if session.userAgent then redis.call('HSET', KEYS[1], 'ua', session.userAgent) end
 if session.ip then redis.call('HSET', KEYS[1], 'ip', session.ip) end
+if session.jkt then redis.call('HSET', KEYS[1], 'k', session.jkt) end
 redis.call('PEXPIRE', KEYS[1], arg.ttl)
 return { serverNow, 'created' }
 `, outcomeOf<'created' | 'ended'>)

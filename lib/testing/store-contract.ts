@@ -183,6 +183,24 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     assertOutcome(await store.rotate(rotation(session, first.nextTokenId, now + 2000)), 'rotated')
   })
 
+  withStore('a DPoP-bound session keeps its key (jkt) through rotation, grace and present; an unbound one has none', async (store) => {
+    const now = Date.now()
+    const jkt = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs'
+    const bound = await saveSession(store, now, { jkt })
+    const first = rotation(bound, bound.tokenId, now + 1000, { reuseIntervalMs: 60_000 })
+    assert.equal(assertOutcome(await store.rotate(first), 'rotated').session.jkt, jkt, 'rotated: the key stays')
+    assert.equal(assertOutcome(await store.rotate(rotation(bound, bound.tokenId, now + 2000, { reuseIntervalMs: 60_000 })), 'grace').session.jkt, jkt,
+      'grace: the key stays')
+    assert.equal(assertOutcome(await store.rotate(rotation(bound, first.nextTokenId, now + 3000)), 'rotated').session.jkt, jkt, 'a second rotation too')
+    const unbound = await saveSession(store, now)
+    const rotated = assertOutcome(await store.rotate(rotation(unbound, unbound.tokenId, now + 1000)), 'rotated')
+    assert.equal(rotated.session.jkt, undefined, 'a session saved without a key has none')
+    const live = assertPresent(await store.present(presenting(unbound, rotated.session.tokenId, now + 2000)), 'live')
+    assert.equal(live.session.jkt, undefined)
+    const other = await saveSession(store, now, { jkt })
+    assert.equal(assertPresent(await store.present(presenting(other, other.tokenId, now + 1000)), 'live').session.jkt, jkt, 'present: the key is read back')
+  })
+
   withStore('a retried rotation (same presented and next ids) answers rotated again, not reuse', async (store) => {
     const now = Date.now()
     const session = await saveSession(store, now)

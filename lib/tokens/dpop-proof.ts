@@ -159,7 +159,7 @@ export class ProofVerifier {
     } catch {
       return 'jwk is not a valid key'
     }
-    if (rule.kty === 'RSA' && (key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) return 'RSA key too short'
+    if (rule.kty === 'RSA' && (key.asymmetricKeyDetails as { modulusLength: number }).modulusLength < MIN_RSA_BITS) return 'RSA key too short'
     return { alg: alg as DpopAlgorithm, key, jkt: thumbprintOf(publicJwk, rule.members) }
   }
 

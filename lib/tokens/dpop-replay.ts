@@ -1,5 +1,3 @@
-import { InvalidOptionError } from '../errors.js'
-
 // Expired entries dropped per insertion: enough to keep pace with the arrivals, never a long pause.
 const EXPIRED_DROPPED_PER_CLAIM = 4
 
@@ -14,7 +12,6 @@ export class ProofReplayCache {
   readonly #maxEntries: number
 
   constructor (maxEntries: number) {
-    if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new InvalidOptionError('ProofReplayCache: maxEntries must be a positive integer')
     this.#maxEntries = maxEntries
   }
 

@@ -39,6 +39,8 @@ export interface ProofOptions {
   claims?: Record<string, unknown>
   /** Sign with this key instead (the header still names `key`'s JWK). */
   signWith?: KeyObject
+  /** The payload segment as it is (base64url), in place of the claims. */
+  rawPayload?: string
 }
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
@@ -54,7 +56,7 @@ export function makeProof (key: ProofKeyPair, options: ProofOptions): string {
     nonce: options.nonce,
     ...options.claims
   })
-  const input = `${b64(header)}.${b64(claims)}`
+  const input = `${b64(header)}.${options.rawPayload ?? b64(claims)}`
   return `${input}.${signature(key.alg, options.signWith ?? key.privateKey, input).toString('base64url')}`
 }
 
