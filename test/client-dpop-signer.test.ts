@@ -48,6 +48,9 @@ t.test('a proof: ES256 with the public key only, the method and the URL without 
 
   const call = readProof(await signer.proof('GET', 'http://127.0.0.1:8080/api/me', 'the-access-token'))
   t.equal(call.payload.ath, tokenHash('the-access-token'))
+  // the method as fetch sends it: it upper-cases DELETE, GET, HEAD, OPTIONS, POST and PUT only
+  t.equal(readProof(await signer.proof('delete', 'http://127.0.0.1:8080/api/me')).payload.htm, 'DELETE')
+  t.equal(readProof(await signer.proof('patch', 'http://127.0.0.1:8080/api/me')).payload.htm, 'patch')
   t.equal(call.jkt, login.jkt, 'one key')
   t.match(login.payload.jti, /^[\w-]{22}$/)
   t.not(call.payload.jti, login.payload.jti, 'a jti per proof')

@@ -21,6 +21,7 @@ async function server (t: Test, options: Partial<FastifyRefreshAuthOptions> = {}
   } as FastifyRefreshAuthOptions)
   app.get('/api/me', { preHandler: app.authenticate }, async (request) => ({ sub: request.user?.sub, jkt: (request.user as any)?.cnf?.jkt }))
   app.post('/api/items', { preHandler: app.authenticate }, async (request) => ({ got: request.body }))
+  app.put('/api/items/1', { preHandler: app.authenticate }, async (request) => ({ method: request.method }))
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return { app, url, reused }
@@ -89,6 +90,8 @@ for (const transport of ['cookie', 'body'] as const) {
     const posted = await auth.fetch(new Request(url + '/api/items', { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } }))
     t.same(await posted.json(), { got: { a: 1 } }, 'a Request: its method in htm, its body sent')
     t.equal(fetch.to('/api/items')[0].proof?.payload.htm, 'POST')
+    // fetch sends `put` as PUT: htm says what goes out
+    t.same(await (await auth.fetch(url + '/api/items/1', { method: 'put' })).json(), { method: 'PUT' })
 
     const before = await auth.getAccessToken()
     t.equal(await auth.refresh(), true)

@@ -101,6 +101,9 @@ async function asksForNonce (response: Response): Promise<boolean> {
   return response.status === 400 && (await response.clone().json().catch(() => null) as { error?: unknown } | null)?.error === 'use_dpop_nonce'
 }
 
+// `htm` is the method as it goes out: fetch upper-cases these six only (a `patch` stays `patch`).
+const asFetchSends = (method: string): string => /^(delete|get|head|options|post|put)$/i.test(method) ? method.toUpperCase() : method
+
 /**
  * Makes the DPoP signer that `createAuthClient({ dpop })` uses: a non-extractable P-256 key, made once and kept
  * in the key store, and a proof for every request. Needs WebCrypto (`crypto.subtle`): browsers on https or
@@ -134,7 +137,7 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
     const nonce = nonces.get(target.origin)
     const signed = json({ typ: 'dpop+jwt', alg: 'ES256', jwk }) + '.' + json({
       jti: base64url(crypto.getRandomValues(new Uint8Array(16))),
-      htm: method.toUpperCase(),
+      htm: asFetchSends(method),
       htu: target.origin + target.pathname,
       iat: Math.floor(Date.now() / 1000),
       ...(accessToken !== undefined && { ath: await sha256(accessToken) }),
