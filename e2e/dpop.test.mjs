@@ -39,6 +39,7 @@ async function startServer (t) {
   })
   app.get('/api/me', { preHandler: app.authenticate }, async (request) => ({ sub: request.user.sub, jkt: request.user.cnf?.jkt }))
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
+  app.get('/blank', (request, reply) => reply.type('text/html; charset=utf-8').send('<!doctype html><title>blank</title>'))
   // the ES module build as it ships: index.js imports ./dpop.js, resolved by the browser next to it
   for (const [path, name] of [['/client/index.js', 'client'], ['/client/dpop.js', 'client/dpop']]) {
     const body = clientFile(name)
@@ -113,6 +114,30 @@ t.test('reload: the same key, the session restored and refreshing', async t => {
   await refreshes(page, 2)
   t.equal(claimsOf(await page.evaluate(() => window.auth.getAccessToken())).cnf?.jkt, jkt, 'two refreshes later, still bound to it')
   t.equal(await page.evaluate(async () => (await window.auth.fetch('/api/me')).status), 200)
+})
+
+t.test('a second tab: the same key, the same session', async t => {
+  const tab = await context.newPage()
+  tab.setDefaultTimeout(WAIT)
+  await tab.goto(server.url)
+  t.equal(await tab.evaluate(() => window.restored), true)
+  t.equal(claimsOf(await tab.evaluate(() => window.auth.getAccessToken())).cnf?.jkt, jkt)
+  t.equal(await tab.evaluate(async () => (await window.auth.fetch('/api/me')).status), 200)
+  await tab.close()
+})
+
+t.test('two tabs of a new browser profile making their key at once keep one key', async t => {
+  const fresh = await browser.newContext()
+  t.teardown(() => fresh.close())
+  const tabs = await Promise.all([fresh.newPage(), fresh.newPage()])
+  // a page without the client, so that no key is made before the race
+  await Promise.all(tabs.map(tab => tab.goto(`${server.url}/blank`)))
+  const thumbprints = (await Promise.all(tabs.map(tab => tab.evaluate(async () => {
+    const { createDpopSigner } = await import('/client/dpop.js')
+    return await Promise.all([createDpopSigner().thumbprint(), createDpopSigner().thumbprint()])
+  })))).flat()
+  t.same(new Set(thumbprints).size, 1, 'four signers in two tabs, one key')
+  t.not(thumbprints[0], jkt, 'another profile, another key')
 })
 
 t.test('tokens copied out of the browser are refused without the key; the page goes on', async t => {
