@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
 import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
-import { checkRefreshCookiePath, loadCookieCodec } from './http/cookie.js'
+import { checkRefreshCookiePath } from './http/cookie.js'
 import { messageReplacer } from './errors.js'
 import { createJwksRouteFactory, JwksClient, type JwksRouteFactory } from './http/jwks.js'
 import { bearerSecurityMarker } from './http/openapi.js'
@@ -92,12 +92,10 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   fastify.decorateRequest('authenticate', authenticator.requestAuthenticate)
   fastify.decorate('authenticate', authenticator.hook)
 
-  // the refresh cookie is written and read with @fastify/cookie's serialize/parse, which need their module
-  await loadCookieCodec()
   // Only an auth server, which signs both token types, has sessions; a resource server's factories refuse.
   const routeFactories = role.kind === 'resource-server'
     ? resourceServerRouteFactories()
-    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks }, new SessionPolicy({
+    : createRouteFactories({ routes: options.routes, cookie: options.cookie, hooks, messages: options.messages }, new SessionPolicy({
       settings: options.sessions,
       hooks,
       store,

@@ -40,7 +40,7 @@ const RUN_TS = new Set(['ts', 'typescript'])
 const NO_RUN = new Set(['sh', 'http', 'json', 'sql', 'text'])
 const STUBS = new Set(['users', 'verifyCredentials', 'secret', 'app'])
 const NEEDS = new Set(['redis', 'postgres', 'mariadb'])
-const BLOCK_TIMEOUT = 20_000
+const BLOCK_TIMEOUT = 60_000
 const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 const MARIADB_URL = process.env.MARIADB_URL ?? 'mysql://root@127.0.0.1:3306/test'
 // two at a time: the machine has two cores and other developers' tests share it

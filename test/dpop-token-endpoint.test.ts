@@ -218,3 +218,13 @@ t.test('dpop options are checked at registration', async t => {
   const app = await buildApp(t, { dpop: false })
   t.equal((await loginWith(app, { dpop: 'x' })).statusCode, 200, 'dpop: false ignores the header')
 })
+
+t.test("messages: the host's wording reaches the OAuth answers of the auth routes and the challenges of protected routes", async t => {
+  const app = await buildApp(t, { dpop: true, messages: { FST_REFRESH_AUTH_INVALID_DPOP_PROOF: 'Sign the request again' } })
+  const login = await loginWith(app, { dpop: 'x.y.z' })
+  t.match(login.json(), { error: 'invalid_dpop_proof', error_description: 'Sign the request again', message: 'Sign the request again' })
+  const key = proofKey()
+  const token = (await loginWith(app, { dpop: proofAt(key, '/auth/login') })).json().access_token
+  const protectedRoute = await app.inject({ url: '/private', headers: { authorization: `DPoP ${token}` } })
+  t.match(protectedRoute.json(), { code: 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF', message: 'Sign the request again' })
+})

@@ -273,7 +273,8 @@ t.test('on a real PostgreSQL', async (t) => {
     t.teardown(() => watcher.end())
     const blocked = async () => (await watcher.query(`SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%rotated AS (%'`)).rows[0].n as number
-    const quick = new PostgresStore({ pool, table, timeout: 300, cleanupInterval: 0 })
+    // long enough that even a busy machine sends the statement before the deadline; the lock then outlasts it
+    const quick = new PostgresStore({ pool, table, timeout: 2000, cleanupInterval: 0 })
     const rotating = quick.rotate(rotation(session, session.tokenId))
     let waiting = 0
     for (let i = 0; i < 100 && waiting === 0; i++) {

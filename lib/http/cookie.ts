@@ -1,5 +1,5 @@
 import { fastifyCookie, type SerializeOptions } from '@fastify/cookie'
-import { fastify as createFastify, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify'
+import type { FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { DuplicateCookieError, refuseOption } from '../errors.js'
 import type { CookieSettings } from '../options/types.js'
 
@@ -8,22 +8,6 @@ const { parse, serialize } = fastifyCookie
 // dots) unchanged. Measured on `serialize` in a loop, a custom `encode` (a regexp test of the
 // value) and a spread options object (the rest destructuring in `serialize`) each cost 2–4 µs more.
 const asIs = (value: string): string => value
-
-let codecLoaded: Promise<void> | undefined
-
-/**
- * Makes `@fastify/cookie`'s `serialize`/`parse` usable: they load the ESM `cookie` module only when its
- * plugin registers. Done once per process on a scratch instance of our own rather than in a child context
- * of the host, which would inherit (and clash with) a host's own `@fastify/cookie`; nothing reaches the host.
- */
-export async function loadCookieCodec (): Promise<void> {
-  codecLoaded ??= (async () => {
-    const scratch = createFastify()
-    await scratch.register(fastifyCookie)
-    await scratch.close()
-  })()
-  return codecLoaded
-}
 
 /**
  * The refresh cookie, written and read with `@fastify/cookie`'s `serialize` and `parse` given our options

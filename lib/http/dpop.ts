@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCodes, InvalidDpopProofError, UseDpopNonceError } from '../errors.js'
+import { ErrorCodes, InvalidDpopProofError, UseDpopNonceError, type ErrorMessages } from '../errors.js'
 import type { DpopSettings } from '../options/types.js'
 import { accessTokenHash, ProofVerifier, type VerifiedProof } from '../tokens/dpop-proof.js'
 import { ProofReplayCache } from '../tokens/dpop-replay.js'
@@ -127,15 +127,18 @@ const OAUTH_ERRORS: Record<string, string> = {
  * The auth routes answer DPoP errors as OAuth token errors (RFC 9449 §5, §8; RFC 6749 §5.2): the OAuth code
  * in `error`, beside the plugin's `code`; a 401 (a bound session without its key) challenges with `DPoP`.
  * Anything else is thrown on to the error handler. `gate` is null where `dpop` is off: a session bound
- * before it was turned off still needs its key.
+ * before it was turned off still needs its key. The host's `messages` apply, as they do to thrown errors.
  */
-export async function answeringDpopErrors (reply: FastifyReply, gate: DpopGate | null, run: () => Promise<unknown>): Promise<unknown> {
+export async function answeringDpopErrors (
+  reply: FastifyReply, gate: DpopGate | null, messages: ErrorMessages | null, run: () => Promise<unknown>
+): Promise<unknown> {
   try {
     return await run()
   } catch (err) {
     const oauthError = OAUTH_ERRORS[(err as { code?: string }).code as string]
     if (oauthError === undefined) throw err
-    const { statusCode, code, message, headers } = err as DpopError
+    const { statusCode, code, headers } = err as DpopError
+    const message = messages?.[code] ?? (err as DpopError).message
     if (headers !== undefined) reply.headers(headers)
     if (statusCode === 401) reply.header('www-authenticate', gate === null ? 'DPoP error="invalid_dpop_proof"' : gate.invalidProofChallenge)
     return reply.code(statusCode as number).send({ statusCode, code, error: oauthError, error_description: message, message })

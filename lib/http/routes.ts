@@ -4,6 +4,7 @@ import { CrossSiteRequestError, InvalidCredentialsError, InvalidOptionError, Inv
 import { callHost } from '../sessions/host-call.js'
 import { refreshRouteSecurity } from './openapi.js'
 import type { CookieSettings, HostCallbacks, RouteSettings } from '../options/types.js'
+import type { ErrorMessages } from '../errors.js'
 import { RefreshTransport } from './refresh-transport.js'
 import { hostRememberMe } from './remember-me.js'
 import { authRouteSchemas, type RouteSchema } from './schemas.js'
@@ -89,7 +90,7 @@ function withOverrides (url: string, overrides: RouteOverrides, handler: RouteOp
 
 /** The route factories of an auth server: its session policy serves them. */
 export function createRouteFactories (
-  { routes, cookie, hooks }: { routes: RouteSettings, cookie: CookieSettings, hooks: HostCallbacks },
+  { routes, cookie, hooks, messages }: { routes: RouteSettings, cookie: CookieSettings, hooks: HostCallbacks, messages: ErrorMessages | null },
   sessions: SessionPolicy,
   dpop: DpopGate | null = null
 ): RouteFactories {
@@ -103,7 +104,7 @@ export function createRouteFactories (
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
       return withOverrides(`${routes.prefix}/login`, overrides, reportedLogin(sessions.telemetry, async function login (request, reply) {
         noStore(reply)
-        return await answeringDpopErrors(reply, dpop, async () => {
+        return await answeringDpopErrors(reply, dpop, messages, async () => {
           refuseCrossSite(request, trustedOrigins)
           // the proof before the credentials: a refused proof costs no password check
           const jkt = dpop?.tokenEndpointKey(request)
@@ -122,7 +123,7 @@ export function createRouteFactories (
     refreshRoute (overrides = {}) {
       return withOverrides(`${routes.prefix}/refresh`, overrides, transport.cookieRoute(async function refresh (request, reply) {
         noStore(reply)
-        return await answeringDpopErrors(reply, dpop, async () => {
+        return await answeringDpopErrors(reply, dpop, messages, async () => {
           refuseCrossSite(request, trustedOrigins)
           const presented = transport.presented(request)
           const tokens = await sessions.rotateRefreshToken(presented, request, dpop?.tokenEndpointKey(request))
@@ -139,7 +140,7 @@ export function createRouteFactories (
     logoutRoute (overrides = {}) {
       return withOverrides(`${routes.prefix}/logout`, overrides, transport.cookieRoute(async function logout (request, reply) {
         noStore(reply)
-        return await answeringDpopErrors(reply, dpop, async () => {
+        return await answeringDpopErrors(reply, dpop, messages, async () => {
           refuseCrossSite(request, trustedOrigins)
           const presented = transport.presented(request)
           const scope = logoutScope(request.body)
