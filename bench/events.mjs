@@ -3,9 +3,11 @@
 // neither counts in this process's heap or CPU.
 // 1. Memory: heap (and external) per open GET /auth/events stream, after a full garbage collection.
 // 2. CPU: the server's CPU time per authenticated request (GET /private, autocannon, 20 connections), with no
-//    stream open and with N open, in alternating rounds; the medians are compared.
+//    stream open and with N open, in alternating rounds; the medians are compared, and each round with the
+//    streams against the round without them just before it (the ratio's spread).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -99,14 +101,23 @@ const summary = (runs) => ({
   non2xx: runs.reduce((sum, run) => sum + run.non2xx, 0),
   rounds: runs.map(run => Number(run.cpuPerRequestMicros.toFixed(1)))
 })
+// each pair of rounds ran back to back, under about the same outside load
+const pairRatios = withStreams.map((run, round) => run.cpuPerRequestMicros / without[round].cpuPerRequestMicros)
 console.log(JSON.stringify({
   node: process.version,
+  loadAverage: os.loadavg().map(load => Number(load.toFixed(2))),
   streams: STREAMS,
   duration: DURATION,
   rounds: ROUNDS,
   perStream,
   without: summary(without),
   withStreams: summary(withStreams),
-  cpuRatio: Number((cpu(withStreams) / cpu(without)).toFixed(3))
+  cpuRatio: Number((cpu(withStreams) / cpu(without)).toFixed(3)),
+  pairRatios: {
+    median: Number(median(pairRatios).toFixed(3)),
+    min: Number(Math.min(...pairRatios).toFixed(3)),
+    max: Number(Math.max(...pairRatios).toFixed(3)),
+    rounds: pairRatios.map(ratio => Number(ratio.toFixed(3)))
+  }
 }, null, 2))
 await app.close()

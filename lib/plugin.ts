@@ -17,7 +17,7 @@ import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
 import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
 import { MemoryStore } from './stores/memory.js'
-import type { SessionStore } from './stores/store.js'
+import type { SessionEndNotice, SessionStore } from './stores/store.js'
 import { TokenCache } from './tokens/cache.js'
 import { TokenCodec, type RegisteredClaims } from './tokens/codec.js'
 import { startTelemetry, type PluginTelemetry } from './telemetry/setup.js'
@@ -76,7 +76,6 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
   // the store stops what it started (timers, feeds), whoever made it; the host's client or pool stays open
   fastify.addHook('onClose', async () => store.close?.())
   const ends = new SessionEnds()
-  fastify.addHook('onClose', async () => ends.stop())
   const revocations = watchRevocations(fastify, options, store, ends, telemetry)
 
   // A verified token stays trusted only while the keys that verified it do: a new key set (a JWKS
@@ -167,9 +166,9 @@ function watchRevocations (
   const since = Date.now()
   const heard = telemetry === null ? revocations : lagRecordingListener(revocations, telemetry.sessions)
   const listener = {
-    revoked (sessionIds: readonly string[], revokedAt: number) {
-      heard.revoked(sessionIds, revokedAt)
-      if (revokedAt >= since) ends.heard(sessionIds)
+    revoked (sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice) {
+      heard.revoked(sessionIds, revokedAt, notice)
+      if (revokedAt >= since) ends.ended(sessionIds, notice)
     },
     status: revocations.status.bind(revocations)
   }

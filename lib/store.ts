@@ -37,6 +37,8 @@ export {
   type PresentResult,
   type RevocationFeedStatus,
   type RevocationListener,
+  type SessionEndCause,
+  type SessionEndNotice,
   type WatchOptions,
   type RevocationWatch
 } from './stores/store.js'

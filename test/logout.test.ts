@@ -121,14 +121,15 @@ t.test('the immediate parent within the reuse interval still logs out (a retry, 
   t.equal((await refresh(app, live)).statusCode, 401, 'the session is over')
 })
 
-t.test('logout everywhere checks the token before it ends anything: a failed revokeUser leaves the session for a retry', async t => {
+t.test('logout everywhere checks the token, ends the others, then its own session: a failure between leaves it for a retry', async t => {
   const store = new MemoryStore()
   t.teardown(() => store.close())
-  const revokeUser = store.revokeUser.bind(store)
+  const revokeOtherSessions = store.revokeOtherSessions.bind(store)
   let down = true
-  store.revokeUser = async (userId) => { if (down) throw new Error('store down'); return revokeUser(userId) }
+  store.revokeOtherSessions = async (userId, keep) => { if (down) throw new Error('store down'); return revokeOtherSessions(userId, keep) }
   const { app, events } = await auditedApp(t, { store })
   const session = await login(app)
+  const other = await login(app)
   const failed = await logoutAll(app, session.refreshToken)
   t.equal(failed.statusCode, 503)
   t.equal(failed.headers['set-cookie'], undefined, 'the cookie is kept for the retry')
@@ -137,4 +138,23 @@ t.test('logout everywhere checks the token before it ends anything: a failed rev
   assertCleared(t, await logoutAll(app, session.refreshToken))
   t.same(events, ['logout all logout'])
   t.equal((await getPrivate(app, session.accessToken)).statusCode, 401)
+  t.equal((await getPrivate(app, other.accessToken)).statusCode, 401)
+})
+
+t.test('logout everywhere whose token another tab rotated meanwhile (no reuse interval) is reuse: the others and its own session end', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  const revokeOtherSessions = store.revokeOtherSessions.bind(store)
+  let rotateFirst: (() => Promise<unknown>) | null = null
+  store.revokeOtherSessions = async (userId, keep) => { await rotateFirst?.(); return revokeOtherSessions(userId, keep) }
+  const { app, events } = await auditedApp(t, { store, refreshToken: { reuseInterval: 0 } })
+  const session = await login(app)
+  const other = await login(app)
+  let rotated: string | undefined
+  rotateFirst = async () => { rotated = refreshCookie(await refresh(app, session.refreshToken)) }
+  assertCleared(t, await logoutAll(app, session.refreshToken))
+  t.ok(rotated !== undefined, 'the other tab\'s refresh went through first')
+  t.same(events, ['reuse'], 'reuse detected, no logout')
+  t.equal((await refresh(app, rotated as string)).statusCode, 401, 'its session is over')
+  t.equal((await getPrivate(app, other.accessToken)).statusCode, 401, 'and so are the others')
 })

@@ -157,7 +157,7 @@ t.test('on a real PostgreSQL', async (t) => {
     await client.query('BEGIN')
     const { rows } = await client.query(sql.rotate, [serverNow - 1000, serverNow + 60_000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId])
     t.same(rows.map(row => [row.on_time, row.session_id]), [[false, null]], 'refused, and said so')
-    const ended = await client.query(sql.endSessions, [serverNow - 1000, serverNow + 60_000, 'no-channel', [session.sessionId]])
+    const ended = await client.query(sql.endSessions, [serverNow - 1000, serverNow + 60_000, 'no-channel', [session.sessionId], 'revoke'])
     t.equal(ended.rows[0].on_time, false)
     const after = await client.query(`SELECT token_id FROM ${tableNames(table).sessions} WHERE session_id = $1`, [session.sessionId])
     t.same(after.rows, [{ token_id: session.tokenId }], 'not even within its own transaction')
@@ -318,7 +318,7 @@ t.test('on a real PostgreSQL', async (t) => {
     const live = newSession(now)
     await cleaner.create(live)
     const dayAgo = Date.now() - DAY - 60_000
-    await pool.query(`INSERT INTO ${names.revocations} (session_ids, revoked_at) VALUES (ARRAY['a'], $1), (ARRAY['b'], $2), (ARRAY['c'], $3)`,
+    await pool.query(`INSERT INTO ${names.revocations} (session_ids, cause, revoked_at) VALUES (ARRAY['a'], 'revoke', $1), (ARRAY['b'], 'revoke', $2), (ARRAY['c'], 'revoke', $3)`,
       [dayAgo, Date.now() - 120_000, Date.now()])
     t.same(await cleaner.cleanup(now), { sessions: 10_000, revocations: 1 }, 'at most ten batches a run; revocations kept a day by default')
     t.same(await cleaner.cleanup(now), { sessions: 500, revocations: 0 }, 'the next run goes on')
@@ -367,6 +367,7 @@ t.test('on a real PostgreSQL', async (t) => {
     await store.revokeUser(userId)
     await until(() => sessions.every(s => heard.revoked.has(s.sessionId)), 'all 250 ids heard')
     t.ok(heard.calls.some(call => call.sessionIds.length === 250), 'in one revocation')
+    t.same(heard.revoked.get(sessions[0].sessionId), { userId, cause: 'revoke-user' }, 'with its user and cause, read from the table')
   })
 
   t.test('the feed: notifications that are not ours are ignored', async (t) => {
@@ -379,7 +380,9 @@ t.test('on a real PostgreSQL', async (t) => {
     // what the catch-up delivered (revocations of the tests before) is not the point here
     heard.calls.length = 0
     const { channel } = tableNames(table)
-    for (const payload of ['not json', 'null', '{"id":"1"}', '{"id":1,"at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":[1]}', '{"id":"1","at":1,"ids":"x"}']) {
+    for (const payload of ['not json', 'null', '{"id":"1"}', '{"id":1,"at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":[1]}', '{"id":"1","at":1,"ids":"x"}',
+      '{"id":"1","at":1,"ids":["x"]}', '{"id":"1","at":1,"ids":["x"],"c":"stolen","u":null}', '{"id":"1","at":1,"ids":["x"],"c":"revoke","u":5}',
+      '{"id":"1","at":1,"ids":["x"],"c":"revoke"}']) {
       await pool.query('SELECT pg_notify($1, $2)', [channel, payload])
     }
     // a revocation id the table no longer holds (trimmed), and notifications on another channel
@@ -387,9 +390,9 @@ t.test('on a real PostgreSQL', async (t) => {
     controlled.notify({ channel: 'someone-else', payload: '{"id":"1","at":1,"ids":["intruder"]}' })
     controlled.notify({ channel })
     const session = newSession(Date.now())
-    await pool.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify({ id: '1', at: 5, ids: [session.sessionId] })])
+    await pool.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify({ id: '1', at: 5, ids: [session.sessionId], u: session.userId, c: 'logout' })])
     await until(() => heard.revoked.has(session.sessionId), 'a well-formed notification is heard')
-    t.same(heard.calls, [{ sessionIds: [session.sessionId], revokedAt: 5 }], 'nothing else was')
+    t.same(heard.calls, [{ sessionIds: [session.sessionId], revokedAt: 5, notice: { userId: session.userId, cause: 'logout' } }], 'nothing else was')
   })
 
   t.test('the feed: a listener that throws does not break the store', async (t) => {

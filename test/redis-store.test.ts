@@ -207,7 +207,7 @@ t.test('on a real Redis', async (t) => {
       nextExpiresAt: Date.now() + 120_000,
       reuseIntervalMs: 0
     })
-    t.same(await client.hgetall(sessionKey), { x: 'reused' })
+    t.same(await client.hgetall(sessionKey), { x: 'reuse' })
     const markTtl = await client.pttl(sessionKey)
     t.ok(markTtl > 0 && markTtl <= 2 * 2000 + 5000, `the mark's TTL ${markTtl} is a few seconds`)
   })

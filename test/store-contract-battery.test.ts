@@ -54,7 +54,7 @@ t.test('a store without a revocation feed passes: the feed tests are skipped', a
 t.test('a feed that never says it is live fails', async (t) => {
   class Silent extends MemoryStore {
     override watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
-      return super.watchRevocations({ revoked: (ids, at) => listener.revoked(ids, at), status: () => {} }, options)
+      return super.watchRevocations({ revoked: (ids, at, notice) => listener.revoked(ids, at, notice), status: () => {} }, options)
     }
   }
   const names = failed(await battery(() => new Silent()))
@@ -72,7 +72,7 @@ t.test('a logout that is not announced fails', async (t) => {
 
     override watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
       return super.watchRevocations({
-        revoked: (ids, at) => { const told = ids.filter(id => !this.#silenced.has(id)); if (told.length > 0) listener.revoked(told, at) },
+        revoked: (ids, at, notice) => { const told = ids.filter(id => !this.#silenced.has(id)); if (told.length > 0) listener.revoked(told, at, notice) },
         status: (status) => listener.status(status)
       }, options)
     }
@@ -148,7 +148,7 @@ t.test('a create whose ends are not announced fails', async (t) => {
 
     override watchRevocations (listener: RevocationListener, options: WatchOptions): RevocationWatch {
       return super.watchRevocations({
-        revoked: (ids, at) => { if (!this.#creating) listener.revoked(ids, at) },
+        revoked: (ids, at, notice) => { if (!this.#creating) listener.revoked(ids, at, notice) },
         status: (status) => listener.status(status)
       }, options)
     }

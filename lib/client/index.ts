@@ -267,6 +267,10 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   }
 
   // Another tab may hold a newer token: asks, and waits a moment for one (a newer one ends the wait at once).
+  // Not for safety: under the lock a tab always presents the live refresh token (the cookie jar and the storage
+  // are shared), so nothing is reused or forked without it. It saves rotations: a tab opened later takes another
+  // tab's token, and a tab granted the lock before the last holder's broadcast arrived (locks and messages are
+  // not ordered with each other) takes that token instead of rotating again. A lone tab pays the 100 ms.
   function ask (): Promise<boolean> {
     if (channel === null) return Promise.resolve(false)
     return new Promise(resolve => {

@@ -1,9 +1,11 @@
+import type { SessionEndCause, SessionEndNotice } from '../stores/store.js'
+
 /**
  * Why a session ended, as `onSessionEnd` and the events stream tell it (the client's `end` reasons):
  * - `logout`: the session's own refresh token signed out (`POST {prefix}/logout`, plain or `{ "all": true }`);
  * - `revoked`: ended by something else: `revokeSession`, `revokeUserSessions`, `revokeOtherSessions`, a logout
- *   of another session with `all` or `others`, a `loadUser` refusal, a login at `maxSessionsPerUser`, a login
- *   that replaced it, and any end heard from another instance without its reason;
+ *   of another session with `all` or `others`, a `loadUser` refusal, a login at `maxSessionsPerUser`, and a
+ *   login that replaced it;
  * - `reuse`: a rotated refresh token of the session was presented again, and the whole session ended;
  * - `expired`, `unknown`: never sent by the server today; the client uses them (a refused refresh).
  *
@@ -13,7 +15,7 @@
 export type SessionEndReason = 'logout' | 'revoked' | 'expired' | 'reuse' | 'unknown'
 
 /**
- * What `app.refreshAuth.onSessionEnd` listeners receive.
+ * What `app.refreshAuth.onSessionEnd` listeners receive, the same on every instance.
  *
  * @example
  * app.refreshAuth.onSessionEnd(({ sessionId, userId, reason }) => sockets.closeSession(sessionId, reason))
@@ -21,8 +23,8 @@ export type SessionEndReason = 'logout' | 'revoked' | 'expired' | 'reuse' | 'unk
 export interface SessionEndEvent {
   sessionId: string
   /**
-   * The user, when this instance knows it: it ended the session, or holds its events stream. Null for an
-   * end heard only from another instance's announcement, which carries session ids alone.
+   * The session's user. Null only when nobody could say: `revokeSession` of a session the store no longer
+   * held (expired), with no events stream of it open on this instance.
    */
   userId: string | null
   reason: SessionEndReason
@@ -36,20 +38,23 @@ export interface SessionEndEvent {
  */
 export type SessionEndListener = (event: SessionEndEvent) => void
 
-// An end heard from the feed waits this long for this instance's own account of it (with its reason),
-// which comes once the store call that ended it resolves: the store announces before it resolves.
-const ACCOUNT_WAIT_MS = 200
+/** The rule: the reason an end is told with, from what ended it (as the store announced it, on any instance). */
+export function reasonOf (cause: SessionEndCause): SessionEndReason {
+  if (cause === 'logout' || cause === 'reuse') return cause
+  return 'revoked'
+}
+
 // Ends already told are remembered this long, so a second announcement of one is not told again.
 const TOLD_MS = 60_000
 
 /**
  * Every session end this instance hears of, told once to the listeners (`onSessionEnd`, the events streams):
- * from its own session policy (with the user and the reason) and from the store's revocation feed (ids only,
- * from any instance). Listeners that throw are reported as warnings and change nothing.
+ * from the store's revocation feed (any instance; each announcement carries the user and the cause) and, for a
+ * store without a feed, from this instance's own session policy with the same notice. Listeners that throw are
+ * reported as warnings and change nothing.
  */
 export class SessionEnds {
   readonly #listeners = new Set<SessionEndListener>()
-  readonly #waiting = new Map<string, NodeJS.Timeout>()
   // session id → when it was told, in the order told
   readonly #told = new Map<string, number>()
   // the users of the sessions whose events streams this instance holds
@@ -65,35 +70,20 @@ export class SessionEnds {
     return this.#listeners.size !== 0
   }
 
-  /** The user of a session whose end matters here (an open events stream): named in its event. */
+  /** The user of a session whose end matters here (an open events stream): named in its event if the store could not. */
   know (sessionId: string, userId: string): () => void {
     this.#users.set(sessionId, userId)
     return () => { this.#users.delete(sessionId) }
   }
 
-  /** Ends this instance caused, with the user and the reason: told at once. */
-  ended (sessionIds: readonly string[], userId: string | null, reason: SessionEndReason): void {
+  /** Sessions that ended, anywhere, with their user and what ended them: told at once, each once. */
+  ended (sessionIds: readonly string[], { userId, cause }: SessionEndNotice): void {
+    const reason = reasonOf(cause)
     for (const sessionId of sessionIds) this.#tell(sessionId, userId, reason)
-  }
-
-  /** Ends the revocation feed announced (any instance): told once this instance had a moment to give its reason. */
-  heard (sessionIds: readonly string[]): void {
-    for (const sessionId of sessionIds) {
-      if (this.#told.has(sessionId) || this.#waiting.has(sessionId)) continue
-      this.#waiting.set(sessionId, setTimeout(() => this.#tell(sessionId, null, 'revoked'), ACCOUNT_WAIT_MS).unref())
-    }
-  }
-
-  /** Stops the waits (the app closes). */
-  stop (): void {
-    for (const timer of this.#waiting.values()) clearTimeout(timer)
-    this.#waiting.clear()
   }
 
   #tell (sessionId: string, userId: string | null, reason: SessionEndReason): void {
     const now = Date.now()
-    clearTimeout(this.#waiting.get(sessionId))
-    this.#waiting.delete(sessionId)
     for (const [id, at] of this.#told) {
       if (at > now - TOLD_MS) break
       this.#told.delete(id)

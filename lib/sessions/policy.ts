@@ -174,7 +174,7 @@ export class SessionPolicy {
     const ended = result.endedSessionIds
     if (ended.length > 0) {
       this.#revocations?.ended(ended)
-      this.#ends.ended(ended, sub, 'revoked')
+      this.#ends.ended(ended, { userId: sub, cause: 'create' })
       for (const sessionId of ended) {
         const reason = sessionId === replaceSessionId ? 'replaced' : 'session-limit'
         notify('onLogout', this.#hooks.onLogout, { userId: sub, sessionId, all: false, others: false, reason }, request)
@@ -287,9 +287,19 @@ export class SessionPolicy {
     }
     // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (scope === 'session') this.#revocations?.ended([claims.sid])
-    else await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid, scope === 'others')
-    if (scope !== 'others') this.#ends.ended([claims.sid], userId, 'logout')
+    if (scope !== 'session') {
+      // the others first, then this session by its own logout: a failure in between leaves its token live for a retry
+      await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid)
+      if (scope === 'all' && (await this.#present(claims, true, request)).outcome === 'reused') {
+        // rotated meanwhile past the reuse interval (another tab's refresh did not win): the store ended it as reuse
+        this.#reuseDetected(claims, request)
+        return { outcome: 'reuse', value: undefined }
+      }
+    }
+    if (scope !== 'others') {
+      this.#revocations?.ended([claims.sid])
+      this.#ends.ended([claims.sid], { userId, cause: 'logout' })
+    }
     const event = { userId, sessionId: claims.sid, all: scope === 'all', others: scope === 'others', reason: 'logout' as const }
     notify('onLogout', this.#hooks.onLogout, event, request)
     return { outcome: 'success', value: undefined }
@@ -325,7 +335,7 @@ export class SessionPolicy {
   // RFC 9700 §4.14.2: a replayed refresh token means it leaked; the store ended the whole session.
   #reuseDetected (claims: RefreshTokenClaims, request: FastifyRequest): void {
     this.#revocations?.ended([claims.sid])
-    this.#ends.ended([claims.sid], claims.sub, 'reuse')
+    this.#ends.ended([claims.sid], { userId: claims.sub, cause: 'reuse' })
     request.log.warn({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: refresh token reuse detected, session revoked')
     notify('onReuseDetected', this.#hooks.onReuseDetected, { userId: claims.sub, sessionId: claims.sid }, request)
   }
@@ -334,7 +344,7 @@ export class SessionPolicy {
   async #endRefusedSession (claims: RefreshTokenClaims, request: FastifyRequest): Promise<void> {
     await callStore(request.log, () => this.#store.revoke(claims.sid))
     this.#revocations?.ended([claims.sid])
-    this.#ends.ended([claims.sid], claims.sub, 'revoked')
+    this.#ends.ended([claims.sid], { userId: claims.sub, cause: 'revoke' })
     request.log.info({ sessionId: claims.sid, userId: claims.sub }, 'fastify-refresh-auth: loadUser refused the user at refresh, session ended')
     notify('onLogout', this.#hooks.onLogout, { userId: claims.sub, sessionId: claims.sid, all: false, others: false, reason: 'user-refused' }, request)
   }
@@ -376,7 +386,7 @@ export function createSessionManagement (
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
       await callStore(log, () => store.revoke(sessionId))
       revocations?.ended([sessionId])
-      ends.ended([sessionId], null, 'revoked')
+      ends.ended([sessionId], { userId: null, cause: 'revoke' })
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
@@ -385,7 +395,7 @@ export function createSessionManagement (
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
       if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endUserSessions(store, revocations, ends, id, log, keepSessionId, true)
+      await endUserSessions(store, revocations, ends, id, log, keepSessionId)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
@@ -395,21 +405,20 @@ export function createSessionManagement (
 }
 
 /**
- * Ends every session of a user, or every one but `keepSessionId`. A store without a revocation feed cannot
- * say which sessions it ended: they are listed first, so this instance at least refuses their access tokens;
- * so are they when `onSessionEnd` has listeners, which the feed's ids alone would not tell whose sessions ended.
- * `ownSessionId` (a logout's own session) is kept with `keep`, else ended but left for the caller to tell.
+ * Ends every session of a user, or every one but `keepSessionId`. Without a revocation feed heard here
+ * (a store without one, or `accessToken.revocation: false`) nothing says which sessions the store ended: they
+ * are listed first, so this instance at least refuses their access tokens and tells `onSessionEnd` of them.
  */
 async function endUserSessions (
   store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, userId: string, log: FastifyBaseLogger,
-  ownSessionId?: string, keep = false
+  keepSessionId?: string
 ): Promise<void> {
-  const list = revocations?.recordsLocally === true || ends.listening
+  const list = revocations === null ? ends.listening : revocations.recordsLocally
   const listed = list ? await callStore(log, () => store.listUserSessions(userId, Date.now())) : []
-  await callStore(log, () => keep ? store.revokeOtherSessions(userId, ownSessionId as string) : store.revokeUser(userId))
-  const ended = listed.map(session => session.sessionId).filter(sessionId => !keep || sessionId !== ownSessionId)
+  await callStore(log, () => keepSessionId === undefined ? store.revokeUser(userId) : store.revokeOtherSessions(userId, keepSessionId))
+  const ended = listed.map(session => session.sessionId).filter(sessionId => sessionId !== keepSessionId)
   revocations?.ended(ended)
-  ends.ended(ended.filter(sessionId => sessionId !== ownSessionId), userId, 'revoked')
+  ends.ended(ended, { userId, cause: keepSessionId === undefined ? 'revoke-user' : 'revoke-others' })
 }
 
 /**

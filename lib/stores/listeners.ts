@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
-import type { RevocationFeedStatus, RevocationListener, WatchOptions } from './store.js'
+import type { RevocationFeedStatus, RevocationListener, SessionEndNotice, WatchOptions } from './store.js'
 
 /** One watch of a store object: its listener and how long it wants revocations kept. */
 export interface Watcher {
@@ -43,14 +43,14 @@ export class LocalListeners {
     this.#watchers.delete(watcher)
   }
 
-  announce (sessionIds: readonly string[], revokedAt: number): void {
-    for (const watcher of this.#watchers) deliver(watcher, sessionIds, revokedAt)
+  announce (sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice): void {
+    for (const watcher of this.#watchers) deliver(watcher, sessionIds, revokedAt, notice)
   }
 }
 
 /** Tells one watcher of ended sessions; a listener that throws never breaks the store's operation. */
-export function deliver (watcher: Watcher, sessionIds: readonly string[], revokedAt: number): void {
-  callListener(() => watcher.listener.revoked(sessionIds, revokedAt))
+export function deliver (watcher: Watcher, sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice): void {
+  callListener(() => watcher.listener.revoked(sessionIds, revokedAt, notice))
 }
 
 /** Tells one watcher of the feed's health (`since`: when the backend's history begins, if known), with the same guard. */

@@ -3,7 +3,7 @@ import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessio
 import { deliver, LocalListeners, report } from './listeners.js'
 import {
   toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
-  type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
+  type RotateRequest, type RotateResult, type SessionEndCause, type SessionEndNotice, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
 import { UserSessionIndex } from './user-index.js'
 
@@ -28,6 +28,7 @@ export interface MemoryStoreOptions {
 interface Revocation {
   sessionIds: readonly string[]
   revokedAt: number
+  notice: SessionEndNotice
 }
 
 /**
@@ -81,8 +82,8 @@ export class MemoryStore implements SessionStore {
     if (decision.outcome === 'limit-reached') return decision
     if (existing !== undefined) this.#delete(existing)
     const ended = decision.ended
-    if (ended.length > 0) this.#endSessions(ended)
-    else if (existing === undefined && this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#evictionCandidate(session.userId)])
+    if (ended.length > 0) this.#endSessions(ended, 'create')
+    else if (existing === undefined && this.#sessions.size >= this.#maxSessions) this.#endSessions([this.#evictionCandidate(session.userId)], 'create')
     this.#sessions.set(session.sessionId, { ...session })
     this.#byUser.add(session.userId, session.sessionId)
     return { outcome: 'created', endedSessionIds: ended.map(other => other.sessionId) }
@@ -97,7 +98,7 @@ export class MemoryStore implements SessionStore {
     }
     const current = session as SessionRecord
     if (decision.outcome === 'reused') {
-      this.#endSessions([current])
+      this.#endSessions([current], 'reuse')
       return { outcome: 'reused', session: current }
     }
     if (decision.outcome === 'rotated' && decision.next !== null) {
@@ -118,23 +119,23 @@ export class MemoryStore implements SessionStore {
       return { outcome: 'not-found' }
     }
     const current = session as SessionRecord
-    if (decision.outcome === 'reused' || request.end) this.#endSessions([current])
+    if (decision.outcome === 'reused' || request.end) this.#endSessions([current], decision.outcome === 'reused' ? 'reuse' : 'logout')
     return { outcome: decision.outcome, session: { ...current } }
   }
 
   async revoke (sessionId: string): Promise<void> {
     const session = this.#sessions.get(sessionId)
-    if (session !== undefined) this.#endSessions([session])
+    if (session !== undefined) this.#endSessions([session], 'revoke')
   }
 
   async revokeUser (userId: string): Promise<void> {
     const sessions = this.#sessionsOf(userId)
-    if (sessions.length > 0) this.#endSessions(sessions)
+    if (sessions.length > 0) this.#endSessions(sessions, 'revoke-user')
   }
 
   async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
     const sessions = this.#sessionsOf(userId).filter(session => session.sessionId !== keepSessionId)
-    if (sessions.length > 0) this.#endSessions(sessions)
+    if (sessions.length > 0) this.#endSessions(sessions, 'revoke-others')
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
@@ -156,8 +157,8 @@ export class MemoryStore implements SessionStore {
     const watcher = this.#listeners.add(listener, options)
     this.#trimRevocations()
     const since = Date.now() - watcher.retentionMs
-    for (const { sessionIds, revokedAt } of this.#revocations) {
-      if (revokedAt >= since) deliver(watcher, sessionIds, revokedAt)
+    for (const { sessionIds, revokedAt, notice } of this.#revocations) {
+      if (revokedAt >= since) deliver(watcher, sessionIds, revokedAt, notice)
     }
     report(watcher, 'live')
     return {
@@ -175,15 +176,19 @@ export class MemoryStore implements SessionStore {
     this.#clearTrimTimer()
   }
 
-  /** Deletes sessions and tells the watchers, in one synchronous step: every way this store ends a session. */
-  #endSessions (sessions: readonly SessionRecord[]): void {
+  /**
+   * Deletes sessions (all of one user) and tells the watchers, in one synchronous step: every way this store
+   * ends a session.
+   */
+  #endSessions (sessions: readonly SessionRecord[], cause: SessionEndCause): void {
     for (const session of sessions) this.#delete(session)
     if (this.#listeners.size === 0) return
     const revokedAt = Date.now()
     const sessionIds = sessions.map(session => session.sessionId)
-    this.#revocations.push({ sessionIds, revokedAt })
+    const notice = { userId: sessions[0].userId, cause }
+    this.#revocations.push({ sessionIds, revokedAt, notice })
     this.#trimRevocations()
-    this.#listeners.announce(sessionIds, revokedAt)
+    this.#listeners.announce(sessionIds, revokedAt, notice)
   }
 
   /**

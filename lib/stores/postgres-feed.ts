@@ -2,7 +2,7 @@ import { StoreTimeoutError } from '../errors.js'
 import { callListener } from './listeners.js'
 import type { PostgresNotification, PostgresPool, PostgresPoolClient } from './postgres-client.js'
 import type { Statements } from './postgres-sql.js'
-import type { RevocationFeedStatus, RevocationListener, RevocationWatch } from './store.js'
+import { isSessionEndCause, type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type SessionEndCause, type SessionEndNotice } from './store.js'
 import { reconnectDelay, settleWithin } from './timing.js'
 
 export interface RevocationFeedOptions {
@@ -67,8 +67,8 @@ export class PostgresRevocationFeed implements RevocationWatch {
   }
 
   /** Sessions this process ended: told at once, before the store's method resolves. */
-  deliver (sessionIds: readonly string[], revokedAt: number): void {
-    if (!this.#closed) callListener(() => this.#options.listener.revoked(sessionIds, revokedAt))
+  deliver ({ sessionIds, revokedAt, notice }: Revocation): void {
+    if (!this.#closed) callListener(() => this.#options.listener.revoked(sessionIds, revokedAt, notice))
   }
 
   close (): Promise<void> {
@@ -126,7 +126,8 @@ export class PostgresRevocationFeed implements RevocationWatch {
       const { rows } = await this.#bounded(client.query(statements.catchUp, [since, retentionMs]))
       if (!connection.alive || this.#closed) return
       for (const row of rows) {
-        if (row.session_ids !== null) this.deliver(JSON.parse(row.session_ids as string), Number(row.revoked_at))
+        const revocation = revocationOf(row)
+        if (revocation !== null) this.deliver(revocation)
       }
       const now = Number(rows[0].now)
       // entries older than the retention may have been trimmed before this instance read them
@@ -142,15 +143,16 @@ export class PostgresRevocationFeed implements RevocationWatch {
 
   #onNotification (connection: Connection, message: PostgresNotification): void {
     if (!connection.alive || message.channel !== this.#options.channel) return
-    const revocation = parsePayload(message.payload)
-    if (revocation === null) return
-    if (revocation.ids !== undefined) {
-      this.deliver(revocation.ids, revocation.at)
+    const notification = parsePayload(message.payload)
+    if (notification === null) return
+    if (notification.ids !== undefined) {
+      this.deliver({ sessionIds: notification.ids, revokedAt: notification.at, notice: { userId: notification.u as string | null, cause: notification.c as SessionEndCause } })
       return
     }
     // too many ids for a notification: read them from the table
-    this.#bounded(connection.client.query(this.#options.statements.revocationById, [revocation.id])).then(({ rows }) => {
-      if (rows.length === 1) this.deliver(JSON.parse(rows[0].session_ids as string), Number(rows[0].revoked_at))
+    this.#bounded(connection.client.query(this.#options.statements.revocationById, [notification.id])).then(({ rows }) => {
+      const revocation = rows.length === 1 ? revocationOf(rows[0]) : null
+      if (revocation !== null) this.deliver(revocation)
     }, () => this.#lost(connection))
   }
 
@@ -211,21 +213,46 @@ export class PostgresRevocationFeed implements RevocationWatch {
   }
 }
 
-interface Revocation {
+/** Sessions ended at one time, with their user and what ended them. */
+export interface Revocation {
+  sessionIds: readonly string[]
+  revokedAt: number
+  notice: SessionEndNotice
+}
+
+/**
+ * A revocation as a statement returns it (`session_ids` JSON text, `revoked_at`, `ended_user_id`, `cause`), or
+ * null for a row without one (a statement that ended nothing).
+ */
+export function revocationOf (row: Record<string, unknown>): Revocation | null {
+  if (row.session_ids === null || row.session_ids === undefined || !isSessionEndCause(row.cause)) return null
+  return {
+    sessionIds: JSON.parse(row.session_ids as string) as string[],
+    revokedAt: Number(row.revoked_at),
+    notice: { userId: (row.ended_user_id as string | null) ?? null, cause: row.cause }
+  }
+}
+
+/** A notification: the revocation's row id and time, and its ids, user and cause unless too long to carry them. */
+interface Notification {
   id: string
   at: number
   ids?: string[]
+  u?: string | null
+  c?: string
 }
 
 /** A notification's payload, or null when it is not one of ours. */
-function parsePayload (payload: string | undefined): Revocation | null {
-  let value: Partial<Revocation> | null
+function parsePayload (payload: string | undefined): Notification | null {
+  let value: Partial<Notification> | null
   try {
-    value = JSON.parse(payload ?? '') as Partial<Revocation> | null
+    value = JSON.parse(payload ?? '') as Partial<Notification> | null
   } catch {
     return null
   }
   if (typeof value?.id !== 'string' || typeof value.at !== 'number') return null
-  if (value.ids !== undefined && !(Array.isArray(value.ids) && value.ids.every(id => typeof id === 'string'))) return null
-  return value as Revocation
+  if (value.ids === undefined) return value as Notification
+  if (!Array.isArray(value.ids) || !value.ids.every(id => typeof id === 'string')) return null
+  if ((value.u !== null && typeof value.u !== 'string') || !isSessionEndCause(value.c)) return null
+  return value as Notification
 }

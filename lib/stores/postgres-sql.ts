@@ -124,6 +124,8 @@ CREATE INDEX IF NOT EXISTS ${names.expiryIndex} ON ${names.sessions} ((least(exp
 CREATE TABLE IF NOT EXISTS ${names.revocations} (
   id bigserial PRIMARY KEY,
   session_ids text[] NOT NULL,
+  user_id text,
+  cause text NOT NULL,
   revoked_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ${names.revokedAtIndex} ON ${names.revocations} (revoked_at);`
@@ -147,11 +149,11 @@ export interface Statements {
   sessionForUpdate: string
   /** Deletes sessions without announcing them (expired). Params: deadlines, session ids. */
   deleteExpired: string
-  /** Ends sessions by id and announces them. Params: deadlines, channel, session ids. */
+  /** Ends sessions (of one user) by id and announces them. Params: deadlines, channel, session ids, cause. */
   endSessions: string
-  /** Ends every session of a user and announces them. Params: deadlines, channel, user id. */
+  /** Ends every session of a user and announces them. Params: deadlines, channel, user id, cause. */
   endUserSessions: string
-  /** Ends every session of a user but one and announces them. Params: deadlines, channel, user id, kept session id. */
+  /** Ends every session of a user but one and announces them. Params: deadlines, channel, user id, kept session id, cause. */
   endOtherSessions: string
   /**
    * A login: ends (and announces) the evicted and replaced sessions, drops the user's expired ones and saves
@@ -175,28 +177,32 @@ export interface Statements {
   unlisten: string
 }
 
-/** CTEs that announce the sessions that `ended` (a CTE of `session_id`s) names: one revocation row, one notification. */
-function announce (channelParam: string, names: TableNames): string {
+/**
+ * CTEs that announce the sessions that `ended` (a CTE of `session_id`s and their `user_id`, one user) names, with
+ * what ended them (`cause`, a parameter or a literal): one revocation row, one notification.
+ */
+function announce (channelParam: string, cause: string, names: TableNames): string {
   // NOTIFY payloads are limited to 8000 bytes: a long list travels by its id only, and listeners read it
   return `announced AS (
-  INSERT INTO ${names.revocations} (session_ids, revoked_at)
-  SELECT array_agg(session_id), ${SERVER_NOW} FROM ended HAVING count(*) > 0
-  RETURNING id, session_ids, revoked_at
+  INSERT INTO ${names.revocations} (session_ids, user_id, cause, revoked_at)
+  SELECT array_agg(session_id), min(user_id), ${cause}, ${SERVER_NOW} FROM ended HAVING count(*) > 0
+  RETURNING id, session_ids, user_id, cause, revoked_at
 ),
 notified AS MATERIALIZED (
   SELECT pg_notify(${channelParam}, CASE WHEN octet_length(payload.full) <= 7900 THEN payload.full ELSE payload.short END)
   FROM announced,
-    LATERAL (SELECT json_build_object('id', id::text, 'at', revoked_at, 'ids', session_ids)::text AS full,
+    LATERAL (SELECT json_build_object('id', id::text, 'at', revoked_at, 'ids', session_ids, 'u', user_id, 'c', cause)::text AS full,
                     json_build_object('id', id::text, 'at', revoked_at)::text AS short) AS payload
 )`
 }
 
-const ANNOUNCED_RESULT = `SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids, (SELECT count(*) FROM notified) AS notified
+const ANNOUNCED_COLUMNS = 'a.revoked_at, array_to_json(a.session_ids)::text AS session_ids, a.user_id AS ended_user_id, a.cause'
+const ANNOUNCED_RESULT = `SELECT g.on_time, ${ANNOUNCED_COLUMNS}, (SELECT count(*) FROM notified) AS notified
 FROM ${ON_TIME} LEFT JOIN announced AS a ON true`
 
-function endWhere (names: TableNames, condition: string): string {
-  return guarded(`ended AS (DELETE FROM ${names.sessions} AS s USING guard WHERE ${condition} RETURNING s.session_id),
-${announce('$3', names)}`, ANNOUNCED_RESULT)
+function endWhere (names: TableNames, condition: string, causeParam: string): string {
+  return guarded(`ended AS (DELETE FROM ${names.sessions} AS s USING guard WHERE ${condition} RETURNING s.session_id, s.user_id),
+${announce('$3', `${causeParam}::text`, names)}`, ANNOUNCED_RESULT)
 }
 
 export function buildStatements (names: TableNames): Statements {
@@ -228,10 +234,10 @@ COMMIT;`,
       `SELECT g.on_time, locked.* FROM ${ON_TIME} LEFT JOIN locked ON true`),
     deleteExpired: guarded(`deleted AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($3::text[]) RETURNING 1)`,
       `SELECT g.on_time, (SELECT count(*) FROM deleted) AS deleted FROM ${ON_TIME}`),
-    endSessions: endWhere(names, 's.session_id = ANY($4::text[])'),
-    endUserSessions: endWhere(names, 's.user_id = $4'),
-    endOtherSessions: endWhere(names, 's.user_id = $4 AND s.session_id <> $5'),
-    saveSession: guarded(`ended AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($4::text[]) RETURNING s.session_id),
+    endSessions: endWhere(names, 's.session_id = ANY($4::text[])', '$5'),
+    endUserSessions: endWhere(names, 's.user_id = $4', '$5'),
+    endOtherSessions: endWhere(names, 's.user_id = $4 AND s.session_id <> $5', '$6'),
+    saveSession: guarded(`ended AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($4::text[]) RETURNING s.session_id, s.user_id),
 expired AS (DELETE FROM ${sessions} AS s USING guard WHERE s.session_id = ANY($5::text[]) RETURNING 1),
 saved AS (
   INSERT INTO ${sessions} AS s (${SESSION_COLUMNS})
@@ -242,7 +248,7 @@ saved AS (
     user_agent = excluded.user_agent, ip = excluded.ip, jkt = excluded.jkt
   RETURNING 1
 ),
-${announce('$3', names)}`, `SELECT g.on_time, a.revoked_at, array_to_json(a.session_ids)::text AS session_ids,
+${announce('$3', "'create'", names)}`, `SELECT g.on_time, ${ANNOUNCED_COLUMNS},
   (SELECT count(*) FROM notified) AS notified, (SELECT count(*) FROM expired) AS expired, (SELECT count(*) FROM saved) AS saved
 FROM ${ON_TIME} LEFT JOIN announced AS a ON true`),
     listUserSessions: guarded(`listed AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 AND s.expires_at > $4 AND s.absolute_expires_at > $4)`,
@@ -260,11 +266,11 @@ deleted AS (DELETE FROM ${sessions} AS s WHERE s.session_id IN (SELECT session_i
 ),
 deleted AS (DELETE FROM ${revocations} AS r WHERE r.id IN (SELECT id FROM doomed) RETURNING 1)`,
     `SELECT g.on_time, (SELECT count(*) FROM deleted)::int AS deleted FROM ${ON_TIME}`),
-    catchUp: `SELECT clock.now, r.revoked_at, array_to_json(r.session_ids)::text AS session_ids
+    catchUp: `SELECT clock.now, r.revoked_at, array_to_json(r.session_ids)::text AS session_ids, r.user_id AS ended_user_id, r.cause
 FROM (SELECT ${SERVER_NOW} AS now) AS clock
 LEFT JOIN ${revocations} AS r ON r.revoked_at >= coalesce($1::bigint, clock.now - $2::bigint)
 ORDER BY r.revoked_at, r.id`,
-    revocationById: `SELECT revoked_at, array_to_json(session_ids)::text AS session_ids FROM ${revocations} WHERE id = $1::bigint`,
+    revocationById: `SELECT revoked_at, array_to_json(session_ids)::text AS session_ids, user_id AS ended_user_id, cause FROM ${revocations} WHERE id = $1::bigint`,
     serverNow: `SELECT ${SERVER_NOW} AS now`,
     listen: `LISTEN ${names.listenChannel}`,
     unlisten: `UNLISTEN ${names.listenChannel}`

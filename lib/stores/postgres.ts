@@ -2,13 +2,13 @@ import { InvalidArgumentError, InvalidOptionError, StoreTimeoutError } from '../
 import { performance } from 'node:perf_hooks'
 import { listenForPoolErrors, type PostgresPool, type PostgresPoolClient } from './postgres-client.js'
 import { ServerClock } from './postgres-clock.js'
-import { PostgresRevocationFeed } from './postgres-feed.js'
+import { PostgresRevocationFeed, revocationOf } from './postgres-feed.js'
 import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessions/decisions.js'
 import { buildStatements, tableNames, type Statements, type TableNames } from './postgres-sql.js'
 import {
   toSessionInfo,
   type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener,
-  type RevocationWatch, type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore,
+  type RevocationWatch, type RotateRequest, type RotateResult, type SessionEndCause, type SessionInfo, type SessionRecord, type SessionStore,
   type WatchOptions
 } from './store.js'
 
@@ -184,7 +184,7 @@ export class PostgresStore implements SessionStore {
         case 'grace':
           return { outcome: 'grace', session: session as SessionRecord }
         case 'reused':
-          await this.#end(op, this.#sql.endSessions, [[sessionId]])
+          await this.#end(op, this.#sql.endSessions, [[sessionId]], 'reuse')
           return { outcome: 'reused', session: session as SessionRecord }
       }
     })
@@ -200,21 +200,21 @@ export class PostgresStore implements SessionStore {
         if (decision.expired) await op.run(this.#sql.deleteExpired, [[sessionId]])
         return { outcome: 'not-found' }
       }
-      if (decision.outcome === 'reused' || end) await this.#end(op, this.#sql.endSessions, [[sessionId]])
+      if (decision.outcome === 'reused' || end) await this.#end(op, this.#sql.endSessions, [[sessionId]], decision.outcome === 'reused' ? 'reuse' : 'logout')
       return { outcome: decision.outcome, session: session as SessionRecord }
     })
   }
 
   async revoke (sessionId: string): Promise<void> {
-    await this.#operation('revoke', async (op) => this.#end(op, this.#sql.endSessions, [[sessionId]]))
+    await this.#operation('revoke', async (op) => this.#end(op, this.#sql.endSessions, [[sessionId]], 'revoke'))
   }
 
   async revokeUser (userId: string): Promise<void> {
-    await this.#operation('revokeUser', async (op) => this.#end(op, this.#sql.endUserSessions, [userId]))
+    await this.#operation('revokeUser', async (op) => this.#end(op, this.#sql.endUserSessions, [userId], 'revoke-user'))
   }
 
   async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
-    await this.#operation('revokeOtherSessions', async (op) => this.#end(op, this.#sql.endOtherSessions, [userId, keepSessionId]))
+    await this.#operation('revokeOtherSessions', async (op) => this.#end(op, this.#sql.endOtherSessions, [userId, keepSessionId], 'revoke-others'))
   }
 
   async listUserSessions (userId: string, now: number): Promise<SessionInfo[]> {
@@ -273,9 +273,9 @@ export class PostgresStore implements SessionStore {
     return row.session_id === null ? undefined : toRecord(row)
   }
 
-  /** Runs one of the statements that end sessions, and has what it ended announced. */
-  async #end (op: Operation, sql: string, values: unknown[]): Promise<void> {
-    const [row] = await op.run(sql, [this.#names.channel, ...values])
+  /** Runs one of the statements that end sessions, and has what it ended announced with its cause. */
+  async #end (op: Operation, sql: string, values: unknown[], cause: SessionEndCause): Promise<void> {
+    const [row] = await op.run(sql, [this.#names.channel, ...values, cause])
     op.announce(row)
   }
 
@@ -301,10 +301,9 @@ export class PostgresStore implements SessionStore {
   }
 
   #deliver (row: Row): void {
-    if (row.session_ids === null) return
-    const sessionIds = JSON.parse(row.session_ids as string) as string[]
-    const revokedAt = Number(row.revoked_at)
-    for (const feed of this.#feeds) feed.deliver(sessionIds, revokedAt)
+    const revocation = revocationOf(row)
+    if (revocation === null) return
+    for (const feed of this.#feeds) feed.deliver(revocation)
   }
 
   /**

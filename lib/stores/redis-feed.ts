@@ -1,7 +1,7 @@
 import { StoreTimeoutError } from '../errors.js'
 import { deliver, report, type Watcher } from './listeners.js'
 import { READ_EPOCH } from './redis-scripts.js'
-import type { RevocationFeedStatus, RevocationWatch } from './store.js'
+import { isSessionEndCause, type RevocationFeedStatus, type RevocationWatch, type SessionEndNotice } from './store.js'
 import { reconnectDelay, settleWithin } from './timing.js'
 
 /**
@@ -139,7 +139,7 @@ export class RedisRevocationFeed implements RevocationWatch {
           if (this.#lastNumber !== null && revocation.number !== this.#lastNumber + 1) skipped = true
           this.#lastNumber = revocation.number
         }
-        deliver(watcher, revocation.sessionIds, revocation.revokedAt)
+        deliver(watcher, revocation.sessionIds, revocation.revokedAt, revocation.notice)
       }
       if (renewed) {
         caughtUp = false
@@ -200,24 +200,36 @@ function bounded<T> (promise: Promise<T>, ms: number): Promise<T> {
   return settleWithin(promise, ms, () => new StoreTimeoutError(`revocation feed: no answer within ${ms}ms`))
 }
 
+interface Revocation {
+  sessionIds: string[]
+  revokedAt: number
+  notice: SessionEndNotice
+  number: number | null
+  epoch: number | null
+}
+
 /**
- * An entry's fields (`ids` a JSON array of session ids, `at` the time, `n` its number, `e` the epoch it was
- * written under), or null when it is not one of ours.
+ * An entry's fields (`ids` a JSON array of session ids, `at` the time, `u` their user, `c` what ended them, `n`
+ * its number, `e` the epoch it was written under), or null when it is not one of ours.
  */
-function parseEntry (fields: string[]): { sessionIds: string[], revokedAt: number, number: number | null, epoch: number | null } | null {
+function parseEntry (fields: string[]): Revocation | null {
   let ids: unknown
   let at = Number.NaN
+  let userId: string | null = null
+  let cause: string | undefined
   let number: number | null = null
   let epoch: number | null = null
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const value = fields[i + 1]
     if (fields[i] === 'ids') ids = parseJson(value)
     else if (fields[i] === 'at') at = Number(value)
+    else if (fields[i] === 'u') userId = value
+    else if (fields[i] === 'c') cause = value
     else if (fields[i] === 'n' && Number.isSafeInteger(Number(value))) number = Number(value)
     else if (fields[i] === 'e' && Number.isSafeInteger(Number(value))) epoch = Number(value)
   }
-  if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string') || !Number.isFinite(at)) return null
-  return { sessionIds: ids, revokedAt: at, number, epoch }
+  if (!Array.isArray(ids) || !ids.every(id => typeof id === 'string') || !Number.isFinite(at) || !isSessionEndCause(cause)) return null
+  return { sessionIds: ids, revokedAt: at, notice: { userId, cause }, number, epoch }
 }
 
 function parseJson (text: string): unknown {

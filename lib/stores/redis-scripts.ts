@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { SessionRecord } from './store.js'
+import type { SessionEndCause, SessionRecord } from './store.js'
 
 // The Lua of RedisStore: one script per operation, each atomic on the server and touching the keys of one cluster
 // slot (a session's key; a user's two keys; the revocation stream and its epoch). Each takes its arguments as one
@@ -13,8 +13,9 @@ import type { SessionRecord } from './store.js'
 // Other times in `arg` are Node's clock, the one that signs the tokens' `exp`.
 //
 // Session hash fields: u userId, t tokenId, p previousTokenId, g generation, c createdAt, r rotatedAt, e
-// expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, k jkt (the DPoP key the session is bound to), and x once the session has ended but its announcement
-// on the revocation stream is not yet confirmed.
+// expiresAt (idle), a absoluteExpiresAt, ua userAgent, ip, k jkt (the DPoP key the session is bound to), and x once
+// the session has ended but its announcement on the revocation stream is not yet confirmed: what ended it (a
+// SessionEndCause), for an announcement made again.
 //
 // Ending a session takes three steps, as the stream lives in another slot: a script marks the session ended
 // (x; rotate and present do it themselves on reuse or a logout, markSessionEnded for the revocations), which every
@@ -109,13 +110,19 @@ const outcomeOf = <T extends string>(reply: ScriptReply): T => reply[1] as T
 const idsOf = (reply: ScriptReply): string[] => reply.slice(2) as string[]
 const nothing = (): void => {}
 
-/** What a session script answers: an outcome and, but for 'not-found' and 'ended', the session as it now is. */
+/**
+ * What a session script answers: an outcome and, but for 'not-found' and 'ended', the session as it now is;
+ * 'ended' (marked, its announcement unconfirmed) with the user and what ended it, to announce it again.
+ */
 export type SessionReply<Outcome extends string> =
   | { outcome: Outcome, session: SessionRecord }
-  | { outcome: 'not-found' | 'ended', session: null }
+  | { outcome: 'not-found', session: null }
+  | { outcome: 'ended', session: null, userId: string, cause: SessionEndCause }
 
 function sessionReply<Outcome extends string> (reply: ScriptReply, sessionId: string): SessionReply<Outcome> {
-  return { outcome: outcomeOf(reply), session: decodeSession(sessionId, reply) } as SessionReply<Outcome>
+  const outcome = outcomeOf(reply)
+  if (outcome === 'ended') return { outcome, session: null, userId: String(reply[2]), cause: reply[3] as SessionEndCause }
+  return { outcome, session: decodeSession(sessionId, reply) } as SessionReply<Outcome>
 }
 
 /**
@@ -143,7 +150,7 @@ return { serverNow, 'created' }
  */
 export const rotateSession = script('rotateSession', `${PRELUDE}${READ_SESSION_FIELDS}
 if not s[1] then return { serverNow, 'not-found' } end
-if s[11] then return { serverNow, 'ended' } end
+if s[11] then return { serverNow, 'ended', s[1], s[11] } end
 ${JUDGE}
 local verdict = judge()
 if verdict == 'expired' then
@@ -159,7 +166,7 @@ if verdict == 'live' or verdict == 'ahead' then
 end
 if verdict == 'retry' then return answer('rotated') end
 if verdict == 'grace' then return answer('grace') end
-redis.call('HSET', KEYS[1], 'x', 'reused')
+redis.call('HSET', KEYS[1], 'x', 'reuse')
 return answer('reused')
 `, sessionReply<'rotated' | 'grace' | 'reused'>)
 
@@ -170,7 +177,7 @@ return answer('reused')
  */
 export const presentSession = script('presentSession', `${PRELUDE}${READ_SESSION_FIELDS}
 if not s[1] then return { serverNow, 'not-found' } end
-if s[11] then return { serverNow, 'ended' } end
+if s[11] then return { serverNow, 'ended', s[1], s[11] } end
 ${JUDGE}
 local verdict = judge()
 if verdict == 'expired' then
@@ -178,27 +185,27 @@ if verdict == 'expired' then
   return { serverNow, 'not-found' }
 end
 if verdict == 'reused' then
-  redis.call('HSET', KEYS[1], 'x', 'reused')
+  redis.call('HSET', KEYS[1], 'x', 'reuse')
   return answer('reused')
 end
-if arg['end'] then redis.call('HSET', KEYS[1], 'x', 'ended') end
+if arg['end'] then redis.call('HSET', KEYS[1], 'x', 'logout') end
 return answer('live')
 `, sessionReply<'live' | 'reused'>)
 
 /**
- * KEYS[1] session. arg: markMs. The first step of ending a session: marks it ended (dead to every script from now
- * on). One that does not exist (yet) gets the mark for `markMs`, so that a login still saving it (its id already
- * listed by a revokeUser) cannot create it afterwards.
+ * KEYS[1] session. arg: markMs, cause (what ends it). The first step of ending a session: marks it ended (dead to
+ * every script from now on). One that does not exist (yet) gets the mark for `markMs`, so that a login still saving
+ * it (its id already listed by a revokeUser) cannot create it afterwards. Answers the session's user, if it has one.
  */
 export const markSessionEnded = script('markSessionEnded', `${PRELUDE}
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'x', 'ended')
+  redis.call('HSET', KEYS[1], 'x', arg.cause)
   redis.call('PEXPIRE', KEYS[1], arg.markMs)
 elseif not redis.call('HGET', KEYS[1], 'x') then
-  redis.call('HSET', KEYS[1], 'x', 'ended')
+  redis.call('HSET', KEYS[1], 'x', arg.cause)
 end
-return { serverNow, 'marked' }
-`, nothing)
+return { serverNow, 'marked', redis.call('HGET', KEYS[1], 'u') }
+`, (reply): string | null => reply[2] === null || reply[2] === undefined ? null : String(reply[2]))
 
 /**
  * KEYS[1] session. arg: markMs. The last step of ending a session, once announced: strips it to its mark, kept
@@ -207,7 +214,7 @@ return { serverNow, 'marked' }
  */
 export const stripEndedSession = script('stripEndedSession', `${PRELUDE}
 if redis.call('HEXISTS', KEYS[1], 'u') == 1 then
-  local mark = redis.call('HGET', KEYS[1], 'x') or 'ended'
+  local mark = redis.call('HGET', KEYS[1], 'x') or 'revoke'
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'x', mark)
   redis.call('PEXPIRE', KEYS[1], arg.markMs)
@@ -359,10 +366,11 @@ return ids
 `, idsOf)
 
 /**
- * KEYS[1] the revocation stream, KEYS[2] its epoch. arg: sessionIds, revokedAt, retentionMs. Appends one entry
- * (`ids` a JSON array, `at`, `n` its number in the stream: one more than the last entry's, so that a reader who
- * finds one missing knows entries were trimmed unread; `e` the epoch) and trims the entries older than the
- * retention, approximately (stream ids are the server's times).
+ * KEYS[1] the revocation stream, KEYS[2] its epoch. arg: sessionIds, revokedAt, userId (or none), cause,
+ * retentionMs. Appends one entry (`ids` a JSON array, `at`, `u` the sessions' user when known, `c` what ended
+ * them, `n` its number in the stream: one more than the last entry's, so that a reader who finds one missing
+ * knows entries were trimmed unread; `e` the epoch) and trims the entries older than the retention,
+ * approximately (stream ids are the server's times).
  */
 export const announceRevocation = script('announceRevocation', `${PRELUDE}${ENSURE_EPOCH}
 local epoch = ensureEpoch()
@@ -374,8 +382,11 @@ if last then
     if fields[i] == 'n' then n = (tonumber(fields[i + 1]) or 0) + 1 end
   end
 end
+local user = {}
+if type(arg.userId) == 'string' then user = { 'u', arg.userId } end
 redis.call('XADD', KEYS[1], 'MINID', '~', string.format('%d', serverNow - arg.retentionMs), '*',
-  'ids', cjson.encode(arg.sessionIds), 'at', string.format('%d', arg.revokedAt), 'n', string.format('%d', n), 'e', string.format('%d', epoch))
+  'ids', cjson.encode(arg.sessionIds), 'at', string.format('%d', arg.revokedAt), 'c', arg.cause, 'n', string.format('%d', n),
+  'e', string.format('%d', epoch), unpack(user))
 return { serverNow, 'announced' }
 `, nothing, { keys: 2 })
 

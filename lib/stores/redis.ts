@@ -8,7 +8,7 @@ import {
 } from './redis-scripts.js'
 import {
   toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
-  type RotateRequest, type RotateResult, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
+  type RotateRequest, type RotateResult, type SessionEndCause, type SessionEndNotice, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
 
 /**
@@ -62,7 +62,7 @@ const TRIM_INTERVAL_MS = 60_000
  *   with its last entry;
  * - `{prefix}logins:{<userId>}`: a hash of the user's logins in flight, beside the index in its slot, so that
  *   logins racing each other count the same sessions; each entry expires a few seconds after its login;
- * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids and time), trimmed by
+ * - `{prefix}{revocations}`: the revocation feed, a stream of the sessions ended (ids, time, user, cause), trimmed by
  *   age to the longest retention a watch asked for (an hour while none did);
  * - `{prefix}{revocations}:epoch`: when the stream's history begins (server time, ms): made when missing, so a
  *   store that lost its data has a new epoch, and every instance knows which tokens predate what it can know.
@@ -180,8 +180,8 @@ export class RedisStore implements SessionStore {
       const ended = reservation.ended
       // ended before the new session is saved: whatever fails in between, the user never has one too many
       if (ended.length > 0) {
-        await Promise.all(ended.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), { markMs: this.#markMs }, by())))
-        await this.#announce(ended, deadline)
+        await Promise.all(ended.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), { markMs: this.#markMs, cause: 'create' }, by())))
+        await this.#announce(ended, { userId: session.userId, cause: 'create' }, deadline)
       }
       const [saved] = await Promise.all([
         this.#run(createSession, this.#sessionKey(session.sessionId), { session, ttl: login.session.expiry - Date.now() }, by()),
@@ -211,12 +211,12 @@ export class RedisStore implements SessionStore {
         nextExpiresAt: request.nextExpiresAt,
         reuseIntervalMs: request.reuseIntervalMs
       }, deadline, sessionId)
-      if (reply.session === null) {
+      if (reply.outcome === 'not-found' || reply.outcome === 'ended') {
         // ended (found marked, its announcement unconfirmed): announce it again
-        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], deadline)
+        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], reply, deadline)
         return { outcome: 'not-found' }
       }
-      if (reply.outcome === 'reused') await this.#announceEnded([sessionId], deadline)
+      if (reply.outcome === 'reused') await this.#announceEnded([sessionId], { userId: reply.session.userId, cause: 'reuse' }, deadline)
       return reply
     })
   }
@@ -231,19 +231,21 @@ export class RedisStore implements SessionStore {
         reuseIntervalMs: request.reuseIntervalMs,
         end: request.end
       }, deadline, sessionId)
-      if (reply.session === null) {
-        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], deadline)
+      if (reply.outcome === 'not-found' || reply.outcome === 'ended') {
+        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], reply, deadline)
         return { outcome: 'not-found' }
       }
       // the script marked the session ended (reuse, or a logout): announce it, then strip it
-      if (reply.outcome === 'reused' || request.end) await this.#announceEnded([sessionId], deadline)
+      if (reply.outcome === 'reused' || request.end) {
+        await this.#announceEnded([sessionId], { userId: reply.session.userId, cause: reply.outcome === 'reused' ? 'reuse' : 'logout' }, deadline)
+      }
       return reply
     })
   }
 
   async revoke (sessionId: string): Promise<void> {
     await this.#withTimeout('revoke', async (deadline) => {
-      await this.#endSessions([sessionId], deadline)
+      await this.#endSessions([sessionId], null, 'revoke', deadline)
     })
   }
 
@@ -254,7 +256,7 @@ export class RedisStore implements SessionStore {
   async revokeUser (userId: string): Promise<void> {
     await this.#withTimeout('revokeUser', async (deadline) => {
       const ids = await this.#userSessionIds(userId, deadline)
-      if (ids.length > 0) await this.#endSessions(ids, deadline)
+      if (ids.length > 0) await this.#endSessions(ids, userId, 'revoke-user', deadline)
     })
   }
 
@@ -262,7 +264,7 @@ export class RedisStore implements SessionStore {
   async revokeOtherSessions (userId: string, keepSessionId: string): Promise<void> {
     await this.#withTimeout('revokeOtherSessions', async (deadline) => {
       const ids = (await this.#userSessionIds(userId, deadline)).filter(id => id !== keepSessionId)
-      if (ids.length > 0) await this.#endSessions(ids, deadline)
+      if (ids.length > 0) await this.#endSessions(ids, userId, 'revoke-others', deadline)
     })
   }
 
@@ -301,11 +303,14 @@ export class RedisStore implements SessionStore {
     })
   }
 
-  /** Ends sessions (revoke, revokeUser): marks each ended first, then announces and strips them. */
-  async #endSessions (sessionIds: readonly string[], deadline: number): Promise<void> {
-    const arg = { markMs: this.#markMs }
-    await Promise.all(sessionIds.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), arg, deadline)))
-    await this.#announceEnded(sessionIds, deadline)
+  /**
+   * Ends sessions of one user (revoke, revokeUser, revokeOtherSessions): marks each ended first, then announces
+   * and strips them. `userId` null (revoke): the user the session's mark answers.
+   */
+  async #endSessions (sessionIds: readonly string[], userId: string | null, cause: SessionEndCause, deadline: number): Promise<void> {
+    const arg = { markMs: this.#markMs, cause }
+    const users = await Promise.all(sessionIds.map(async id => await this.#run(markSessionEnded, this.#sessionKey(id), arg, deadline)))
+    await this.#announceEnded(sessionIds, { userId: userId ?? users[0], cause }, deadline)
   }
 
   /**
@@ -313,16 +318,16 @@ export class RedisStore implements SessionStore {
    * The sessions are marked ended already, so a failure here leaves them dead and announced again when next
    * met, never alive.
    */
-  async #announceEnded (sessionIds: readonly string[], deadline: number): Promise<void> {
-    await this.#announce(sessionIds, deadline)
+  async #announceEnded (sessionIds: readonly string[], notice: SessionEndNotice, deadline: number): Promise<void> {
+    await this.#announce(sessionIds, notice, deadline)
     await this.#stripEnded(sessionIds, deadline)
   }
 
-  async #announce (sessionIds: readonly string[], deadline: number): Promise<void> {
+  async #announce (sessionIds: readonly string[], { userId, cause }: SessionEndNotice, deadline: number): Promise<void> {
     const revokedAt = Date.now()
-    this.#listeners.announce(sessionIds, revokedAt)
+    this.#listeners.announce(sessionIds, revokedAt, { userId, cause })
     await this.#run(announceRevocation, [this.#revocationsKey, `${this.#revocationsKey}:epoch`],
-      { sessionIds, revokedAt, retentionMs: this.#listeners.retentionMs(DEFAULT_RETENTION_MS) }, deadline)
+      { sessionIds, revokedAt, userId, cause, retentionMs: this.#listeners.retentionMs(DEFAULT_RETENTION_MS) }, deadline)
   }
 
   async #stripEnded (sessionIds: readonly string[], deadline: number): Promise<void> {

@@ -205,6 +205,37 @@ export type PresentResult =
 export type RevocationFeedStatus = 'live' | 'down' | 'gap'
 
 /**
+ * What ended sessions, as a store's feed announces it (the plugin tells the reason from it, in one place):
+ * - `logout`: `present` with `end`;
+ * - `reuse`: reuse found by `rotate` or `present`;
+ * - `revoke`, `revoke-user`, `revoke-others`: those methods (`revokeUser`, `revokeOtherSessions`);
+ * - `create`: sessions a login ended (the per-user limit, the replaced session, a full store's eviction).
+ *
+ * @example
+ * listener.revoked([sessionId], Date.now(), { userId, cause: 'revoke' })
+ */
+export type SessionEndCause = 'logout' | 'reuse' | 'revoke' | 'revoke-user' | 'revoke-others' | 'create'
+
+const SESSION_END_CAUSES: ReadonlySet<string> = new Set<SessionEndCause>(['logout', 'reuse', 'revoke', 'revoke-user', 'revoke-others', 'create'])
+
+/** Whether a value read back from a backend's feed is a `SessionEndCause`. */
+export function isSessionEndCause (value: unknown): value is SessionEndCause {
+  return typeof value === 'string' && SESSION_END_CAUSES.has(value)
+}
+
+/**
+ * Whose sessions an announcement ended and what ended them: every announcement ends sessions of one user.
+ *
+ * @example
+ * const notice: SessionEndNotice = { userId: session.userId, cause: 'logout' }
+ */
+export interface SessionEndNotice {
+  /** The sessions' user; null only when the store no longer knew it (`revoke` of a session it did not hold). */
+  userId: string | null
+  cause: SessionEndCause
+}
+
+/**
  * Hears every session that ends, through any store instance that shares the backend.
  *
  * @example
@@ -215,11 +246,12 @@ export type RevocationFeedStatus = 'live' | 'down' | 'gap'
  */
 export interface RevocationListener {
   /**
-   * Sessions that ended at `revokedAt` (milliseconds since the epoch). Called synchronously, before the
-   * store's method resolves, for sessions that this very store object ends; as soon as the backend
-   * delivers them for sessions ended elsewhere. A session may be announced more than once.
+   * Sessions that ended at `revokedAt` (milliseconds since the epoch), with their user and what ended them
+   * (`notice`, carried by the backend to every instance). Called synchronously, before the store's method
+   * resolves, for sessions that this very store object ends; as soon as the backend delivers them for
+   * sessions ended elsewhere. A session may be announced more than once.
    */
-  revoked (sessionIds: readonly string[], revokedAt: number): void
+  revoked (sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice): void
   /**
    * The feed's health changed. The first call, `live`, comes once the revocations the backend holds are loaded.
    * With `live` and `gap`, a feed that knows it may pass `since`: when the backend's history of ends begins

@@ -35,9 +35,9 @@ export function lagRecordingListener (
   listener: RevocationListener & { has: (sessionId: string) => boolean }, telemetry: OpenTelemetrySessions
 ): Pick<RevocationListener, 'revoked'> {
   return {
-    revoked (sessionIds, revokedAt) {
+    revoked (sessionIds, revokedAt, notice) {
       for (const sessionId of sessionIds) if (!listener.has(sessionId)) telemetry.revocationHeard(revokedAt)
-      listener.revoked(sessionIds, revokedAt)
+      listener.revoked(sessionIds, revokedAt, notice)
     }
   }
 }

@@ -1,14 +1,14 @@
 // For tests of a store's revocation feed: a listener that records what it hears, and a bounded wait for it.
 import { strict as assert } from 'node:assert'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { RevocationFeedStatus, RevocationListener } from '../stores/store.js'
+import type { RevocationFeedStatus, RevocationListener, SessionEndNotice } from '../stores/store.js'
 
-/** What a recorder heard: every session id announced, each call, and each status. */
+/** What a recorder heard: every session id announced (with the notice last heard for it), each call, and each status. */
 export interface FeedRecord {
   listener: RevocationListener
-  revoked: Set<string>
+  revoked: Map<string, SessionEndNotice>
   statuses: RevocationFeedStatus[]
-  calls: Array<{ sessionIds: readonly string[], revokedAt: number }>
+  calls: Array<{ sessionIds: readonly string[], revokedAt: number, notice: SessionEndNotice }>
 }
 
 /**
@@ -33,13 +33,13 @@ export async function until (condition: () => boolean, what: string, ms = 3000):
  * const watch = store.watchRevocations(heard.listener, { retentionMs: 60_000 })
  */
 export function recorder (): FeedRecord {
-  const revoked = new Set<string>()
+  const revoked = new Map<string, SessionEndNotice>()
   const statuses: RevocationFeedStatus[] = []
   const calls: FeedRecord['calls'] = []
   const listener: RevocationListener = {
-    revoked (sessionIds, revokedAt) {
-      calls.push({ sessionIds, revokedAt })
-      for (const id of sessionIds) revoked.add(id)
+    revoked (sessionIds, revokedAt, notice) {
+      calls.push({ sessionIds, revokedAt, notice })
+      for (const id of sessionIds) revoked.set(id, notice)
     },
     status (status) { statuses.push(status) }
   }

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert'
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type {
-  CreateResult, PresentRequest, PresentResult, RotateRequest, RotateResult, SessionRecord, SessionStore
+  CreateResult, PresentRequest, PresentResult, RotateRequest, RotateResult, SessionEndCause, SessionRecord, SessionStore
 } from '../stores/store.js'
 import { recorder, until } from './feed-recorder.js'
 import { runSessionModel } from './session-model.js'
@@ -767,10 +767,11 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
         await until(() => heard.statuses.includes('live'), 'the feed reports live')
         const now = Date.now()
         const kept: SessionRecord[] = []
-        const ends = async (what: string, end: (session: SessionRecord) => Promise<unknown>, userId?: string): Promise<void> => {
+        const ends = async (what: string, cause: SessionEndCause, end: (session: SessionRecord) => Promise<unknown>, userId?: string): Promise<void> => {
           const session = await saveSession(store, now, userId === undefined ? {} : { userId })
           await end(session)
           assert.ok(heard.revoked.has(session.sessionId), `${what} is announced before it resolves`)
+          assert.deepEqual(heard.revoked.get(session.sessionId), { userId: session.userId, cause }, `${what} is announced with its user and cause '${cause}'`)
         }
         const keeps = async (what: string, use: (session: SessionRecord) => Promise<unknown>): Promise<void> => {
           const session = await saveSession(store, now)
@@ -778,19 +779,19 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
           kept.push(session)
           assert.ok(!heard.revoked.has(session.sessionId), `${what} is not announced`)
         }
-        await ends('revoke', (s) => store.revoke(s.sessionId))
-        await ends('revokeUser', (s) => store.revokeUser(s.userId))
-        await ends('reuse found by rotate', async (s) => {
+        await ends('revoke', 'revoke', (s) => store.revoke(s.sessionId))
+        await ends('revokeUser', 'revoke-user', (s) => store.revokeUser(s.userId))
+        await ends('reuse found by rotate', 'reuse', async (s) => {
           await store.rotate(rotation(s, s.tokenId, now + 10))
           await store.rotate(rotation(s, s.tokenId, now + 20))
         })
-        await ends('reuse found by present', (s) => store.present(presenting(s, randomUUID(), now + 10)))
-        await ends('present with end', (s) => store.present(presenting(s, s.tokenId, now + 10, { end: true })))
-        await ends('the limit at create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { maxSessionsPerUser: 1 }))
-        await ends('the replacement at create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { replaceSessionId: s.sessionId }))
+        await ends('reuse found by present', 'reuse', (s) => store.present(presenting(s, randomUUID(), now + 10)))
+        await ends('present with end', 'logout', (s) => store.present(presenting(s, s.tokenId, now + 10, { end: true })))
+        await ends('the limit at create', 'create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { maxSessionsPerUser: 1 }))
+        await ends('the replacement at create', 'create', (s) => store.create(newSession(now + 10, { userId: s.userId }), { replaceSessionId: s.sessionId }))
         const keep = await saveSession(store, now)
         kept.push(keep)
-        await ends('revokeOtherSessions', (s) => store.revokeOtherSessions(s.userId, keep.sessionId), keep.userId)
+        await ends('revokeOtherSessions', 'revoke-others', (s) => store.revokeOtherSessions(s.userId, keep.sessionId), keep.userId)
         assert.ok(!heard.revoked.has(keep.sessionId), 'the session revokeOtherSessions keeps is not announced')
         await keeps('a rotation', (s) => store.rotate(rotation(s, s.tokenId, now + 10)))
         await keeps('a grace answer', async (s) => {
@@ -862,7 +863,17 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
           const kept = await saveSession(store, now)
           const other = await saveSession(store, now, { userId: kept.userId })
           await store.revokeOtherSessions(kept.userId, kept.sessionId)
-          await until(() => [...sessions, sibling, evicted, other].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
+          const loggedOut = await saveSession(store, now)
+          await store.present(presenting(loggedOut, loggedOut.tokenId, now + 10, { end: true }))
+          await until(() => [...sessions, sibling, evicted, other, loggedOut].every(s => heard.revoked.has(s.sessionId)), 'the peer heard every end')
+          const causes: Array<[SessionRecord, SessionEndCause]> = [
+            [sessions[0], 'revoke'], [sessions[1], 'revoke-user'], [sibling, 'revoke-user'], [sessions[2], 'reuse'], [evicted, 'create'],
+            [other, 'revoke-others'], [loggedOut, 'logout']
+          ]
+          for (const [session, cause] of causes) {
+            assert.deepEqual(heard.revoked.get(session.sessionId), { userId: session.userId, cause }, `the peer heard the user and the cause '${cause}'`)
+          }
+          assert.deepEqual(heard.revoked.get(early.sessionId), { userId: early.userId, cause: 'revoke' }, 'the catch-up carries the user and the cause too')
         } finally {
           await watch.close()
           await release(peer)

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { MemoryStore } from '../../lib/index.js'
-import { type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type WatchOptions } from '../../lib/store.js'
+import { type RevocationFeedStatus, type RevocationListener, type RevocationWatch, type SessionEndNotice, type WatchOptions } from '../../lib/store.js'
 
 /**
  * A MemoryStore whose revocation feed a test drives: `status()` reports down, gap or live to the plugin as a
@@ -21,7 +21,7 @@ export class ControlledFeedStore extends MemoryStore {
     this.#listeners.add(listener)
     this.watched = options
     const relay: RevocationListener = {
-      revoked: (sessionIds, revokedAt) => listener.revoked(sessionIds, revokedAt),
+      revoked: (sessionIds, revokedAt, notice) => listener.revoked(sessionIds, revokedAt, notice),
       status: (status) => { if (!this.#holdLive) listener.status(status) }
     }
     const watch = super.watchRevocations(relay, options)
@@ -33,8 +33,8 @@ export class ControlledFeedStore extends MemoryStore {
     for (const listener of this.#listeners) listener.status(status)
   }
 
-  announce (sessionIds: string[], revokedAt = Date.now()): void {
-    for (const listener of this.#listeners) listener.revoked(sessionIds, revokedAt)
+  announce (sessionIds: string[], revokedAt = Date.now(), notice: SessionEndNotice = { userId: null, cause: 'revoke' }): void {
+    for (const listener of this.#listeners) listener.revoked(sessionIds, revokedAt, notice)
   }
 }
 
