@@ -140,6 +140,20 @@ t.test('two tabs of a new browser profile making their key at once keep one key'
   t.not(thumbprints[0], jkt, 'another profile, another key')
 })
 
+t.test('a device whose clock is two minutes ahead signs in: the proofs take the server\'s time from its Date', async t => {
+  const ahead = await browser.newContext()
+  t.teardown(() => ahead.close())
+  const tab = await ahead.newPage()
+  tab.setDefaultTimeout(WAIT)
+  // the page's clock runs on from two minutes ahead; the server allows 5 s (clockTolerance)
+  await tab.clock.install({ time: Date.now() + 120_000 })
+  await tab.goto(server.url)
+  await tab.evaluate(() => window.restored)
+  const login = await tab.evaluate(() => window.auth.login({ username: 'alice', password: 'wonderland' }))
+  t.equal(login.token_type, 'DPoP')
+  t.equal(await tab.evaluate(async () => (await window.auth.fetch('/api/me')).status), 200)
+})
+
 t.test('tokens copied out of the browser are refused without the key; the page goes on', async t => {
   // what an attacker with the disk or the page's memory would get: the access token, and the HttpOnly cookie
   const accessToken = await page.evaluate(() => window.auth.getAccessToken())

@@ -180,6 +180,29 @@ t.test('send: the headers, the newest nonce, one more try when the server asks f
     }
   })
 
+  t.test('a device clock that is wrong: set right from the server\'s Date, and a refused proof sent once more', async t => {
+    sent.length = 0
+    const other = 'http://127.0.0.1:9090/auth/login'
+    const at = (offsetSeconds: number) => ({ date: new Date(Date.now() + offsetSeconds * 1000).toUTCString() })
+    const refusedProof = json(400, { error: 'invalid_dpop_proof' }, at(120))
+    const response = await signer.send('POST', other, null, answering(refusedProof, json(200, {}, at(120))))
+    t.equal(response.status, 200)
+    t.equal(sent.length, 2)
+    const [first, second] = sent.map(headers => readProof(headers.dpop).payload.iat)
+    t.ok(second - first >= 115 && second - first <= 125, `the server's time in iat: ${second - first} s later than the device's`)
+    // the clock stays set: the next proof to that server too, and a protected route's 401 is sent again once
+    const challenge = json(401, {}, { 'www-authenticate': 'DPoP error="invalid_dpop_proof"', ...at(-60) })
+    t.equal((await signer.send('GET', other, 'token', answering(challenge, json(200, {})))).status, 200)
+    const [third, fourth] = sent.slice(2).map(headers => readProof(headers.dpop).payload.iat)
+    t.ok(third - first >= 115, 'still the server\'s time')
+    t.ok(Math.abs(fourth - (third - 180)) <= 5, 'then set to its new Date')
+    sent.length = 0
+    const agreeing = json(400, { error: 'invalid_dpop_proof' }, at(-60))
+    t.equal((await signer.send('POST', other, null, answering(agreeing, json(200, {})))).status, 400, 'a clock already right: no retry')
+    t.equal(sent.length, 1)
+    t.ok(readProof(await signer.proof('GET', url)).payload.iat <= Math.ceil(Date.now() / 1000), 'another server: the device\'s own time')
+  })
+
   t.test('a nonce belongs to its server', async t => {
     sent.length = 0
     await signer.send('GET', 'http://other.example:8080/api', null, answering(json(200, {})))

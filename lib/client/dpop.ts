@@ -94,11 +94,11 @@ function memoryKeyStore (): DpopKeyStore {
   return { get: () => kept, add: (keys) => (kept ??= keys) }
 }
 
-// The server wants its nonce in the proof: in the body of a 400 on the auth routes (RFC 9449 §8), in the
-// challenge of a 401 elsewhere (§9).
-async function asksForNonce (response: Response): Promise<boolean> {
-  if (response.status === 401) return /error="use_dpop_nonce"/.test(response.headers.get('www-authenticate') ?? '')
-  return response.status === 400 && (await response.clone().json().catch(() => null) as { error?: unknown } | null)?.error === 'use_dpop_nonce'
+// The DPoP error of an answer: in the body of a 400 on the auth routes (RFC 9449 §5, §8), in the challenge of
+// a 401 elsewhere (§7.1, §9).
+async function dpopError (response: Response): Promise<unknown> {
+  if (response.status === 401) return /error="(\w+)"/.exec(response.headers.get('www-authenticate') ?? '')?.[1]
+  return response.status === 400 && (await response.clone().json().catch(() => null) as { error?: unknown } | null)?.error
 }
 
 // `htm` is the method as it goes out: fetch upper-cases these six only (a `patch` stays `patch`).
@@ -118,6 +118,9 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
   const keyStore = options.keyStore ?? (web.indexedDB === undefined ? memoryKeyStore() : indexedDbKeyStore())
   // the newest nonce each server gave
   const nonces = new Map<string, string>()
+  // the seconds each server's clock is ahead of this device's, from the Date of its answers: proofs carry the
+  // server's time in iat, so a device whose clock is wrong still gets in (servers allow a few seconds only)
+  const skews = new Map<string, number>()
   let loading: Promise<{ keys: any, jwk: object }> | undefined
 
   const load = (): Promise<{ keys: any, jwk: object }> => (loading ??= (async () => {
@@ -139,7 +142,7 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
       jti: base64url(crypto.getRandomValues(new Uint8Array(16))),
       htm: asFetchSends(method),
       htu: target.origin + target.pathname,
-      iat: Math.floor(Date.now() / 1000),
+      iat: Math.floor(Date.now() / 1000) + (skews.get(target.origin) ?? 0),
       ...(accessToken !== undefined && { ath: await sha256(accessToken) }),
       ...(nonce !== undefined && { nonce })
     })
@@ -152,20 +155,26 @@ export function createDpopSigner (options: DpopSignerOptions = {}): DpopSigner {
     thumbprint: async () => await sha256(JSON.stringify((await load()).jwk)),
     async send (method, url, accessToken, go) {
       const origin = new URL(url, web.location?.href).origin
-      const attempt = async (): Promise<{ response: Response, askedForNonce: boolean }> => {
+      const attempt = async (): Promise<{ response: Response, again: boolean }> => {
         const presented = nonces.get(origin)
+        const skew = skews.get(origin) ?? 0
         const response = await go({
           dpop: await proof(method, url, accessToken ?? undefined),
           ...(accessToken !== null && { authorization: 'DPoP ' + accessToken })
         })
         const nonce = response.headers.get('dpop-nonce')
         if (nonce !== null) nonces.set(origin, nonce)
-        // a new nonce only: the one just presented would be refused again
-        return { response, askedForNonce: nonce !== null && nonce !== presented && await asksForNonce(response) }
+        // Date has whole seconds and arrives a moment late: a clock is wrong when it is off by more than that
+        const ahead = Date.parse(response.headers.get('date') ?? '') / 1000 - Date.now() / 1000
+        const corrected = Math.abs(ahead - skew) > 2
+        if (corrected) skews.set(origin, Math.round(ahead))
+        const error = await dpopError(response)
+        // again with a new nonce (the one just presented would be refused again), or with the clock set right
+        return { response, again: (error === 'use_dpop_nonce' && nonce !== null && nonce !== presented) || (error === 'invalid_dpop_proof' && corrected) }
       }
       const first = await attempt()
       // once: a server that asks again after the retry gets no third request
-      return first.askedForNonce ? (await attempt()).response : first.response
+      return first.again ? (await attempt()).response : first.response
     }
   }
 }
