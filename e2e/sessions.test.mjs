@@ -33,7 +33,7 @@ for (const { name, env } of stores) {
   t.test(`7. the session list, revoking another session and logging out everywhere (${name})`, async t => {
     const demo = await startDemo(t, { ACCESS_TOKEN_TTL: '60', REUSE_INTERVAL: '0', ...env })
     t.equal((await demo.waitForOutput(/Store: (\w+)/))[1], name, `the demo uses the ${name}`)
-    t.equal((await fetch(`${demo.url}/api/sessions`)).status, 401, 'GET /api/sessions is protected')
+    t.equal((await fetch(`${demo.url}/auth/sessions`)).status, 401, 'GET /auth/sessions is protected')
 
     const laptop = await device(t, demo)
     const phone = await device(t, demo)
@@ -41,6 +41,8 @@ for (const { name, env } of stores) {
     await laptop.locator('#session-list li.other').waitFor()
     t.equal(await laptop.locator('#session-list li').count(), 2, 'the laptop lists both sessions')
     t.equal(await laptop.locator('#session-list li.current').count(), 1, 'one of them marked as this browser')
+    t.match(await laptop.locator('#session-list li.current').textContent(), /^This browser: .+ on Linux \(desktop\), last seen at .+ from 127\.0\.0\.1/,
+      'its browser, OS, kind of device, when last seen and from where, as the devices route read them')
     await screenshot(laptop, `7-sessions-${name}`)
 
     // Revoke the phone's session from the laptop: the phone's page hears it on its events stream and signs

@@ -34,6 +34,8 @@ await app.register(fastifyRefreshAuth, {
   accessToken: { expiresIn: durationFromEnv(env.ACCESS_TOKEN_TTL, 30) },
   refreshToken: { reuseInterval: durationFromEnv(env.REUSE_INTERVAL, 5) },
   ...(store === undefined ? {} : { store }),
+  // the devices page's routes: GET /auth/sessions and DELETE /auth/sessions/:sessionId
+  routes: { sessions: true },
   // Refuses same-site pages of other origins too (other ports, sibling subdomains), not only cross-site ones.
   ...(env.TRUSTED_ORIGINS ? { trustedOrigins: env.TRUSTED_ORIGINS.split(',').map(origin => origin.trim()) } : {}),
   // Same answer (null) for an unknown user and a wrong password; users.verify hashes even for unknown names.
@@ -84,21 +86,6 @@ for (const [url, file] of Object.entries(page)) {
 app.get('/api/me', { preHandler: app.authenticate }, async (request) => {
   const user = users.byId(request.user.sub)
   return { id: request.user.sub, name: user?.name ?? null, sessionId: request.user.sid, serverTime: new Date().toISOString() }
-})
-
-// Session management: the user's sessions, and revoking one of them.
-app.get('/api/sessions', { preHandler: app.authenticate }, async (request) => {
-  const sessions = await app.refreshAuth.listUserSessions(request.user.sub)
-  return sessions.map(session => ({ ...session, current: session.sessionId === request.user.sid }))
-})
-app.delete('/api/sessions/:sessionId', { preHandler: app.authenticate }, async (request, reply) => {
-  // only the caller's own sessions: look the id up in their list before revoking
-  const sessions = await app.refreshAuth.listUserSessions(request.user.sub)
-  if (!sessions.some(session => session.sessionId === request.params.sessionId)) {
-    return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: 'No such session' })
-  }
-  await app.refreshAuth.revokeSession(request.params.sessionId)
-  return reply.code(204).send()
 })
 
 const address = await app.listen({ port: Number(env.PORT ?? 3000), host: env.HOST ?? 'localhost' })

@@ -22,9 +22,10 @@ export interface LogoutEvent extends SessionEvent {
    * `loadUser` resolved to null or undefined at a refresh (the account is disabled or gone);
    * `'session-limit'`, a login of the user at `maxSessionsPerUser` made room by ending it (the least
    * recently used); `'replaced'`, the user signed in again on the same device, and the new session
-   * took its place.
+   * took its place; `'ended-by-user'`, the user ended it from their list of sessions
+   * (`DELETE {prefix}/sessions/:sessionId`, `routes: { sessions: true }`).
    */
-  reason: 'logout' | 'user-refused' | 'session-limit' | 'replaced'
+  reason: 'logout' | 'user-refused' | 'session-limit' | 'replaced' | 'ended-by-user'
 }
 
 /**

@@ -25,6 +25,8 @@ export const ErrorCodes = {
   INVALID_REFRESH_TOKEN: 'FST_REFRESH_AUTH_INVALID_REFRESH_TOKEN',
   /** 403: the user is at `maxSessionsPerUser` and `onSessionLimit` is `'refuse'`: the login started no session. */
   SESSION_LIMIT: 'FST_REFRESH_AUTH_SESSION_LIMIT',
+  /** 404: `DELETE {prefix}/sessions/:sessionId` named no live session of the signed-in user (unknown, ended, or another user's). */
+  SESSION_NOT_FOUND: 'FST_REFRESH_AUTH_SESSION_NOT_FOUND',
   /** 403: a cookie-authenticated route was called from another site. */
   CROSS_SITE: 'FST_REFRESH_AUTH_CROSS_SITE',
   /** 503: the session store failed. */
@@ -297,6 +299,20 @@ export const EventStreamsFullError = createError(
 )
 
 /**
+ * `DELETE {prefix}/sessions/:sessionId` named no live session of the signed-in user: one answer whether it is
+ * unknown, already ended, or another user's, so a session id says nothing of who holds it.
+ *
+ * @example
+ * // DELETE /auth/sessions/<another user's session id>
+ * { statusCode: 404, code: 'FST_REFRESH_AUTH_SESSION_NOT_FOUND', error: 'Not Found', message: '…' }
+ */
+export const SessionNotFoundError = createError(
+  ErrorCodes.SESSION_NOT_FOUND,
+  'No such session',
+  404, Error, false
+)
+
+/**
  * A function of this plugin was called with an argument it cannot use; the message names it.
  *
  * @example
@@ -452,6 +468,7 @@ export type KeysUnavailableError = InstanceType<typeof KeysUnavailableError>
 export type RevocationUnconfirmedError = InstanceType<typeof RevocationUnconfirmedError>
 export type EventStreamsFullError = InstanceType<typeof EventStreamsFullError>
 export type InvalidArgumentError = InstanceType<typeof InvalidArgumentError>
+export type SessionNotFoundError = InstanceType<typeof SessionNotFoundError>
 export type DuplicateCookieError = InstanceType<typeof DuplicateCookieError>
 export type InvalidClaimsError = InstanceType<typeof InvalidClaimsError>
 export type InvalidSubjectError = InstanceType<typeof InvalidSubjectError>

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import './decorators.js'
-import { refreshAuth } from './plugin.js'
+import { REFRESH_AUTH_PLUGIN, refreshAuth, type RefreshAuthPlugin } from './plugin.js'
 
 /**
  * Secure sign-in sessions for Fastify: short-lived JWT access tokens (`Authorization: Bearer`) and
@@ -13,7 +13,8 @@ import { refreshAuth } from './plugin.js'
  * })
  * app.get('/me', { preHandler: app.authenticate }, async (request) => request.user)
  */
-const fastifyRefreshAuth = fp(refreshAuth, { fastify: '5.x', name: 'fastify-refresh-auth' })
+const fastifyRefreshAuth: RefreshAuthPlugin = Object.assign(fp(refreshAuth, { fastify: '5.x', name: 'fastify-refresh-auth' }),
+  { [REFRESH_AUTH_PLUGIN]: true as const })
 
 export default fastifyRefreshAuth
 export { fastifyRefreshAuth }
@@ -34,9 +35,11 @@ export type { RouteFactories, RouteOverrides } from './http/routes.js'
 export type { ClaimGuard, ClaimGuards, ClaimGuardOptions } from './http/scopes.js'
 export type { FreshAuthGuards } from './http/fresh-auth.js'
 export type { JwksRouteFactory } from './http/jwks.js'
+export type { SessionsRouteFactories } from './http/sessions-routes.js'
 export type { AccessTokenAlgorithm, AccessTokenKey, KeyInput } from './tokens/keys.js'
-export type { RefreshAuthApi } from './plugin.js'
+export type { RefreshAuthApi, RefreshAuthPlugin } from './plugin.js'
 export type { SessionManagement } from './sessions/policy.js'
+export type { UserSession, SessionDevice, DeviceType } from './sessions/devices.js'
 export type { AuditHook, SessionEvent, LogoutEvent } from './audit.js'
 export type { SessionEndEvent, SessionEndListener, SessionEndReason } from './sessions/ends.js'
 export {
@@ -67,6 +70,7 @@ export {
   EventStreamsFullError,
   InvalidOptionError,
   InvalidArgumentError,
+  SessionNotFoundError,
   DuplicateCookieError,
   InvalidClaimsError,
   InvalidSubjectError,

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { createAuthenticator, type AuthenticatedUser } from './http/authenticate.js'
 import { createAuthenticatedRouteFactory, type AuthenticatedRouteFactory } from './http/authenticated-route.js'
 import { checkRefreshCookiePath } from './http/cookie.js'
@@ -12,7 +12,8 @@ import { SessionEnds, type SessionEndListener } from './sessions/ends.js'
 import { registerEventsRoute } from './http/events.js'
 import { DpopGate } from './http/dpop.js'
 import { createRouteFactories, resourceServerRouteFactories, type RouteFactories } from './http/routes.js'
-import { createSessionManagement, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
+import { createSessionsRouteFactories, type SessionsRouteFactories } from './http/sessions-routes.js'
+import { createSessionManagement, createUserSessionControls, SessionPolicy, type RefreshTokenClaims, type SessionManagement } from './sessions/policy.js'
 import { createClaimGuards, type ClaimGuards } from './http/scopes.js'
 import { createFreshAuthGuards, type FreshAuthGuards } from './http/fresh-auth.js'
 import { PLUGIN_STATE, type PluginState } from './http/standalone-guards.js'
@@ -36,7 +37,7 @@ const REFRESH_TOKEN_TYPE = 'rt+jwt'
  *   return app.refreshAuth.listUserSessions(user.sub)
  * })
  */
-export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
+export interface RefreshAuthApi extends RouteFactories, SessionsRouteFactories, JwksRouteFactory, SessionManagement, ClaimGuards, FreshAuthGuards, AuthenticatedRouteFactory {
   /**
    * Calls `listener` for every session that ends, on any instance (through the store's revocation feed; without
    * one, the ends of this instance only), once per session, with `{ sessionId, userId, reason }`: close the
@@ -48,6 +49,18 @@ export interface RefreshAuthApi extends RouteFactories, JwksRouteFactory, Sessio
    */
   onSessionEnd (listener: SessionEndListener): () => void
 }
+
+/** Tells this plugin apart for `app.register`'s overload that infers the login body's type (lib/decorators.ts). */
+export const REFRESH_AUTH_PLUGIN: unique symbol = Symbol.for('fastify-refresh-auth.plugin') as never
+
+/**
+ * The plugin as `app.register` takes it: the options' `LoginBody` is inferred at each registration from the
+ * request type `verifyCredentials` declares.
+ *
+ * @example
+ * const plugin: RefreshAuthPlugin = fastifyRefreshAuth
+ */
+export type RefreshAuthPlugin = FastifyPluginAsync<FastifyRefreshAuthOptions> & { readonly [REFRESH_AUTH_PLUGIN]: true }
 
 export async function refreshAuth (fastify: FastifyInstance, rawOptions: FastifyRefreshAuthOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
@@ -104,7 +117,11 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
       ends,
       telemetry: telemetry?.sessions
     }), dpop)
-  const factories = { ...routeFactories, ...createJwksRouteFactory(role.publicKeys, options.jwks) }
+  const factories = {
+    ...routeFactories,
+    ...createJwksRouteFactory(role.publicKeys, options.jwks),
+    ...createSessionsRouteFactories(options.routes.prefix, createUserSessionControls(store, revocations, ends, hooks.onLogout), authenticator.hook)
+  }
   const guards = { ...createClaimGuards(options.realm), ...createFreshAuthGuards(options.realm) }
   const api: RefreshAuthApi = {
     ...factories,
@@ -129,6 +146,10 @@ export async function refreshAuth (fastify: FastifyInstance, rawOptions: Fastify
     fastify.route(factories.loginRoute())
     fastify.route(factories.refreshRoute())
     fastify.route(factories.logoutRoute())
+    if (options.routes.sessions) {
+      fastify.route(factories.listSessionsRoute())
+      fastify.route(factories.endSessionRoute())
+    }
     // the push needs to hear of ends on every instance: without a feed there is no route (404)
     const events = options.routes.events
     if (events !== null && revocations !== null && !revocations.recordsLocally) {

@@ -3,6 +3,7 @@ import t from 'tap'
 import fastifyRefreshAuth, {
   CrossSiteRequestError,
   SessionLimitError,
+  SessionNotFoundError,
   ErrorCodes,
   InsufficientScopeError,
   InsufficientUserAuthenticationError,
@@ -37,7 +38,7 @@ t.test('the entry exports only the errors a client or a host can meet; the store
     'InsufficientUserAuthenticationError', 'InvalidArgumentError', 'InvalidClaimsError', 'InvalidCredentialsError',
     'InvalidOptionError', 'InvalidRefreshTokenError', 'InvalidSubjectError', 'InvalidTokenError', 'KeysUnavailableError',
     'MissingTokenError', 'PluginNotRegisteredError', 'RevocationUnconfirmedError', 'SessionLimitError', 'StoreUnavailableError',
-    'EventStreamsFullError', 'InvalidDpopProofError', 'UseDpopNonceError'
+    'EventStreamsFullError', 'InvalidDpopProofError', 'UseDpopNonceError', 'SessionNotFoundError'
   ].sort())
   t.equal(storeEntry.StoreTimeoutError, StoreTimeoutError)
   t.equal(storeEntry.StoreConflictError, StoreConflictError)
@@ -65,7 +66,8 @@ t.test('every error class has its stable code and status', async t => {
     [CallbackTimeoutError, 'FST_REFRESH_AUTH_CALLBACK_TIMEOUT', 503],
     // 401 on protected routes; the auth routes answer an invalid proof with 400 (test/dpop-token-endpoint.test.ts)
     [InvalidDpopProofError, 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF', 401],
-    [UseDpopNonceError, 'FST_REFRESH_AUTH_USE_DPOP_NONCE', 401]
+    [UseDpopNonceError, 'FST_REFRESH_AUTH_USE_DPOP_NONCE', 401],
+    [SessionNotFoundError, 'FST_REFRESH_AUTH_SESSION_NOT_FOUND', 404]
   ]
   for (const [ErrorClass, code, status] of table) {
     const error = new ErrorClass()

@@ -63,6 +63,22 @@ t.test('the OpenAPI document lists the routes, their schemas and the security sc
     ['all', 'others'], 'logout documents what it may sign out')
 })
 
+t.test('the devices routes are documented: Bearer-protected, their path parameter, the listed fields', async t => {
+  const { document } = await documentedApp(t, { routes: { sessions: true } })
+  t.same(Object.keys(document.paths).sort(),
+    ['/auth/events', '/auth/login', '/auth/logout', '/auth/refresh', '/auth/sessions', '/auth/sessions/{sessionId}'])
+  const list = document.paths['/auth/sessions'].get
+  t.same(list.tags, ['auth'])
+  t.same(list.security, [{ bearerAuth: [] }], 'the access token authenticates it')
+  const sessions = list.responses['200'].content?.['application/json'].schema.properties?.sessions as { items: { properties: Record<string, unknown> } }
+  t.same(Object.keys(sessions.items.properties).sort(), ['createdAt', 'current', 'device', 'ip', 'lastSeenAt', 'sessionId', 'userAgent'])
+  const end = document.paths['/auth/sessions/{sessionId}'].delete as OpenApiOperation & { parameters: Array<{ name: string, in: string, required: boolean }> }
+  t.same(end.security, [{ bearerAuth: [] }])
+  t.match(end.parameters, [{ name: 'sessionId', in: 'path', required: true }])
+  t.ok(end.responses['204'], 'ended')
+  t.ok(end.responses['4XX'] ?? end.responses['4xx'], 'errors are documented')
+})
+
 t.test('routes protected by app.authenticate or a guard are marked with the bearer scheme; others are not', async t => {
   const { document } = await documentedApp(t, {}, app => {
     app.register(fastifyAuth)

@@ -46,7 +46,9 @@ t.test('listUserSessions shows each device without token ids, refreshed times in
   t.ok(sessions[0].lastRefreshedAt >= before, 'the laptop refreshed')
   t.ok(sessions[0].createdAt <= before)
   for (const session of sessions) {
-    t.same(Object.keys(session).sort(), ['absoluteExpiresAt', 'createdAt', 'expiresAt', 'ip', 'lastRefreshedAt', 'sessionId', 'userAgent', 'userId'])
+    t.same(Object.keys(session).sort(), ['absoluteExpiresAt', 'createdAt', 'device', 'expiresAt', 'ip', 'lastRefreshedAt', 'lastSeenAt', 'sessionId', 'userAgent', 'userId'])
+    t.equal(session.lastSeenAt, session.lastRefreshedAt, 'last seen: the last refresh')
+    t.same(session.device, { browser: null, os: null, type: null }, 'a User-Agent that names no browser says nothing')
   }
   t.same(await app.refreshAuth.listUserSessions('nobody'), [])
 })

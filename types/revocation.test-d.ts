@@ -51,7 +51,7 @@ describe('loadUser', () => {
   })
 
   test('onLogout says why the session ended', () => {
-    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced'>()
+    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced' | 'ended-by-user'>()
   })
 })
 

@@ -33,7 +33,7 @@ describe('rememberMe', () => {
       }
     })
     expect(app.register).type.toBeCallableWith(fastifyRefreshAuth, { secret, verifyCredentials, rememberMe: async () => false })
-    expect<Parameters<NonNullable<FastifyRefreshAuthOptions['rememberMe']>>>().type.toBe<[user: LoginUser, request: FastifyRequest]>()
+    expect<Parameters<NonNullable<FastifyRefreshAuthOptions['rememberMe']>>>().type.toBe<[user: LoginUser, request: FastifyRequest<{ Body: unknown }>]>()
   })
 
   test('anything but a boolean is refused', () => {
@@ -104,7 +104,7 @@ describe('revokeOtherSessions', () => {
   })
 
   test('onLogout tells why a session ended, and whether the others were signed out', () => {
-    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced'>()
+    expect<LogoutEvent['reason']>().type.toBe<'logout' | 'user-refused' | 'session-limit' | 'replaced' | 'ended-by-user'>()
     expect<LogoutEvent['others']>().type.toBe<boolean>()
   })
 })

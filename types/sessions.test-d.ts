@@ -6,8 +6,11 @@ import fastifyRefreshAuth, {
   RedisStore,
   type LogoutEvent,
   type SessionEvent,
+  type DeviceType,
+  type SessionDevice,
   type SessionInfo,
-  type SessionStore
+  type SessionStore,
+  type UserSession
 } from 'fastify-refresh-auth'
 import { StoreTimeoutError } from 'fastify-refresh-auth/store'
 import { storeContract } from 'fastify-refresh-auth/store-contract'
@@ -41,10 +44,22 @@ describe('session management', () => {
   })
 
   test('the session list has no token ids', () => {
-    expect(app.refreshAuth.listUserSessions('42')).type.toBe<Promise<SessionInfo[]>>()
+    expect(app.refreshAuth.listUserSessions('42')).type.toBe<Promise<UserSession[]>>()
+    expect<UserSession>().type.toBeAssignableTo<SessionInfo>()
     expect<SessionInfo['lastRefreshedAt']>().type.toBe<number>()
     expect<SessionInfo['userAgent']>().type.toBe<string | undefined>()
     expect<SessionInfo>().type.not.toHaveProperty('tokenId')
+    expect<UserSession>().type.not.toHaveProperty('tokenId')
+  })
+
+  test('each listed session says when it was last seen and what device it is', async () => {
+    const [session] = await app.refreshAuth.listUserSessions(42)
+    expect(session.lastSeenAt).type.toBe<number>()
+    expect(session.device).type.toBe<SessionDevice>()
+    expect(session.device.browser).type.toBe<string | null>()
+    expect(session.device.os).type.toBe<string | null>()
+    expect(session.device.type).type.toBe<DeviceType | null>()
+    expect<DeviceType>().type.toBe<'desktop' | 'mobile' | 'tablet' | 'tv' | 'bot'>()
   })
 })
 

@@ -158,25 +158,26 @@ async function logOut (everywhere) {
   }
 }
 
-// The list of this user's sessions (GET /api/sessions), each but this one with a button to revoke it.
+// The list of this user's sessions (GET /auth/sessions, the plugin's devices route), each but this one with a
+// button to end it: browser, OS and kind of device as the server read them from the User-Agent, and when last seen.
 async function loadSessions () {
   if (auth.state !== 'signed-in') return
-  const response = await auth.fetch('/api/sessions').catch(() => null)
+  const response = await auth.fetch('/auth/sessions').catch(() => null)
   if (!response?.ok) return
   const list = $('session-list')
   list.replaceChildren()
-  for (const session of await response.json()) {
+  const { sessions } = await response.json()
+  for (const session of sessions) {
     const item = document.createElement('li')
-    const created = new Date(session.createdAt).toLocaleTimeString()
-    const refreshed = session.lastRefreshedAt ? `, last refreshed ${new Date(session.lastRefreshedAt).toLocaleTimeString()}` : ''
     item.className = session.current ? 'current' : 'other'
-    item.textContent = `${session.current ? 'This browser' : 'Another browser'}: signed in at ${created}${refreshed}` +
-      `${session.userAgent ? `, ${describeAgent(session.userAgent)}` : ''}`
+    const lastSeen = new Date(session.lastSeenAt).toLocaleTimeString()
+    item.textContent = `${session.current ? 'This browser' : 'Another browser'}: ${describeDevice(session.device)}, ` +
+      `last seen at ${lastSeen}${session.ip ? ` from ${session.ip}` : ''}`
     if (!session.current) {
       const revoke = document.createElement('button')
       revoke.type = 'button'
       revoke.className = 'secondary'
-      revoke.textContent = 'Revoke'
+      revoke.textContent = 'Sign out'
       revoke.addEventListener('click', () => revokeSession(session.sessionId))
       item.append(revoke)
     }
@@ -185,14 +186,14 @@ async function loadSessions () {
   $('sessions').hidden = false
 }
 
-function describeAgent (userAgent) {
-  return /HeadlessChrome/.test(userAgent) ? 'headless Chromium' : /Chrome\//.test(userAgent) ? 'Chrome' : /Firefox\//.test(userAgent) ? 'Firefox' : 'a browser'
+function describeDevice ({ browser, os, type }) {
+  return `${browser ?? 'an unknown browser'} on ${os ?? 'an unknown system'}${type ? ` (${type})` : ''}`
 }
 
 async function revokeSession (sessionId) {
-  const response = await auth.fetch(`/api/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }).catch(() => null)
-  if (!response?.ok) return showError('Revoking that session failed.')
-  log('Revoked another session')
+  const response = await auth.fetch(`/auth/sessions/${encodeURIComponent(sessionId)}`, { method: 'DELETE' }).catch(() => null)
+  if (!response?.ok) return showError('Signing that session out failed.')
+  log('Signed another session out')
   loadSessions()
 }
 

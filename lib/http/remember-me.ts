@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { CallbackFailedError } from '../errors.js'
 import { callHost } from '../sessions/host-call.js'
-import type { FastifyRefreshAuthOptions } from '../options/types.js'
+import type { HostCallbacks } from '../options/types.js'
 import type { LoginUser } from '../types.js'
 
 /**
@@ -11,7 +11,7 @@ import type { LoginUser } from '../types.js'
  * generic `CallbackFailedError`, before a session is saved.
  */
 export async function hostRememberMe (
-  rememberMe: FastifyRefreshAuthOptions['rememberMe'], user: LoginUser, request: FastifyRequest, timeout: number
+  rememberMe: HostCallbacks['rememberMe'], user: LoginUser, request: FastifyRequest, timeout: number
 ): Promise<boolean> {
   if (rememberMe === undefined) return true
   const answer: unknown = await callHost('rememberMe', request.log, timeout, () => rememberMe(user, request))

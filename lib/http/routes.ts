@@ -95,7 +95,7 @@ export function createRouteFactories (
   dpop: DpopGate | null = null
 ): RouteFactories {
   const transport = new RefreshTransport(routes.transport, new RefreshCookie(cookie))
-  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport))
+  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport), routes.loginBody)
   const { trustedOrigins } = routes
 
   return {

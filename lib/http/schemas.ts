@@ -31,7 +31,7 @@ function tokenResponseSchema (withRefreshToken: boolean): object {
  * The body of every error this plugin answers with (Fastify's error shape). Open to more fields:
  * a host's error handler or another plugin (a rate limiter) may add its own, and they must not be dropped.
  */
-const errorResponseSchema = {
+export const errorResponseSchema = {
   type: 'object',
   properties: {
     statusCode: { type: 'integer' },
@@ -93,9 +93,10 @@ export interface AuthRouteSchemas {
 
 /**
  * The three routes' schemas. `bodyTokens`: refresh tokens may travel in JSON bodies; `refreshSecurity`: the
- * OpenAPI requirement of the routes a refresh token authenticates (the cookie, the body token, or either).
+ * OpenAPI requirement of the routes a refresh token authenticates (the cookie, the body token, or either);
+ * `loginBody`: the host's schema of the login body (`routes.loginBody`), or null for any JSON object.
  */
-export function authRouteSchemas (bodyTokens: boolean, refreshSecurity: RouteSchema['security']): AuthRouteSchemas {
+export function authRouteSchemas (bodyTokens: boolean, refreshSecurity: RouteSchema['security'], loginBody: object | null = null): AuthRouteSchemas {
   const tokenResponses = { 200: tokenResponseSchema(bodyTokens), '4xx': errorResponseSchema, '5xx': errorResponseSchema }
   return {
     login: {
@@ -103,7 +104,7 @@ export function authRouteSchemas (bodyTokens: boolean, refreshSecurity: RouteSch
       summary: 'Sign in',
       description: 'Checks the credentials; answers an access token and starts a refresh-token session.',
       security: [],
-      body: loginBodySchema,
+      body: loginBody === null ? loginBodySchema : { content: { 'application/json': { schema: loginBody } } },
       response: tokenResponses
     },
     refresh: {

@@ -4,7 +4,7 @@ import { checkCookiePrefix } from './cookie-prefix.js'
 import { durationOption as duration } from './duration.js'
 import { resolveDpop } from './dpop.js'
 import { resolveServerRole } from './server-role.js'
-import type { EventStreamsOptions, EventStreamsSettings, FastifyRefreshAuthOptions, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
+import type { EventStreamsOptions, EventStreamsSettings, FastifyRefreshAuthOptions, HostCallbacks, JwksRouteSettings, RefreshTokenTransport, ResolvedOptions, RevocationOptions, RevocationSettings } from './types.js'
 import type { KeySet } from '../tokens/keys.js'
 
 // Seconds: a client retrying a refresh whose answer it lost, or two tabs refreshing together, get the live token.
@@ -55,8 +55,14 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
   if (typeof routes !== 'boolean' && typeof routes !== 'object') fail('routes must be a boolean or an object')
   const prefix = text(typeof routes === 'object' ? routes.prefix : undefined, '/auth', 'routes.prefix')
   if (!PATH.test(prefix) || prefix.endsWith('/')) fail("routes.prefix must be a path such as '/auth', without a trailing slash")
+  const sessionsRoutes = typeof routes === 'object' ? routes.sessions ?? false : false
+  if (typeof sessionsRoutes !== 'boolean') fail('routes.sessions must be a boolean')
+  const loginBody = typeof routes === 'object' ? routes.loginBody ?? null : null
+  if (loginBody !== null && (typeof loginBody !== 'object' || Array.isArray(loginBody))) fail('routes.loginBody must be a JSON schema (an object)')
 
-  const verifyCredentials = optionalFunction(options.verifyCredentials, 'verifyCredentials')
+  // The host typed the login body (`LoginBody`); the plugin calls its callbacks with a route's request, whose
+  // body is what `routes.loginBody` let through: the one place that trusts the host's type.
+  const verifyCredentials = optionalFunction(options.verifyCredentials, 'verifyCredentials') as HostCallbacks['verifyCredentials']
   if (routes !== false && verifyCredentials === undefined) fail('verifyCredentials is required while the login route is registered')
 
   const store = options.store
@@ -133,7 +139,7 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
       loadUser: optionalFunction(options.loadUser, 'loadUser'),
       subject: optionalFunction(options.subject, 'subject') ?? defaultSubject,
       claims: optionalFunction(options.claims, 'claims'),
-      rememberMe: optionalFunction(options.rememberMe, 'rememberMe'),
+      rememberMe: optionalFunction(options.rememberMe, 'rememberMe') as HostCallbacks['rememberMe'],
       onLogin: optionalFunction(options.onLogin, 'onLogin'),
       onRefresh: optionalFunction(options.onRefresh, 'onRefresh'),
       onLogout: optionalFunction(options.onLogout, 'onLogout'),
@@ -144,6 +150,8 @@ export function resolveOptions (options: FastifyRefreshAuthOptions): ResolvedOpt
     routes: {
       register: routes !== false,
       prefix,
+      sessions: sessionsRoutes,
+      loginBody,
       events: resolveEvents(options.events),
       transport: refreshTokenTransport,
       trustedOrigins: trustedOrigins === undefined ? null : new Set(trustedOrigins)

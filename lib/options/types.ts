@@ -52,8 +52,12 @@ type OneOf<T extends string> = T | (string & Record<never, never>)
  *   claims: async (user) => ({ roles: user.roles })
  * }
  * await app.register(fastifyRefreshAuth, options)
+ *
+ * `LoginBody` types the body `verifyCredentials` and `rememberMe` read: inferred from the type you give
+ * `verifyCredentials`' request (`FastifyRequest<{ Body: LoginBody }>`), checked at run time by the JSON schema
+ * of `routes.loginBody`. Default `unknown`: narrow it yourself.
  */
-export interface FastifyRefreshAuthOptions {
+export interface FastifyRefreshAuthOptions<LoginBody = unknown> {
   /**
    * At least 32 bytes. Never used as a key itself: one key per token type is derived from it (HKDF).
    * Required but on a resource server; `string | undefined` is accepted so that `process.env.X` can be
@@ -64,7 +68,7 @@ export interface FastifyRefreshAuthOptions {
    * Checks the login request (password, one-time code…) and resolves to the user, or to null/undefined
    * when the credentials are wrong. Required while the login route is registered.
    */
-  verifyCredentials?: (request: FastifyRequest) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
+  verifyCredentials?: (request: FastifyRequest<{ Body: LoginBody }>) => Promise<LoginUser | null | undefined> | LoginUser | null | undefined
   /** Persistence of refresh-token sessions. Default: a new `MemoryStore` (one process only). */
   store?: SessionStore
   accessToken?: {
@@ -111,8 +115,20 @@ export interface FastifyRefreshAuthOptions {
     /** Absolute session limit from login, never extended. Default `'30d'`. */
     absoluteExpiresIn?: Duration
   }
-  /** `false` registers no route; an object moves them. Default `{ prefix: '/auth' }`. */
-  routes?: boolean | { prefix?: string }
+  /**
+   * `false` registers no route; an object moves them (`prefix`) and adds the devices routes (`sessions: true`:
+   * `GET {prefix}/sessions` lists the signed-in user's sessions, `DELETE {prefix}/sessions/:sessionId` ends one,
+   * both authenticated by the access token). Default `{ prefix: '/auth', sessions: false }`.
+   */
+  routes?: boolean | {
+    prefix?: string
+    sessions?: boolean
+    /**
+     * The JSON schema of the login body: a body it refuses is answered 400 `FST_ERR_VALIDATION` before
+     * `verifyCredentials` runs, so the `LoginBody` you type the request with holds at run time. Default: any JSON object.
+     */
+    loginBody?: object
+  }
   /**
    * The session-ended push, `GET {prefix}/events` (for `fastify-refresh-auth/client`): registered with the
    * other routes when the store has a revocation feed. `false` turns it off. Default `{ maxStreams: 10_000,
@@ -164,7 +180,7 @@ export interface FastifyRefreshAuthOptions {
    * whole life, every rotation included; the session's idle and absolute limits still apply on the
    * server. Must answer a boolean. Default: always true (a persistent cookie). Not asked on the body transport.
    */
-  rememberMe?: (user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>
+  rememberMe?: (user: LoginUser, request: FastifyRequest<{ Body: LoginBody }>) => boolean | Promise<boolean>
   /**
    * The most live sessions one user may hold, a positive integer; `1` is "a single session per user".
    * Counted and enforced by the store in one atomic step with the login. Default: no limit.
@@ -307,12 +323,12 @@ export interface SessionSettings {
 
 /** The host's callbacks, each checked to be a function when given. */
 export interface HostCallbacks {
-  verifyCredentials: FastifyRefreshAuthOptions['verifyCredentials']
+  verifyCredentials: ((request: FastifyRequest) => ReturnType<NonNullable<FastifyRefreshAuthOptions['verifyCredentials']>>) | undefined
   loadUser: FastifyRefreshAuthOptions['loadUser']
   /** What names the user: checked at login, where it becomes `sub`. */
   subject: (user: LoginUser) => unknown
   claims: FastifyRefreshAuthOptions['claims']
-  rememberMe: FastifyRefreshAuthOptions['rememberMe']
+  rememberMe: ((user: LoginUser, request: FastifyRequest) => boolean | Promise<boolean>) | undefined
   onLogin: AuditHook | undefined
   onRefresh: AuditHook | undefined
   onLogout: AuditHook<LogoutEvent> | undefined
@@ -354,6 +370,10 @@ export interface RouteSettings {
   /** Whether the plugin registers them itself (`routes` not `false`). */
   register: boolean
   prefix: string
+  /** Whether the devices routes, `GET {prefix}/sessions` and `DELETE {prefix}/sessions/:sessionId`, are registered too. */
+  sessions: boolean
+  /** The login body's JSON schema, or null: any JSON object. */
+  loginBody: object | null
   /** `events`, or null when turned off. */
   events: EventStreamsSettings | null
   transport: RefreshTokenTransport

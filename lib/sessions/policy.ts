@@ -9,6 +9,7 @@ import type { HostCallbacks, SessionSettings } from '../options/types.js'
 import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
+import { describeSession, type UserSession } from './devices.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
 
@@ -83,8 +84,11 @@ export interface SessionManagement {
    * `sid` of the caller's access token.
    */
   revokeOtherSessions (userId: string | number, keepSessionId: string): Promise<void>
-  /** The user's live sessions, for an "active devices" page; no token ids. The id as for `revokeUserSessions`. */
-  listUserSessions (userId: string | number): Promise<SessionInfo[]>
+  /**
+   * The user's live sessions, for an "active devices" page: no token ids, with when each was last seen and its
+   * device (browser, OS, type) read from its User-Agent. The id as for `revokeUserSessions`.
+   */
+  listUserSessions (userId: string | number): Promise<UserSession[]>
 }
 
 /** What a logout ends: the presented token's session, every session of its user, or every other one. */
@@ -384,9 +388,7 @@ export function createSessionManagement (
   return {
     async revokeSession (sessionId) {
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
-      await callStore(log, () => store.revoke(sessionId))
-      revocations?.ended([sessionId])
-      ends.ended([sessionId], { userId: null, cause: 'revoke' })
+      await endSession(store, revocations, ends, log, sessionId, null)
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
@@ -399,9 +401,50 @@ export function createSessionManagement (
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
-      return await callStore(log, () => store.listUserSessions(id, Date.now()))
+      const sessions = await callStore(log, () => store.listUserSessions(id, Date.now()))
+      return sessions.map(describeSession)
     }
   }
+}
+
+/** What the sessions routes do for a signed-in user: list their sessions, and end one of them. */
+export interface UserSessionControls {
+  listUserSessions (userId: string, request: FastifyRequest): Promise<UserSession[]>
+  /**
+   * Ends `sessionId` if it is a live session of `userId`, as `revokeSession` does, and tells `onLogout`
+   * (`'ended-by-user'`); false, ending nothing, when the user has no such session (another user's, say).
+   */
+  endUserSession (userId: string, sessionId: string, request: FastifyRequest): Promise<boolean>
+}
+
+/** The signed-in user's own session controls, for the sessions routes. */
+export function createUserSessionControls (
+  store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, onLogout: HostCallbacks['onLogout']
+): UserSessionControls {
+  const liveSessions = async (userId: string, request: FastifyRequest): Promise<SessionInfo[]> =>
+    await callStore(request.log, () => store.listUserSessions(userId, Date.now()))
+  return {
+    async listUserSessions (userId, request) {
+      return (await liveSessions(userId, request)).map(describeSession)
+    },
+    async endUserSession (userId, sessionId, request) {
+      // the store's own list: a session id alone says nothing of whose it is
+      const sessions = await liveSessions(userId, request)
+      if (!sessions.some(session => session.sessionId === sessionId)) return false
+      await endSession(store, revocations, ends, request.log, sessionId, userId)
+      notify('onLogout', onLogout, { userId, sessionId, all: false, others: false, reason: 'ended-by-user' }, request)
+      return true
+    }
+  }
+}
+
+/** Ends one session: the store, this instance's revocations, and its listeners (with its user when known). */
+async function endSession (
+  store: SessionStore, revocations: SessionRevocations | null, ends: SessionEnds, log: FastifyBaseLogger, sessionId: string, userId: string | null
+): Promise<void> {
+  await callStore(log, () => store.revoke(sessionId))
+  revocations?.ended([sessionId])
+  ends.ended([sessionId], { userId, cause: 'revoke' })
 }
 
 /**
