@@ -1,5 +1,6 @@
-// The client for browsers, Node and React Native: `fastify-refresh-auth/client`. One module with no imports,
-// so the ES module build is one file a page can `import` without a bundler. Platform functions only: fetch and
+// The client for browsers, Node and React Native: `fastify-refresh-auth/client`. One module with no static
+// imports, so the ES module build is one file a page can `import` without a bundler (DPoP, its sibling
+// `./dpop.js`, is loaded only when asked for). Platform functions only: fetch and
 // AbortController, plus navigator.locks and BroadcastChannel where both exist (one refresh for every tab).
 
 /**
@@ -39,6 +40,25 @@ export interface TokenStorage {
 }
 
 /**
+ * Signs DPoP proofs (RFC 9449) for the client: `createDpopSigner()` of `fastify-refresh-auth/client/dpop`.
+ *
+ * @example
+ * const signer: DpopSigner = createDpopSigner()
+ * const response = await fetch(url, { headers: { dpop: await signer.proof('GET', url) } })
+ */
+export interface DpopSigner {
+  /** A proof for one request; with `accessToken`, bound to it (`ath`). Carries the newest nonce the server gave. */
+  proof (method: string, url: string, accessToken?: string): Promise<string>
+  /** The key's JWK thumbprint (RFC 7638): the `cnf.jkt` of the tokens bound to it. */
+  thumbprint (): Promise<string>
+  /**
+   * Sends one request through `go`, given the `DPoP` header (and `Authorization: DPoP <accessToken>`); keeps the
+   * answer's `DPoP-Nonce` and sends once more when the server asks for it (`use_dpop_nonce`).
+   */
+  send (method: string, url: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response>
+}
+
+/**
  * The options of `createAuthClient`, every one optional.
  *
  * @example
@@ -59,6 +79,11 @@ export interface AuthClientOptions {
   refreshAhead?: number
   /** Follow `GET {prefix}/events`, which tells at once of a session that ended elsewhere (default true). */
   live?: boolean
+  /**
+   * Binds the session to a key of this client (DPoP, RFC 9449; the server needs its `dpop` option): `true` for
+   * `createDpopSigner()` of `fastify-refresh-auth/client/dpop`, loaded on first use, or a signer of your own.
+   */
+  dpop?: boolean | DpopSigner
 }
 
 /**
@@ -149,6 +174,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   // releases the lock named after this tab's token, held while its token is the newest one it got from the server
   let releaseNewest = (): void => {}
   const newestPrefix = `fastify-refresh-auth token ${url} `
+  let signer: Promise<DpopSigner | undefined> | undefined
 
   const sleep = (ms: number): Promise<void> => new Promise(resolve => {
     const t = setTimeout(resolve, ms)
@@ -205,12 +231,21 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     emit('end', { reason })
   }
 
+  // With DPoP every request carries a proof (and the token as `DPoP`); else the token goes as a bearer token.
+  async function authorized (method: string, target: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
+    const dpop = options.dpop
+    // (the CommonJS build, imported, may show its exports on `default` only: module.exports, as some loaders do)
+    const signing = await (signer ??= dpop === true ? import('./dpop.js').then((m: any) => ({ ...m.default, ...m }).createDpopSigner()) : Promise.resolve(dpop || undefined))
+    return signing !== undefined ? signing.send(method, target, accessToken, go) : go(accessToken !== null ? { authorization: 'Bearer ' + accessToken } : {})
+  }
+
   async function call (path: string, json?: object, headers: Record<string, string> = {}): Promise<Answer> {
     const abort = new AbortController()
     const timeout = setTimeout(() => abort.abort(), TIMEOUT)
     try {
       if (json !== undefined) headers['content-type'] = 'application/json'
-      const response = await send(url + path, { method: 'POST', credentials: 'include', headers, body: json && JSON.stringify(json), signal: abort.signal })
+      const response = await authorized('POST', url + path, null, more =>
+        send(url + path, { method: 'POST', credentials: 'include', headers: { ...headers, ...more }, body: json && JSON.stringify(json), signal: abort.signal }))
       return { status: response.status, data: response.status === 204 ? null : await response.json().catch(() => null) }
     } finally {
       clearTimeout(timeout)
@@ -289,7 +324,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
         if (token === null || stop.signal.aborted) return
         const accessToken = await getAccessToken()
         try {
-          const response = await send(url + '/events', { headers: { authorization: 'Bearer ' + accessToken }, signal: stop.signal })
+          const response = await authorized('GET', url + '/events', accessToken, headers => send(url + '/events', { headers, signal: stop.signal }))
           if (response.status === 404 || response.body?.getReader === undefined) return
           if (response.status === 401) await refresh()
           if (response.status === 200) await read(response.body.getReader())
@@ -355,8 +390,11 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
       async function attempt (): Promise<[Response, string | null]> {
         const accessToken = await getAccessToken()
         const headers = new Headers(init.headers ?? (isRequest ? input.headers : undefined))
-        if (accessToken !== null) headers.set('authorization', 'Bearer ' + accessToken)
-        return [await send(isRequest ? input.clone() : input, { ...init, headers }), accessToken]
+        const response = await authorized(init.method ?? (isRequest ? input.method : 'GET'), isRequest ? input.url : String(input), accessToken, more => {
+          for (const name in more) headers.set(name, more[name])
+          return send(isRequest ? input.clone() : input, { ...init, headers })
+        })
+        return [response, accessToken]
       }
       const [response, accessToken] = await attempt()
       if (response.status !== 401 || !/invalid_token/.test(response.headers.get('www-authenticate') ?? '')) return response
