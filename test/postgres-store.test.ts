@@ -314,7 +314,8 @@ t.test('on a real PostgreSQL', async (t) => {
     const started = Date.now()
     const err = await narrow.rotate(rotation(session, session.tokenId)).catch((err: unknown) => err)
     t.ok(err instanceof StoreTimeoutError, 'a timeout, not a hang')
-    t.ok(Date.now() - started < 1500, 'answered in bounded time')
+    // a generous bound: it tells a deadline from a hang, and holds on a busy machine
+    t.ok(Date.now() - started < 10_000, 'answered in bounded time')
     taken.release()
     await until(() => small.idleCount === 1, 'the late client is given back unused')
     t.equal((await narrow.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'nothing was done with it')
