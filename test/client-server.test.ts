@@ -92,9 +92,8 @@ t.test('the push: a session revoked on the server ends the client at once, with 
   await auth.login(USER)
   const { sid } = await (await auth.fetch(url + '/api/me')).json() as { sid: string }
   await until(() => streaming, 'the stream')
-  const started = Date.now()
   await app.refreshAuth.revokeSession(sid)
+  // until() bounds the wait; the push's latency is bench/push.mjs's to measure
   await until(() => ends.length === 1, 'the end')
   t.same(ends, [{ reason: 'revoked' }], 'told by the stream (a refused refresh would say unknown)')
-  t.ok(Date.now() - started < 1000, 'within a second')
 })

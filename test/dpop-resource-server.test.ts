@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createPublicKey } from 'node:crypto'
 import t from 'tap'
 import { fakeClock } from './helpers/clock.js'
-import { USER } from './helpers/app.js'
+import { SECRET, USER } from './helpers/app.js'
 import { htu, makeProof, proofKey, type ProofKeyPair } from './helpers/dpop.js'
 import { protectedRouteCases } from './helpers/dpop-cases.js'
 import { authServer, ec, pem, protectedApp } from './helpers/keys.js'
@@ -75,4 +75,20 @@ t.test('a bound token of a key the resource server fetches late: after the JWKS 
   t.equal(noProof.json().code, 'FST_REFRESH_AUTH_INVALID_DPOP_PROOF')
   const withProof = await app.inject({ url: '/private', headers: { authorization: `DPoP ${token}`, dpop: makeProof(key, { htm: 'GET', htu: htu('/private'), accessToken: token }) } })
   t.equal(withProof.statusCode, 200, 'with its proof it passes')
+})
+
+t.test("RFC 9449 §9: a resource server given the auth server's secret accepts its nonces, and asks for one with 401", async t => {
+  const auth = await authServer(t, { algorithm: 'ES256', keys: [{ kid: 'k1', privateKey: signer.privateKey }] }, { dpop: { nonce: true } })
+  const app = await protectedApp(t, { routes: false, secret: SECRET, accessToken: { algorithm: 'ES256', keys: [{ kid: 'k1', publicKey: signer.publicKey }] }, dpop: { nonce: true } })
+  const key = proofKey()
+  const asked = await auth.inject({ method: 'POST', url: '/auth/login', payload: USER, headers: { dpop: makeProof(key, { htu: htu('/auth/login') }) } })
+  t.equal(asked.statusCode, 400)
+  const nonce = asked.headers['dpop-nonce'] as string
+  const token = (await auth.inject({ method: 'POST', url: '/auth/login', payload: USER, headers: { dpop: makeProof(key, { htu: htu('/auth/login'), nonce }) } })).json().access_token
+  const without = await app.inject({ url: '/private', headers: { authorization: `DPoP ${token}`, dpop: makeProof(key, { htm: 'GET', htu: htu('/private'), accessToken: token }) } })
+  t.equal(without.statusCode, 401)
+  t.match(without.headers['www-authenticate'], /^DPoP error="use_dpop_nonce"/)
+  t.equal(without.headers['dpop-nonce'], nonce, "the auth server's nonce")
+  const withNonce = await app.inject({ url: '/private', headers: { authorization: `DPoP ${token}`, dpop: makeProof(key, { htm: 'GET', htu: htu('/private'), accessToken: token, nonce }) } })
+  t.equal(withNonce.statusCode, 200)
 })

@@ -102,6 +102,19 @@ t.test('on a real PostgreSQL', async (t) => {
     await t.resolves(stores[0].create(newSession(Date.now())))
   })
 
+  t.test('migrate: a table made before DPoP gets its jkt column, and a bound session keeps its key', async (t) => {
+    const older = `${schema}.before_dpop`
+    await new PostgresStore({ pool, table: older, cleanupInterval: 0 }).migrate()
+    await pool.query(`ALTER TABLE ${older} DROP COLUMN jkt`)
+    const store = new PostgresStore({ pool, table: older, cleanupInterval: 0 })
+    t.teardown(() => store.close())
+    await store.migrate()
+    const session = newSession(Date.now(), { jkt: 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs' })
+    await store.create(session)
+    const rotated = await store.rotate({ sessionId: session.sessionId, presentedTokenId: session.tokenId, nextTokenId: 'next', now: Date.now(), nextExpiresAt: Date.now() + 60_000, reuseIntervalMs: 0 })
+    t.match(rotated, { outcome: 'rotated', session: { jkt: session.jkt } })
+  })
+
   t.test('migrate: a schema that does not exist rejects, and the client is closed rather than given back', async (t) => {
     const controlled = new ControlledPool(pool)
     const missing = new PostgresStore({ pool: controlled, table: `no_such_schema_${process.pid}.sessions`, cleanupInterval: 0 })
@@ -301,7 +314,8 @@ t.test('on a real PostgreSQL', async (t) => {
     const started = Date.now()
     const err = await narrow.rotate(rotation(session, session.tokenId)).catch((err: unknown) => err)
     t.ok(err instanceof StoreTimeoutError, 'a timeout, not a hang')
-    t.ok(Date.now() - started < 1500, 'answered in bounded time')
+    // a generous bound: it tells a deadline from a hang, and holds on a busy machine
+    t.ok(Date.now() - started < 10_000, 'answered in bounded time')
     taken.release()
     await until(() => small.idleCount === 1, 'the late client is given back unused')
     t.equal((await narrow.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'nothing was done with it')

@@ -1,5 +1,6 @@
-// The client for browsers, Node and React Native: `fastify-refresh-auth/client`. One module with no imports,
-// so the ES module build is one file a page can `import` without a bundler. Platform functions only: fetch and
+// The client for browsers, Node and React Native: `fastify-refresh-auth/client`. One module with no static
+// imports, so the ES module build is one file a page can `import` without a bundler (DPoP, its sibling
+// `./dpop.js`, is loaded only when asked for). Platform functions only: fetch and
 // AbortController, plus navigator.locks and BroadcastChannel where both exist (one refresh for every tab).
 
 /**
@@ -39,6 +40,25 @@ export interface TokenStorage {
 }
 
 /**
+ * Signs DPoP proofs (RFC 9449) for the client: `createDpopSigner()` of `fastify-refresh-auth/client/dpop`.
+ *
+ * @example
+ * const signer: DpopSigner = createDpopSigner()
+ * const response = await fetch(url, { headers: { dpop: await signer.proof('GET', url) } })
+ */
+export interface DpopSigner {
+  /** A proof for one request; with `accessToken`, bound to it (`ath`). Carries the newest nonce the server gave. */
+  proof (method: string, url: string, accessToken?: string): Promise<string>
+  /** The key's JWK thumbprint (RFC 7638): the `cnf.jkt` of the tokens bound to it. */
+  thumbprint (): Promise<string>
+  /**
+   * Sends one request through `go`, given the `DPoP` header (and `Authorization: DPoP <accessToken>`); keeps the
+   * answer's `DPoP-Nonce` and sends once more when the server asks for it (`use_dpop_nonce`).
+   */
+  send (method: string, url: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response>
+}
+
+/**
  * The options of `createAuthClient`, every one optional.
  *
  * @example
@@ -59,6 +79,11 @@ export interface AuthClientOptions {
   refreshAhead?: number
   /** Follow `GET {prefix}/events`, which tells at once of a session that ended elsewhere (default true). */
   live?: boolean
+  /**
+   * Binds the session to a key of this client (DPoP, RFC 9449; the server needs its `dpop` option): `true` for
+   * `createDpopSigner()` of `fastify-refresh-auth/client/dpop`, loaded on first use, or a signer of your own.
+   */
+  dpop?: boolean | DpopSigner
 }
 
 /**
@@ -116,6 +141,8 @@ const REASONS = ['logout', 'revoked', 'expired', 'reuse']
 // A refresh whose answer never came is tried again within the server's reuse interval (10 s by default).
 const TIMEOUT = 8000
 const TRIES = 8
+// The longest a tab waits for the newer token another tab holds (that tab frozen, or busy): then it refreshes.
+const ASK_BOUND = 2000
 
 /**
  * Creates the client.
@@ -144,6 +171,10 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   let inflight: Promise<boolean> | null = null
   let streaming = false
   let answered: ((ok: boolean) => void) | null = null
+  // releases the lock named after this tab's token, held while its token is the newest one it got from the server
+  let releaseNewest = (): void => {}
+  const newestPrefix = `fastify-refresh-auth token ${url} `
+  let signer: Promise<DpopSigner | undefined> | undefined
 
   const sleep = (ms: number): Promise<void> => new Promise(resolve => {
     const t = setTimeout(resolve, ms)
@@ -162,12 +193,23 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     for (const listener of listeners[type]) listener(event)
   }
 
+  // Held from before the refresh lock is released, so the next holder of that lock sees it (navigator.locks.query)
+  function holdNewest (at: number): void {
+    releaseNewest()
+    const held = new Promise<void>(resolve => { releaseNewest = resolve })
+    locks.request(newestPrefix + at, { signal: stop.signal }, () => held).catch(() => {})
+  }
+
   function accept (accessToken: string, at: number, life: number, share: boolean): void {
     token = accessToken
     expiresAt = at
     lifetime = life
     clearTimeout(timer)
     timer = setTimeout(tick, at - ahead() - Date.now())
+    if (channel !== null) {
+      if (share) holdNewest(at)
+      else releaseNewest()
+    }
     if (share) channel?.postMessage({ t: 'token', a: accessToken, e: at, l: life })
     emit('session', { accessToken, expiresAt: at })
     if (live) follow()
@@ -184,8 +226,17 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     // expiresAt stays: a late message with this token (or an older one) must not bring the session back
     token = null
     clearTimeout(timer)
+    releaseNewest()
     if (share) channel?.postMessage({ t: 'end', r: reason })
     emit('end', { reason })
+  }
+
+  // With DPoP every request carries a proof (and the token as `DPoP`); else the token goes as a bearer token.
+  async function authorized (method: string, target: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response> {
+    const dpop = options.dpop
+    // (the CommonJS build, imported, may show its exports on `default` only: module.exports, as some loaders do)
+    const signing = await (signer ??= dpop === true ? import('./dpop.js').then((m: any) => ({ ...m.default, ...m }).createDpopSigner()) : Promise.resolve(dpop || undefined))
+    return signing !== undefined ? signing.send(method, target, accessToken, go) : go(accessToken !== null ? { authorization: 'Bearer ' + accessToken } : {})
   }
 
   async function call (path: string, json?: object, headers: Record<string, string> = {}): Promise<Answer> {
@@ -193,7 +244,8 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     const timeout = setTimeout(() => abort.abort(), TIMEOUT)
     try {
       if (json !== undefined) headers['content-type'] = 'application/json'
-      const response = await send(url + path, { method: 'POST', credentials: 'include', headers, body: json && JSON.stringify(json), signal: abort.signal })
+      const response = await authorized('POST', url + path, null, more =>
+        send(url + path, { method: 'POST', credentials: 'include', headers: { ...headers, ...more }, body: json && JSON.stringify(json), signal: abort.signal }))
       return { status: response.status, data: response.status === 204 ? null : await response.json().catch(() => null) }
     } finally {
       clearTimeout(timeout)
@@ -231,23 +283,26 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     return await attempt(presented, tries + 1)
   }
 
-  // Another tab may hold a newer token: asks, and waits a moment for one (a newer one ends the wait at once).
-  // Not for safety: under the lock a tab always presents the live refresh token (the cookie jar and the storage
-  // are shared), so nothing is reused or forked without it. It saves rotations: a tab opened later takes another
-  // tab's token, and a tab granted the lock before the last holder's broadcast arrived (locks and messages are
-  // not ordered with each other) takes that token instead of rotating again. A lone tab pays the 100 ms.
-  function ask (): Promise<boolean> {
-    if (channel === null) return Promise.resolve(false)
-    return new Promise(resolve => {
+  // Whether another tab holds a newer token, and then that token. Not for safety: under the refresh lock a tab
+  // always presents the live refresh token (the cookie jar and the storage are shared), so nothing is reused or
+  // forked without it; it saves rotations. The tab that last refreshed holds a lock named after its token's
+  // expiry, taken before it released the refresh lock: the lock manager shows it to the next holder, who may
+  // have been granted the lock before that tab's broadcast arrived (locks and messages are not ordered with
+  // each other), or be a tab opened later. Such a tab asks for the token; a lone tab asks nothing.
+  async function newer (): Promise<boolean> {
+    if (channel === null) return false
+    const { held } = await locks.query()
+    if (!held.some((lock: { name: string }) => lock.name.startsWith(newestPrefix) && Number(lock.name.slice(newestPrefix.length)) > expiresAt)) return false
+    return await new Promise(resolve => {
       answered = resolve
       channel.postMessage({ t: 'ask', e: expiresAt })
-      setTimeout(resolve, 100, false)
+      setTimeout(resolve, ASK_BOUND, false)
     })
   }
 
   function refresh (): Promise<boolean> {
     const before = token
-    inflight ??= exclusive('refresh', async () => (token !== before && token !== null) || await ask() || await post())
+    inflight ??= exclusive('refresh', async () => (token !== before && token !== null) || await newer() || await post())
       .catch(() => false)
       .finally(() => { inflight = null })
     return inflight
@@ -269,7 +324,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
         if (token === null || stop.signal.aborted) return
         const accessToken = await getAccessToken()
         try {
-          const response = await send(url + '/events', { headers: { authorization: 'Bearer ' + accessToken }, signal: stop.signal })
+          const response = await authorized('GET', url + '/events', accessToken, headers => send(url + '/events', { headers, signal: stop.signal }))
           if (response.status === 404 || response.body?.getReader === undefined) return
           if (response.status === 401) await refresh()
           if (response.status === 200) await read(response.body.getReader())
@@ -310,7 +365,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
         answered?.(true)
       } else if (m.t === 'end') {
         end(m.r, false)
-      } else if (m.t === 'ask' && fresh() && expiresAt > m.e) {
+      } else if (m.t === 'ask' && token !== null && expiresAt > m.e) {
         channel.postMessage({ t: 'token', a: token, e: expiresAt, l: lifetime })
       }
     }
@@ -335,8 +390,11 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
       async function attempt (): Promise<[Response, string | null]> {
         const accessToken = await getAccessToken()
         const headers = new Headers(init.headers ?? (isRequest ? input.headers : undefined))
-        if (accessToken !== null) headers.set('authorization', 'Bearer ' + accessToken)
-        return [await send(isRequest ? input.clone() : input, { ...init, headers }), accessToken]
+        const response = await authorized(init.method ?? (isRequest ? input.method : 'GET'), isRequest ? input.url : String(input), accessToken, more => {
+          for (const name in more) headers.set(name, more[name])
+          return send(isRequest ? input.clone() : input, { ...init, headers })
+        })
+        return [response, accessToken]
       }
       const [response, accessToken] = await attempt()
       if (response.status !== 401 || !/invalid_token/.test(response.headers.get('www-authenticate') ?? '')) return response
@@ -360,6 +418,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     },
     close () {
       clearTimeout(timer)
+      releaseNewest()
       stop.abort()
       channel?.close()
     }

@@ -111,11 +111,11 @@ export function createAuthenticator (
     const token = dpop === null ? null : dpopToken(header)
     if (jkt === undefined) {
       if (token === null && !(dpop as DpopGate).required) return null
-      return (dpop as DpopGate).tokenRefusal('invalid_token', InvalidTokenError)
+      return (dpop as DpopGate).invalidToken()
     }
     // a bound token as Bearer: on an app without DPoP, refused as any invalid token
     if (dpop === null) return Object.assign(new InvalidTokenError(), { headers: invalidChallenge })
-    if (token === null) return dpop.tokenRefusal('invalid_token', InvalidTokenError)
+    if (token === null) return dpop.invalidToken()
     return dpop.resourceRefusal(request, token, jkt)
   }
 
@@ -141,7 +141,7 @@ export function createAuthenticator (
   function refusal (request: FastifyRequest): Error {
     const header = request.headers.authorization
     if (presentedToken(header) === null) return Object.assign(new MissingTokenError(), { headers: missingChallenge })
-    if (dpop !== null && dpopToken(header) !== null) return dpop.tokenRefusal('invalid_token', InvalidTokenError)
+    if (dpop !== null && dpopToken(header) !== null) return dpop.invalidToken()
     return Object.assign(new InvalidTokenError(), { headers: invalidChallenge })
   }
 

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCodes, InvalidDpopProofError, UseDpopNonceError, type ErrorMessages } from '../errors.js'
+import { ErrorCodes, InvalidDpopProofError, InvalidTokenError, UseDpopNonceError, type ErrorMessages } from '../errors.js'
 import type { DpopSettings } from '../options/types.js'
 import { accessTokenHash, ProofVerifier, type VerifiedProof } from '../tokens/dpop-proof.js'
 import { ProofReplayCache } from '../tokens/dpop-replay.js'
@@ -67,9 +67,9 @@ export class DpopGate {
     return checked.jkt === jkt ? null : this.#refusal(request, 401, 'proof from another key')
   }
 
-  /** The 401 for a token that may not come as it came: `error` is `invalid_token` (a bound token as Bearer) or `invalid_dpop_proof`. */
-  tokenRefusal (error: 'invalid_token' | 'invalid_dpop_proof', TokenError: new () => Error): Error {
-    return Object.assign(new TokenError(), { headers: { 'www-authenticate': `DPoP error="${error}", algs="${this.#algs}"` } })
+  /** The 401 for a token that may not come as it came (a bound token as Bearer, an unbound one as DPoP) or is invalid. */
+  invalidToken (): Error {
+    return Object.assign(new InvalidTokenError(), { headers: { 'www-authenticate': `DPoP error="invalid_token", algs="${this.#algs}"` } })
   }
 
   /** The current nonce on the answer (§8.2), so a client whose nonce is about to go gets the next one in time. */

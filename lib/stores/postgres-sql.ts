@@ -210,7 +210,7 @@ export function buildStatements (names: TableNames): Statements {
   const schema = schemaSql(names)
   return {
     schemaExists: `SELECT ${names.relations.map(relation => `to_regclass('${relation}') IS NOT NULL`).join(' AND ')}
-  AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('${names.sessions}') AND attname = 'generation') AS ready`,
+  AND (SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('${names.sessions}') AND attname IN ('generation', 'jkt') AND NOT attisdropped) = 2 AS ready`,
     migrate: `BEGIN;
 SELECT pg_advisory_xact_lock(${names.migrationLockKey});
 ${schema}
