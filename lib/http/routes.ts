@@ -98,58 +98,58 @@ export function createRouteFactories (
   const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport), routes.loginBody)
   const { trustedOrigins } = routes
 
+  // what every token route does first: no caching of its answer, DPoP refusals answered as RFC 9449 §5 says,
+  // and a cross-site request refused before anything is read or consumed
+  function tokenEndpoint (handle: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>) {
+    return async function (request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+      noStore(reply)
+      return await answeringDpopErrors(reply, dpop, messages, async () => {
+        refuseCrossSite(request, trustedOrigins)
+        return await handle(request, reply)
+      })
+    }
+  }
+
   return {
     loginRoute (overrides = {}) {
       const verifyCredentials = hooks.verifyCredentials
       if (verifyCredentials === undefined) throw new InvalidOptionError('verifyCredentials is required for the login route')
-      return withOverrides(`${routes.prefix}/login`, overrides, reportedLogin(sessions.telemetry, async function login (request, reply) {
-        noStore(reply)
-        return await answeringDpopErrors(reply, dpop, messages, async () => {
-          refuseCrossSite(request, trustedOrigins)
-          // the proof before the credentials: a refused proof costs no password check
-          const jkt = dpop?.tokenEndpointKey(request)
-          const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
-          if (user === null || user === undefined) throw new InvalidCredentialsError()
-          const channel = transport.loginChannel(request)
-          // remember me only shapes the cookie: a login answered in the body never asks
-          const remember = channel === 'body' || await hostRememberMe(hooks.rememberMe, user, request, hooks.timeout)
-          // signing in again on this device replaces its session rather than adding one
-          const tokens = await sessions.startSession(user, request, { channel, remember, jkt }, transport.presentedAtLogin(request))
-          return transport.send(reply, tokens, channel)
-        })
-      }), schemas.login)
+      return withOverrides(`${routes.prefix}/login`, overrides, reportedLogin(sessions.telemetry, tokenEndpoint(async function login (request, reply) {
+        // the proof before the credentials: a refused proof costs no password check
+        const jkt = dpop?.tokenEndpointKey(request)
+        const user = await callHost('verifyCredentials', request.log, hooks.timeout, () => verifyCredentials(request))
+        if (user === null || user === undefined) throw new InvalidCredentialsError()
+        const channel = transport.loginChannel(request)
+        // remember me only shapes the cookie: a login answered in the body never asks
+        const remember = channel === 'body' || await hostRememberMe(hooks.rememberMe, user, request, hooks.timeout)
+        // signing in again on this device replaces its session rather than adding one
+        const tokens = await sessions.startSession(user, request, { channel, remember, jkt }, transport.presentedAtLogin(request))
+        return transport.send(reply, tokens, channel)
+      })), schemas.login)
     },
 
     refreshRoute (overrides = {}) {
-      return withOverrides(`${routes.prefix}/refresh`, overrides, transport.cookieRoute(async function refresh (request, reply) {
-        noStore(reply)
-        return await answeringDpopErrors(reply, dpop, messages, async () => {
-          refuseCrossSite(request, trustedOrigins)
-          const presented = transport.presented(request)
-          const tokens = await sessions.rotateRefreshToken(presented, request, dpop?.tokenEndpointKey(request))
-          if (tokens === null) {
-            // one answer whatever the reason, and the dead cookie goes
-            if (presented?.channel !== 'body') transport.clearCookie(reply)
-            throw new InvalidRefreshTokenError()
-          }
-          return transport.send(reply, tokens, (presented as { channel: 'cookie' | 'body' }).channel)
-        })
-      }), schemas.refresh)
+      return withOverrides(`${routes.prefix}/refresh`, overrides, transport.cookieRoute(tokenEndpoint(async function refresh (request, reply) {
+        const presented = transport.presented(request)
+        const tokens = await sessions.rotateRefreshToken(presented, request, dpop?.tokenEndpointKey(request))
+        if (tokens === null) {
+          // one answer whatever the reason, and the dead cookie goes
+          if (presented?.channel !== 'body') transport.clearCookie(reply)
+          throw new InvalidRefreshTokenError()
+        }
+        return transport.send(reply, tokens, (presented as { channel: 'cookie' | 'body' }).channel)
+      })), schemas.refresh)
     },
 
     logoutRoute (overrides = {}) {
-      return withOverrides(`${routes.prefix}/logout`, overrides, transport.cookieRoute(async function logout (request, reply) {
-        noStore(reply)
-        return await answeringDpopErrors(reply, dpop, messages, async () => {
-          refuseCrossSite(request, trustedOrigins)
-          const presented = transport.presented(request)
-          const scope = logoutScope(request.body)
-          await sessions.revokeFamily(presented, request, scope, dpop?.tokenEndpointKey(request))
-          // signing out the other devices keeps this one signed in
-          if (presented?.channel !== 'body' && scope !== 'others') transport.clearCookie(reply)
-          return reply.code(204).send()
-        })
-      }), schemas.logout)
+      return withOverrides(`${routes.prefix}/logout`, overrides, transport.cookieRoute(tokenEndpoint(async function logout (request, reply) {
+        const presented = transport.presented(request)
+        const scope = logoutScope(request.body)
+        await sessions.revokeFamily(presented, request, scope, dpop?.tokenEndpointKey(request))
+        // signing out the other devices keeps this one signed in
+        if (presented?.channel !== 'body' && scope !== 'others') transport.clearCookie(reply)
+        return reply.code(204).send()
+      })), schemas.logout)
     }
   }
 }
