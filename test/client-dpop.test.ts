@@ -56,7 +56,6 @@ async function boundTo (t: Test, accessToken: string | null, signer: DpopSigner)
 }
 
 // real timers and real crypto: more than the default 30 s on a busy machine
-t.setTimeout(180_000)
 
 for (const transport of ['cookie', 'body'] as const) {
   t.test(`${transport} transport: login, fetch and refresh bound to the key; the tokens refused without it`, async t => {

@@ -10,7 +10,6 @@ import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 // (the stream is read while it is open). Every end on another instance: test/session-ends-across-instances.test.ts.
 
 // real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
-t.setTimeout(180_000)
 
 t.test('the stream: 401 without a token, an event-stream with a heartbeat, and request.user.sid names the session', async t => {
   const { app, url } = await listen(t, { events: { heartbeatInterval: 1 } })

@@ -26,7 +26,6 @@ function memoryStorage () {
 }
 
 // real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
-t.setTimeout(180_000)
 
 t.test('body transport: sign in, call the API, refresh, restore from the storage in a new client, log out', async t => {
   const { url, reused } = await server(t)

@@ -14,7 +14,6 @@ function tabs (t: Test, count: number, handler: Handler, options: object = {}): 
 }
 
 // real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
-t.setTimeout(180_000)
 
 t.test('five tabs refreshing at once make one refresh; every tab gets its token', async t => {
   withLocks(t)

@@ -8,7 +8,6 @@ import { json, jwt, refused, scriptedFetch, sse, tokens, until } from './helpers
 const INVALID_TOKEN = { 'www-authenticate': 'Bearer realm="fastify-refresh-auth", error="invalid_token"' }
 
 // real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
-t.setTimeout(180_000)
 
 t.test('restore, fetch with the token, the session event, state, close', async t => {
   const fetch = scriptedFetch((url, init) => {

@@ -284,7 +284,6 @@ async function limited<T> (task: () => Promise<T>): Promise<T> {
 }
 
 // About ten seconds on a quiet machine; far more when other test runs share its two cores.
-t.setTimeout(180_000)
 
 const blocks = documentationFiles().flatMap(file => extractBlocks(file, readFileSync(join(root, file), 'utf8')))
 

@@ -15,7 +15,6 @@ import { sharedStores } from './helpers/shipped-stores.js'
 // refresh), and requireFreshAuth(maxAge) refuses a sign-in older than maxAge with RFC 9470's challenge.
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 const challenge = (maxAge: number, realm = 'fastify-refresh-auth') =>
   `Bearer realm="${realm}", error="insufficient_user_authentication", max_age="${maxAge}"`

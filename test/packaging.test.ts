@@ -17,7 +17,6 @@ const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 }
 
 // Packing, two TypeScript programs, attw and publint: tens of seconds on a busy 2-core machine.
-t.setTimeout(240_000)
 
 interface PackResult { filename: string, files: Array<{ path: string }> }
 

@@ -7,7 +7,6 @@ import { postgresPool, proxiedPostgresPool, requirePostgres, testSchema } from '
 import type { TcpProxy } from './helpers/tcp-proxy.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 const TIMEOUT = 500
 // Generous: the point is that the answer comes from the store's timeout, not from TCP or pg giving up.

@@ -4,7 +4,6 @@ import { runSessionModel } from '../lib/testing/session-model.js'
 import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 // what each longer run must have done, so a change to the generator cannot quietly stop testing a part
 const EXERCISED = [

@@ -6,7 +6,6 @@ import { eventually, startAppProcess } from './helpers/app-process.js'
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 const INSTANCE = join(__dirname, 'helpers', 'postgres-instance.ts')
 

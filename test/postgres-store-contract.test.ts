@@ -11,7 +11,6 @@ import { SECRET, USER, logout, refresh, refreshCookie, verifyCredentials } from 
 import { POSTGRES_URL, postgresPool, requirePostgres, testSchema } from './helpers/postgres.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 /** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */
 function tapTest (parent: Test) {

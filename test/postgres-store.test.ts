@@ -15,7 +15,6 @@ import { DAY, newSession } from './helpers/sessions.js'
 import { recorder, until } from '../lib/testing/feed-recorder.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 const RETENTION = { retentionMs: 10 * 60_000 }
 const fakePool: PostgresPool = { connect: async () => { throw new Error('no database here') } }

@@ -11,7 +11,6 @@ import { CLUSTER_NODES, clusterClient, primaryOf, requireCluster } from './helpe
 import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 const INSTANCE = join(__dirname, 'helpers', 'redis-cluster-instance.ts')
 

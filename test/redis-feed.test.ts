@@ -11,7 +11,6 @@ import { TcpProxy } from './helpers/tcp-proxy.js'
 import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs
-t.setTimeout(120_000)
 
 // bounded waits of 5 s here: these tests reconnect through a proxy
 const until = (condition: () => boolean, what: string, ms = 5000): Promise<void> => waitUntil(condition, what, ms)

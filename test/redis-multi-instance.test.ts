@@ -8,7 +8,6 @@ import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from '
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
 // real servers and child processes, on a machine shared with other test runs
-t.setTimeout(120_000)
 
 const INSTANCE = join(__dirname, 'helpers', 'redis-instance.ts')
 

@@ -11,7 +11,6 @@ import { buildApp, getPrivate, login, refresh, refreshCookie } from './helpers/a
 import { redisUnavailable } from './helpers/redis.js'
 import { sentinelSetup } from './helpers/redis-sentinel.js'
 
-t.setTimeout(180_000)
 
 const SESSIONS = 20
 

@@ -13,7 +13,6 @@ import { TcpProxy } from './helpers/tcp-proxy.js'
 import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 type Script = (...args: unknown[]) => Promise<unknown>
 

@@ -11,7 +11,6 @@ import { sharedStores } from './helpers/shipped-stores.js'
 // browser-session cookie (no Max-Age, no Expires) for the whole session, across every rotation.
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(120_000)
 
 // The demo's way: a "Keep me signed in" checkbox sent with the credentials.
 const fromBody = (_user: unknown, request: FastifyRequest) => (request.body as { remember?: unknown }).remember === true

@@ -11,7 +11,6 @@ import { TcpProxy } from './helpers/tcp-proxy.js'
 import { redisKeys } from './helpers/redis-keys.js'
 
 // real servers, on a machine shared with other test runs
-t.setTimeout(120_000)
 
 function jtiOf (token: string | undefined): unknown {
   return (jwt.decode(token as string) as jwt.JwtPayload).jti

@@ -9,7 +9,6 @@ import { shippedStores, withoutFeed } from './helpers/shipped-stores.js'
 // runs on every store the project ships, through the routes, as a client would see it.
 
 // real servers, on a machine shared with other test runs: more than tap's default 30 s per file
-t.setTimeout(180_000)
 
 // Users sign in with `{ "user": "<id>" }`; each test run has users of its own (stores may share a backend).
 let run = 0

@@ -14,7 +14,6 @@ import { postgresPool, requirePostgres, testSchema } from './helpers/postgres.js
 const WAIT_MS = 10_000
 
 // real sockets and stores on a busy machine: more than the default 30 s
-t.setTimeout(240_000)
 
 interface Instance {
   app: Awaited<ReturnType<typeof listen>>['app']

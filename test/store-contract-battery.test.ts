@@ -7,7 +7,6 @@ import { storeContract } from '../lib/testing/store-contract.js'
 import { withoutFeed } from './helpers/shipped-stores.js'
 
 // each case runs the whole battery, on a machine that may be busy
-t.setTimeout(600_000)
 
 /** Runs the battery against stores made by `createStore`; answers each test's failure, or null. */
 async function battery (createStore: () => SessionStore): Promise<Map<string, Error | null>> {

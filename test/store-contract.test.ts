@@ -7,7 +7,6 @@ import { redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { redisKeys } from './helpers/redis-keys.js'
 
 // the battery on real servers, on a machine that may be busy
-t.setTimeout(300_000)
 
 /** The battery's tests as tap subtests: the battery throws (node:assert) on failure. */
 function tapTest (parent: Test) {

@@ -9,7 +9,6 @@ import ts from 'typescript'
 // interface, which is there to be augmented. Types that are only read (claims, events, results) need
 // no example that would restate them.
 
-t.setTimeout(120_000)
 
 const lib = join(__dirname, '..', 'lib')
 const entry = join(lib, 'index.ts')
