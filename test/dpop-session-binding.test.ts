@@ -51,6 +51,11 @@ for (const [name, makeStore] of shippedStores(__filename)) {
     t.same(payloadOf(retried.json().access_token).cnf, { jkt: key.jkt }, 'answered bound')
     t.equal(payloadOf(refreshCookie(retried) as string).jti, payloadOf(bound).jti, 'with the live token: the refusals consumed nothing')
 
+    // a login carrying the unbound parent replaces the bound session only with its key: without it, a session more
+    const login2 = await app.inject({ method: 'POST', url: '/auth/login', payload: USER, headers: { cookie: `${COOKIE}=${parent}` } })
+    t.equal(login2.statusCode, 200)
+    t.equal((await app.refreshAuth.listUserSessions('42')).length, 2, 'a login with the unbound parent and no proof ends nothing')
+
     const next = await refreshWith(app, bound, { dpop: proof(key) })
     t.equal(next.statusCode, 200, 'the key still refreshes the session')
     t.same(payloadOf(next.json().access_token).cnf, { jkt: key.jkt })

@@ -199,7 +199,9 @@ export class SessionPolicy {
     if (keyRefusal(claims.cnf?.jkt, jkt) !== null) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
-    return result.outcome === 'live' && result.session.userId === sub ? claims.sid : undefined
+    if (result.outcome !== 'live' || result.session.userId !== sub) return undefined
+    // the record's key too: the unbound parent, in its grace after the refresh that bound the session
+    return keyRefusal(result.session.jkt, jkt) === null ? claims.sid : undefined
   }
 
   /**
