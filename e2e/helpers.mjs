@@ -18,7 +18,8 @@ export const WAIT = 30_000
  */
 export function startDemo (t, env = {}) {
   const child = spawn(process.execPath, [SERVER], {
-    env: { ...process.env, PORT: '0', HOST: 'localhost', LOG_LEVEL: 'warn', ...env },
+    // DPoP off unless a test turns it on: the scenarios that check tokens and cookies from outside the page speak Bearer
+    env: { ...process.env, PORT: '0', HOST: 'localhost', LOG_LEVEL: 'warn', DPOP: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let output = ''

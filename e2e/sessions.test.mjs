@@ -19,19 +19,28 @@ const browser = await launchChromium(t)
 async function device (t, demo) {
   const page = await newPage(browser, t)
   await page.goto(demo.url)
-  t.equal((await signIn(page)).status(), 200, 'signs in')
+  const login = await signIn(page)
+  t.equal(login.status(), 200, 'signs in')
+  t.equal((await login.json()).token_type, 'DPoP', 'its session bound to the page\'s key')
   await waitForStatus(page, 'Signed in as Alice Liddell')
   return page
 }
 
-/** A POST /auth/refresh from the page with its cookie, outside the client: the status. */
+/**
+ * A POST /auth/refresh from the page with its cookie, outside the client but with a proof of the page's key (the
+ * demo runs with DPoP here): a 401 is the session's end, not a missing proof. The status.
+ */
 function rawRefresh (page) {
-  return page.evaluate(() => fetch('/auth/refresh', { method: 'POST', credentials: 'include' }).then(response => response.status))
+  return page.evaluate(async () => {
+    const { createDpopSigner } = await import('/dpop.js')
+    const dpop = await createDpopSigner().proof('POST', new URL('/auth/refresh', window.location.href).href)
+    return fetch('/auth/refresh', { method: 'POST', credentials: 'include', headers: { dpop } }).then(response => response.status)
+  })
 }
 
 for (const { name, env } of stores) {
   t.test(`7. the session list, revoking another session and logging out everywhere (${name})`, async t => {
-    const demo = await startDemo(t, { ACCESS_TOKEN_TTL: '60', REUSE_INTERVAL: '0', ...env })
+    const demo = await startDemo(t, { ACCESS_TOKEN_TTL: '60', REUSE_INTERVAL: '0', DPOP: '1', ...env })
     t.equal((await demo.waitForOutput(/Store: (\w+)/))[1], name, `the demo uses the ${name}`)
     t.equal((await fetch(`${demo.url}/auth/sessions`)).status, 401, 'GET /auth/sessions is protected')
 

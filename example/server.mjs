@@ -9,6 +9,7 @@
 //   REDIS_URL            keep sessions in Redis (needs the package's RedisStore and the ioredis package)
 //   REDIS_PREFIX         prefix of the demo's Redis keys (default 'fastify-refresh-auth-demo:')
 //   LOG_LEVEL            Fastify log level (default 'warn': reuse detection is logged as a warning)
+//   DPOP                 '0' turns DPoP off: Bearer tokens (default on: the page's key, kept in IndexedDB, binds its session)
 //   E2E                  '1' adds the routes the end-to-end tests use (/e2e/*): never in production
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -28,6 +29,9 @@ const app = Fastify({ logger: { level: env.LOG_LEVEL ?? 'warn' } })
 const users = createUserDirectory(DEMO_USERS)
 
 const store = await createStore()
+// DPoP (RFC 9449): the page signs a proof for each request with a key script cannot export, so a stolen token
+// or refresh cookie is of no use without the browser's key
+const dpop = env.DPOP !== '0'
 
 await app.register(fastifyRefreshAuth, {
   secret: env.AUTH_SECRET ?? randomBytes(32),
@@ -36,6 +40,7 @@ await app.register(fastifyRefreshAuth, {
   ...(store === undefined ? {} : { store }),
   // the devices page's routes: GET /auth/sessions and DELETE /auth/sessions/:sessionId
   routes: { sessions: true },
+  dpop,
   // Refuses same-site pages of other origins too (other ports, sibling subdomains), not only cross-site ones.
   ...(env.TRUSTED_ORIGINS ? { trustedOrigins: env.TRUSTED_ORIGINS.split(',').map(origin => origin.trim()) } : {}),
   // Same answer (null) for an unknown user and a wrong password; users.verify hashes even for unknown names.
@@ -72,7 +77,11 @@ const page = {
   '/app.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(new URL('./public/app.js', import.meta.url)) },
   '/style.css': { type: 'text/css; charset=utf-8', body: readFileSync(new URL('./public/style.css', import.meta.url)) },
   // the browser client: the package's ES module build, one file, imported by app.js as it is
-  '/client.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(fileURLToPath(import.meta.resolve('fastify-refresh-auth/client'))) }
+  '/client.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(fileURLToPath(import.meta.resolve('fastify-refresh-auth/client'))) },
+  // its DPoP signer, which client.js imports from beside itself ('./dpop.js') when `dpop` is on
+  '/dpop.js': { type: 'text/javascript; charset=utf-8', body: readFileSync(fileURLToPath(import.meta.resolve('fastify-refresh-auth/client/dpop'))) },
+  // what app.js needs to know of this server: whether to sign proofs
+  '/demo-config.js': { type: 'text/javascript; charset=utf-8', body: `export const dpop = ${dpop}\n` }
 }
 for (const [url, file] of Object.entries(page)) {
   app.get(url, (request, reply) => {
@@ -92,7 +101,7 @@ const address = await app.listen({ port: Number(env.PORT ?? 3000), host: env.HOS
 const url = `http://localhost:${new URL(address).port}`
 console.log(`fastify-refresh-auth demo: ${url}`)
 console.log(`Sign in as ${DEMO_USERS.map(u => `${u.username} / ${u.password}`).join(' or ')}`)
-console.log(`Store: ${store === undefined ? 'MemoryStore (in this process)' : 'RedisStore'}. Stop with Ctrl+C.`)
+console.log(`Store: ${store === undefined ? 'MemoryStore (in this process)' : 'RedisStore'}. DPoP: ${dpop ? 'on' : 'off'}. Stop with Ctrl+C.`)
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })

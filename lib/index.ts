@@ -46,6 +46,7 @@ export {
   openApiSecuritySchemes,
   openApiBearerSecurity,
   BEARER_SCHEME,
+  DPOP_SCHEME,
   REFRESH_COOKIE_SCHEME,
   type OpenApiSecuritySchemesOptions,
   type OpenApiSecuritySchemes

@@ -9,6 +9,7 @@ interface OpenApiOperation {
   tags?: string[]
   summary?: string
   security?: Array<Record<string, string[]>>
+  parameters?: Array<{ in: string, name: string, required?: boolean, schema?: { type?: string } }>
   requestBody?: { content: Record<string, { schema: { type?: string, properties?: Record<string, unknown> } }> }
   responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, unknown> } }> }>
 }
@@ -24,7 +25,7 @@ async function documentedApp (t: Test, options: Partial<FastifyRefreshAuthOption
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'test', version: '1.0.0' },
-      components: { securitySchemes: openApiSecuritySchemes({ cookieName: options.cookie?.name }) }
+      components: { securitySchemes: openApiSecuritySchemes({ cookieName: options.cookie?.name, dpop: options.dpop !== undefined && options.dpop !== false }) }
     }
   })
   await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, ...options })
@@ -61,6 +62,30 @@ t.test('the OpenAPI document lists the routes, their schemas and the security sc
   t.ok(document.paths['/auth/logout'].post.responses['204'])
   t.same(Object.keys(document.paths['/auth/logout'].post.requestBody?.content['application/json'].schema.properties ?? {}).sort(),
     ['all', 'others'], 'logout documents what it may sign out')
+})
+
+t.test('with dpop: the DPoP scheme beside Bearer on protected routes, and the DPoP proof header on the auth routes', async t => {
+  const setup = (app: FastifyInstance) => { app.get('/private', { preHandler: app.authenticate }, async () => ({})) }
+  const { app, document } = await documentedApp(t, { dpop: true }, setup)
+  t.same(document.components.securitySchemes.dpopAuth, {
+    type: 'http',
+    scheme: 'dpop',
+    bearerFormat: 'JWT',
+    description: 'DPoP-bound access token: `Authorization: DPoP <token>` with a `DPoP` proof header from its key (RFC 9449)'
+  })
+  const either = [{ bearerAuth: [] }, { dpopAuth: [] }]
+  t.same(document.paths['/private'].get.security, either, 'a protected route takes either')
+  t.same(document.paths['/auth/events'].get.security, either, 'so does the events stream')
+  for (const path of ['/auth/login', '/auth/refresh', '/auth/logout']) {
+    const header = document.paths[path].post.parameters?.find(parameter => parameter.in === 'header' && parameter.name === 'dpop')
+    t.match(header, { required: false, schema: { type: 'string' } }, `${path}: the DPoP header is documented, optional`)
+  }
+  t.equal((await login(app)).response.json().token_type, 'Bearer', 'the documented header stays optional: a login without a proof is Bearer as before')
+
+  const { document: plain } = await documentedApp(t, {}, setup)
+  t.equal(plain.components.securitySchemes.dpopAuth, undefined, 'without dpop: no DPoP scheme')
+  t.same(plain.paths['/private'].get.security, [{ bearerAuth: [] }])
+  t.equal(plain.paths['/auth/login'].post.parameters?.find(parameter => parameter.name === 'dpop'), undefined, 'nor header')
 })
 
 t.test('the devices routes are documented: Bearer-protected, their path parameter, the listed fields', async t => {

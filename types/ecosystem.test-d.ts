@@ -4,6 +4,7 @@ import Fastify, { type preHandlerAsyncHookHandler } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import {
   BEARER_SCHEME,
+  DPOP_SCHEME,
   ErrorCodes,
   REFRESH_COOKIE_SCHEME,
   openApiBearerSecurity,
@@ -37,6 +38,12 @@ describe('OpenAPI helpers', () => {
     expect(REFRESH_COOKIE_SCHEME).type.toBe<'refreshCookie'>()
     expect(openApiSecuritySchemes({ cookieName: 'rt' })).type.toBe<OpenApiSecuritySchemes>()
     expect(openApiSecuritySchemes().bearerAuth.scheme).type.toBe<'bearer'>()
+  })
+
+  test('name the DPoP scheme, declared on demand', () => {
+    expect(DPOP_SCHEME).type.toBe<'dpopAuth'>()
+    expect(openApiSecuritySchemes({ dpop: true }).dpopAuth?.scheme).type.toBe<'dpop' | undefined>()
+    expect(openApiSecuritySchemes).type.not.toBeCallableWith({ dpop: 'yes' })
   })
 })
 

@@ -2,9 +2,11 @@
 // bundler): the client keeps the access token in memory, refreshes it once for every open tab, and hears at once
 // when the session ends. The refresh token is an HttpOnly cookie scoped to /auth that this script cannot read.
 import { createAuthClient } from '/client.js'
+import { dpop } from '/demo-config.js'
 
 const $ = (id) => document.getElementById(id)
-const auth = createAuthClient({ prefix: '/auth' })
+// dpop: a non-extractable key in IndexedDB signs a proof for every request; the session is bound to it
+const auth = createAuthClient({ prefix: '/auth', dpop })
 // for the end-to-end tests, which drive the client from several tabs
 window.auth = auth
 

@@ -9,6 +9,13 @@ import { DEFAULT_COOKIE_NAME } from '../options/resolve.js'
  */
 export const BEARER_SCHEME = 'bearerAuth'
 /**
+ * Name of the OpenAPI security scheme of DPoP-bound access tokens (`Authorization: DPoP` with a `DPoP` proof, RFC 9449).
+ *
+ * @example
+ * app.get('/me', { preHandler: myOwnCheck, schema: { security: [{ [BEARER_SCHEME]: [] }, { [DPOP_SCHEME]: [] }] } }, handler)
+ */
+export const DPOP_SCHEME = 'dpopAuth'
+/**
  * Name of the OpenAPI security scheme of the refresh cookie.
  *
  * @example
@@ -43,25 +50,44 @@ export const openApiBearerSecurity: Array<Record<string, string[]>> = [{ [BEARER
 export interface OpenApiSecuritySchemesOptions {
   /** The plugin's `cookie.name`, if you changed it. Default `'__Secure-refresh_token'`. */
   cookieName?: string
+  /** Declare `dpopAuth` too: give `true` when the plugin has `dpop` on. Default `false`. */
+  dpop?: boolean
 }
 
 /** The security schemes {@link openApiSecuritySchemes} returns, typed to fit `@fastify/swagger`'s options. */
 export type OpenApiSecuritySchemes = {
   bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: string, description: string }
   refreshCookie: { type: 'apiKey', in: 'cookie', name: string, description: string }
+  dpopAuth?: { type: 'http', scheme: 'dpop', bearerFormat: string, description: string }
 }
 
 /**
  * The OpenAPI 3 `components.securitySchemes` the plugin's routes refer to: `bearerAuth` (the access
- * token) and `refreshCookie` (the refresh cookie). Give them to `@fastify/swagger`, registered before this plugin.
+ * token), `refreshCookie` (the refresh cookie) and, with `dpop: true`, `dpopAuth` (a DPoP-bound access
+ * token). Give them to `@fastify/swagger`, registered before this plugin.
  *
  * @example
  * await app.register(fastifySwagger, {
- *   openapi: { components: { securitySchemes: openApiSecuritySchemes() } }
+ *   openapi: { components: { securitySchemes: openApiSecuritySchemes({ dpop: true }) } }
  * })
- * await app.register(fastifyRefreshAuth, options)
+ * await app.register(fastifyRefreshAuth, { ...options, dpop: true })
  */
 export function openApiSecuritySchemes (options: OpenApiSecuritySchemesOptions = {}): OpenApiSecuritySchemes {
+  const schemes = openApiBaseSchemes(options)
+  if (options.dpop !== true) return schemes
+  return {
+    ...schemes,
+    dpopAuth: {
+      type: 'http',
+      // the HTTP authentication scheme RFC 9449 §7.1 registers
+      scheme: 'dpop',
+      bearerFormat: 'JWT',
+      description: 'DPoP-bound access token: `Authorization: DPoP <token>` with a `DPoP` proof header from its key (RFC 9449)'
+    }
+  }
+}
+
+function openApiBaseSchemes (options: OpenApiSecuritySchemesOptions): OpenApiSecuritySchemes {
   return {
     bearerAuth: {
       type: 'http',
@@ -124,6 +150,12 @@ class DeclaredSchemes {
   }
 }
 
+/** Either access-token scheme the document declares (Bearer, DPoP), as alternatives; undefined if neither. */
+function accessTokenSecurity (declared: DeclaredSchemes): Array<Record<string, string[]>> | undefined {
+  const security = [BEARER_SCHEME, DPOP_SCHEME].filter(name => declared.has(name)).map(name => ({ [name]: [] }))
+  return security.length === 0 ? undefined : security
+}
+
 /**
  * An `onRoute` hook for the OpenAPI document; only the schema's metadata and the route's
  * `swaggerTransform` change, nothing that runs. Registering the plugin never makes `app.swagger()`
@@ -131,7 +163,7 @@ class DeclaredSchemes {
  * - The refresh and logout routes get a `config.swaggerTransform` (after the host's own, if the
  *   factories were given one) that keeps only the security requirements the document declares.
  * - A route protected by `app.authenticate` (or a scope or role guard) and without a `security` of its
- *   own is documented as requiring the Bearer scheme, when the document declares it. The plugin learns
+ *   own is documented as requiring the Bearer scheme or the DPoP one, those the document declares. The plugin learns
  *   that from its refresh and logout routes, which come first when it registers them; where the document
  *   has neither, the route's `security` is left out (say it with `openApiBearerSecurity`).
  */
@@ -173,7 +205,7 @@ export function bearerSecurityMarker (authenticate: unknown): (route: RouteOptio
     route.schema = Object.defineProperty({ ...schema }, 'security', {
       enumerable: true,
       configurable: true,
-      get: () => declared.has(BEARER_SCHEME) ? [{ [BEARER_SCHEME]: [] }] : undefined
+      get: () => accessTokenSecurity(declared)
     }) as RouteOptions['schema']
   }
 }

@@ -95,7 +95,7 @@ export function createRouteFactories (
   dpop: DpopGate | null = null
 ): RouteFactories {
   const transport = new RefreshTransport(routes.transport, new RefreshCookie(cookie))
-  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport), routes.loginBody)
+  const schemas = authRouteSchemas(transport.bodyAllowed, refreshRouteSecurity(routes.transport), routes.loginBody, dpop !== null)
   const { trustedOrigins } = routes
 
   // what every token route does first: no caching of its answer, DPoP refusals answered as RFC 9449 §5 says,

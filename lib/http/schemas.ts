@@ -94,11 +94,14 @@ export interface AuthRouteSchemas {
 /**
  * The three routes' schemas. `bodyTokens`: refresh tokens may travel in JSON bodies; `refreshSecurity`: the
  * OpenAPI requirement of the routes a refresh token authenticates (the cookie, the body token, or either);
- * `loginBody`: the host's schema of the login body (`routes.loginBody`), or null for any JSON object.
+ * `loginBody`: the host's schema of the login body (`routes.loginBody`), or null for any JSON object; `dpop`:
+ * the routes take a `DPoP` proof header.
  */
-export function authRouteSchemas (bodyTokens: boolean, refreshSecurity: RouteSchema['security'], loginBody: object | null = null): AuthRouteSchemas {
+export function authRouteSchemas (
+  bodyTokens: boolean, refreshSecurity: RouteSchema['security'], loginBody: object | null = null, dpop = false
+): AuthRouteSchemas {
   const tokenResponses = { 200: tokenResponseSchema(bodyTokens), '4xx': errorResponseSchema, '5xx': errorResponseSchema }
-  return {
+  const schemas = {
     login: {
       tags: ['auth'],
       summary: 'Sign in',
@@ -125,4 +128,21 @@ export function authRouteSchemas (bodyTokens: boolean, refreshSecurity: RouteSch
       response: { 204: { type: 'null', description: 'Signed out' }, '4xx': errorResponseSchema, '5xx': errorResponseSchema }
     }
   }
+  if (!dpop) return schemas
+  return {
+    login: { ...schemas.login, headers: dpopProofHeader },
+    refresh: { ...schemas.refresh, headers: dpopProofHeader },
+    logout: { ...schemas.logout, headers: dpopProofHeader }
+  }
 }
+
+/** The optional `DPoP` header of the auth routes: documents it; the proof itself is checked by the DPoP gate. */
+const dpopProofHeader = {
+  type: 'object',
+  properties: {
+    dpop: {
+      type: 'string',
+      description: 'A DPoP proof (RFC 9449) for this request: binds the session to its key, and is required for a bound session.'
+    }
+  }
+} as const

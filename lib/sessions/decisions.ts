@@ -94,9 +94,10 @@ function notFound (verdict: 'unknown' | 'expired'): { outcome: 'not-found', expi
  * The record after a rotation: the presented token becomes the parent and the successor the live one, one
  * generation above the presented token (the record's own for the live token; the token's for one ahead, so
  * the session adopts the chain the client holds). The idle limit is renewed; the absolute one never moves.
+ * An unbound session is bound to the request's key, if any; a bound one never changes key.
  */
 export function rotatedRecord (session: SessionRecord, request: RotateRequest, verdict: 'live' | 'ahead'): SessionRecord {
-  return {
+  const next: SessionRecord = {
     ...session,
     tokenId: request.nextTokenId,
     previousTokenId: request.presentedTokenId,
@@ -105,6 +106,9 @@ export function rotatedRecord (session: SessionRecord, request: RotateRequest, v
     rotatedAt: request.now,
     expiresAt: request.nextExpiresAt
   }
+  const jkt = session.jkt ?? request.jkt
+  if (jkt !== undefined) next.jkt = jkt
+  return next
 }
 
 /**

@@ -196,10 +196,12 @@ export class SessionPolicy {
     const claims = this.#verifyRefreshToken(presented, request)
     if (claims === null || claims.sub !== sub || this.#revocations?.has(claims.sid) === true) return undefined
     // a bound session speaks only with its key, even to be replaced
-    if (keyRefusal(claims, jkt) !== null) return undefined
+    if (keyRefusal(claims.cnf?.jkt, jkt) !== null) return undefined
     const result = await this.#present(claims, false, request)
     if (result.outcome === 'reused') this.#reuseDetected(claims, request)
-    return result.outcome === 'live' && result.session.userId === sub ? claims.sid : undefined
+    if (result.outcome !== 'live' || result.session.userId !== sub) return undefined
+    // the record's key too: the unbound parent, in its grace after the refresh that bound the session
+    return keyRefusal(result.session.jkt, jkt) === null ? claims.sid : undefined
   }
 
   /**
@@ -223,7 +225,7 @@ export class SessionPolicy {
     // heard of as ended (here or on another instance), even if the store has yet to delete it
     if (this.#revocations?.has(claims.sid) === true) return refused('revoked')
     // before the store: a thief without the key consumes nothing and ends nothing
-    const wrongKey = keyRefusal(claims, jkt)
+    const wrongKey = keyRefusal(claims.cnf?.jkt, jkt)
     if (wrongKey !== null) return { outcome: 'invalid', value: wrongKey }
     let ext = claims.ext
     const loadUser = this.#hooks.loadUser
@@ -245,7 +247,8 @@ export class SessionPolicy {
       nextTokenId: randomUUID(),
       now,
       nextExpiresAt: now + this.#settings.refreshExpiresIn * 1000,
-      reuseIntervalMs: this.#settings.reuseInterval * 1000
+      reuseIntervalMs: this.#settings.reuseInterval * 1000,
+      jkt
     }))
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
@@ -254,10 +257,13 @@ export class SessionPolicy {
     // unknown to the store: ended, or expired and deleted
     if (result.outcome === 'not-found') return refused('revoked')
     if (result.session.userId !== claims.sub) return refused('invalid')
+    // the record's key, which the rotation itself may have just set: an unbound parent in grace after the
+    // binding refresh, or a rival key in that race, gets nothing (grace consumed nothing)
+    const recordKey = keyRefusal(result.session.jkt, jkt)
+    if (recordKey !== null) return { outcome: 'invalid', value: recordKey }
     notify('onRefresh', this.#hooks.onRefresh, { userId: claims.sub, sessionId: claims.sid }, request)
-    // the session's key, as its record keeps it; an unbound session takes the proof's key
-    const boundTo = result.session.jkt ?? jkt
-    const start: SessionStart = { channel: claims.channel ?? 'cookie', remember: claims.remember !== false, jkt: boundTo }
+    // the record's key; the proof's for a store that does not keep a binding made at refresh (the tokens stay bound)
+    const start: SessionStart = { channel: claims.channel ?? 'cookie', remember: claims.remember !== false, jkt: result.session.jkt ?? jkt }
     const value = this.#issueTokens(result.session, now, ext, start)
     return { outcome: result.outcome, value }
   }
@@ -279,7 +285,7 @@ export class SessionPolicy {
   ): Promise<Reported<LogoutOutcome, Error | undefined>> {
     const claims = presented === undefined ? null : this.#verifyRefreshToken(presented, request)
     if (claims === null) return { outcome: 'invalid', value: undefined }
-    const wrongKey = keyRefusal(claims, jkt)
+    const wrongKey = keyRefusal(claims.cnf?.jkt, jkt)
     if (wrongKey !== null) return { outcome: 'invalid', value: wrongKey }
     // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
     // the session for a retry
@@ -491,11 +497,11 @@ function requireUserId (userId: unknown, method: string): string {
 }
 
 /**
- * SECURITY 34-35, the one place of the rule: a session bound to a key (its refresh token's `cnf.jkt`) is
- * used only with a valid proof from that key (`jkt`, the proof's). The 401 it answers leaves the session as it was.
+ * SECURITY 34-35, the one place of the rule: a session bound to a key (`boundTo`: its refresh token's
+ * `cnf.jkt`, or its record's) is used only with a valid proof from that key (`jkt`, the proof's). The 401 it
+ * answers leaves the session as it was.
  */
-function keyRefusal (claims: RefreshTokenClaims, jkt: string | undefined): Error | null {
-  const boundTo = claims.cnf?.jkt
+function keyRefusal (boundTo: string | undefined, jkt: string | undefined): Error | null {
   return boundTo === undefined || boundTo === jkt ? null : new InvalidDpopProofError()
 }
 

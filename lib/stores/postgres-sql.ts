@@ -141,9 +141,12 @@ export interface Statements {
   lockUser: string
   /** The user's sessions, locked. Params: deadlines, user id. */
   userSessionsForUpdate: string
-  /** The compare-and-set of a rotation. Params: deadlines, session id, next token id, now, next expiresAt, presented token id. */
+  /**
+   * The compare-and-set of a rotation; binds an unbound session to the proof's key. Params: deadlines, session
+   * id, next token id, now, next expiresAt, presented token id, jkt (or null).
+   */
   rotate: string
-  /** A rotation decided on the locked row. Params: deadlines, session id, token id, previous token id, generation, rotatedAt, expiresAt. */
+  /** A rotation decided on the locked row. Params: deadlines, session id, token id, previous token id, generation, rotatedAt, expiresAt, jkt. */
   saveRotation: string
   /** One session, locked. Params: deadlines, session id. */
   sessionForUpdate: string
@@ -220,13 +223,14 @@ COMMIT;`,
     userSessionsForUpdate: guarded(`mine AS (SELECT s.* FROM ${sessions} AS s, guard WHERE s.user_id = $3 FOR UPDATE OF s)`,
       `SELECT g.on_time, mine.* FROM ${ON_TIME} LEFT JOIN mine ON true`),
     rotate: guarded(`rotated AS (
-  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, generation = s.generation + 1, rotated_at = $5, expires_at = $6
+  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = s.token_id, generation = s.generation + 1, rotated_at = $5, expires_at = $6,
+    jkt = COALESCE(s.jkt, $8::text)
   FROM guard
   WHERE s.session_id = $3 AND s.token_id = $7 AND s.expires_at > $5 AND s.absolute_expires_at > $5
   RETURNING ${RETURNED_COLUMNS}
 )`, `SELECT g.on_time, rotated.* FROM ${ON_TIME} LEFT JOIN rotated ON true`),
     saveRotation: guarded(`saved AS (
-  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = $5, generation = $6, rotated_at = $7, expires_at = $8
+  UPDATE ${sessions} AS s SET token_id = $4, previous_token_id = $5, generation = $6, rotated_at = $7, expires_at = $8, jkt = $9::text
   FROM guard WHERE s.session_id = $3
   RETURNING ${RETURNED_COLUMNS}
 )`, `SELECT g.on_time, saved.* FROM ${ON_TIME} LEFT JOIN saved ON true`),

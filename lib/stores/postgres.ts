@@ -166,10 +166,10 @@ export class PostgresStore implements SessionStore {
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt } = request
+    const { sessionId, presentedTokenId, nextTokenId, now, nextExpiresAt, jkt = null } = request
     return await this.#operation('rotate', async (op) => {
       // the compare-and-set, on its own: a refresh of the live token is this one round trip
-      const [rotated] = await op.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId])
+      const [rotated] = await op.run(this.#sql.rotate, [sessionId, nextTokenId, now, nextExpiresAt, presentedTokenId, jkt])
       if (rotated.session_id !== null) return { outcome: 'rotated', session: toRecord(rotated) }
       // any other token: the row, locked, and the shared rules say what it is
       await op.begin()
@@ -181,8 +181,9 @@ export class PostgresStore implements SessionStore {
           return { outcome: 'not-found' }
         case 'rotated': {
           if (decision.next === null) return { outcome: 'rotated', session: session as SessionRecord }
-          const { tokenId, previousTokenId, generation, rotatedAt, expiresAt } = decision.next
-          const [saved] = await op.run(this.#sql.saveRotation, [sessionId, tokenId, previousTokenId, generation, rotatedAt, expiresAt])
+          const next = decision.next
+          const [saved] = await op.run(this.#sql.saveRotation,
+            [sessionId, next.tokenId, next.previousTokenId, next.generation, next.rotatedAt, next.expiresAt, next.jkt ?? null])
           return { outcome: 'rotated', session: toRecord(saved) }
         }
         case 'grace':

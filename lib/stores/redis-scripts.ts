@@ -144,7 +144,7 @@ return { serverNow, 'created' }
 
 /**
  * KEYS[1] session. arg: presented, next (token ids), generation (the presented token's, when it has one), now,
- * nextExpiresAt, reuseIntervalMs. Outcomes: rotated (the live token, or one ahead of the store: the session goes on
+ * nextExpiresAt, reuseIntervalMs, jkt (the proof's key, when it has one). Outcomes: rotated (the live token, or one ahead of the store: the session goes on
  * from it; or the same request again), grace, reused (the session is marked ended), ended (marked earlier, its
  * announcement unconfirmed), not-found (none, or expired: deleted).
  */
@@ -162,6 +162,11 @@ if verdict == 'live' or verdict == 'ahead' then
   redis.call('HSET', KEYS[1], 't', arg.next, 'p', arg.presented, 'g', generation, 'r', arg.now, 'e', arg.nextExpiresAt)
   redis.call('PEXPIRE', KEYS[1], math.min(arg.nextExpiresAt, tonumber(s[8])) - arg.now)
   s[2], s[3], s[4], s[6], s[7] = arg.next, arg.presented, generation, arg.now, arg.nextExpiresAt
+  -- binds an unbound session to the proof's key; a bound one never changes key
+  if arg.jkt and not s[12] then
+    redis.call('HSET', KEYS[1], 'k', arg.jkt)
+    s[12] = arg.jkt
+  end
   return answer('rotated')
 end
 if verdict == 'retry' then return answer('rotated') end

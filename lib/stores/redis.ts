@@ -209,7 +209,8 @@ export class RedisStore implements SessionStore {
         generation: request.presentedGeneration,
         now: request.now,
         nextExpiresAt: request.nextExpiresAt,
-        reuseIntervalMs: request.reuseIntervalMs
+        reuseIntervalMs: request.reuseIntervalMs,
+        jkt: request.jkt
       }, deadline, sessionId)
       if (reply.outcome === 'not-found' || reply.outcome === 'ended') {
         // ended (found marked, its announcement unconfirmed): announce it again

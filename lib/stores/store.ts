@@ -35,8 +35,8 @@ export interface SessionRecord {
   /** The login request's IP address. */
   ip?: string
   /**
-   * DPoP: the RFC 7638 thumbprint of the key the session is bound to at login, kept for its whole life;
-   * absent for a session of Bearer tokens. Stores keep it as they keep `userAgent`.
+   * DPoP: the RFC 7638 thumbprint of the key the session is bound to (at login, or by the rotation that bound
+   * it: `RotateRequest.jkt`), kept for its whole life; absent for a session of Bearer tokens.
    */
   jkt?: string
 }
@@ -104,6 +104,11 @@ export interface RotateRequest extends PresentedToken {
   nextTokenId: string
   /** Idle limit of the successor; the session still ends at its `absoluteExpiresAt`. */
   nextExpiresAt: number
+  /**
+   * DPoP: the key of the refresh's proof. A rotation of an unbound session binds it to this key in the same
+   * atomic step (`SessionRecord.jkt`); a bound session keeps its key. `grace`, `reused` and a retry write nothing.
+   */
+  jkt?: string
 }
 
 /**

@@ -201,6 +201,37 @@ export function storeContract<S extends SessionStore> (options: StoreContractOpt
     assert.equal(assertPresent(await store.present(presenting(other, other.tokenId, now + 1000)), 'live').session.jkt, jkt, 'present: the key is read back')
   })
 
+  withStore('a rotation with a key binds an unbound session for good; grace writes no key; a bound one never changes key', async (store) => {
+    const now = Date.now()
+    const jkt = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs'
+    const otherKey = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I'
+    const session = await saveSession(store, now)
+    const binding = rotation(session, session.tokenId, now + 1000, { reuseIntervalMs: 60_000, jkt })
+    assert.equal(assertOutcome(await store.rotate(binding), 'rotated').session.jkt, jkt, 'the rotation answers the bound record')
+    assert.equal(assertOutcome(await store.rotate(binding), 'rotated').session.jkt, jkt, 'a retry answers it bound too')
+    assert.equal(assertPresent(await store.present(presenting(session, binding.nextTokenId, now + 1500)), 'live').session.jkt, jkt,
+      'the key is in the store')
+    const grace = assertOutcome(await store.rotate(rotation(session, session.tokenId, now + 2000, { reuseIntervalMs: 60_000 })), 'grace')
+    assert.equal(grace.session.jkt, jkt, 'the unbound parent in grace is shown the bound record')
+    const rival = rotation(session, binding.nextTokenId, now + 3000, { jkt: otherKey })
+    assert.equal(assertOutcome(await store.rotate(rival), 'rotated').session.jkt, jkt, 'another key does not replace it')
+    assert.equal(assertOutcome(await store.rotate(rotation(session, rival.nextTokenId, now + 4000)), 'rotated').session.jkt, jkt,
+      'nor does a rotation without one unbind it')
+
+    const unbound = await saveSession(store, now)
+    const first = rotation(unbound, unbound.tokenId, now + 1000, { reuseIntervalMs: 60_000 })
+    assertOutcome(await store.rotate(first), 'rotated')
+    const inGrace = assertOutcome(await store.rotate(rotation(unbound, unbound.tokenId, now + 2000, { reuseIntervalMs: 60_000, jkt })), 'grace')
+    assert.equal(inGrace.session.jkt, undefined, 'grace binds nothing')
+    assert.equal(assertPresent(await store.present(presenting(unbound, first.nextTokenId, now + 2500)), 'live').session.jkt, undefined)
+
+    // a token from ahead of the store (a lost rotation) binds as a rotation of the live token does
+    const behind = await saveSession(store, now, { generation: 1 })
+    const ahead = rotation(behind, randomUUID(), now + 1000, { presentedGeneration: 3, jkt })
+    assert.equal(assertOutcome(await store.rotate(ahead), 'rotated').session.jkt, jkt, 'from ahead: bound')
+    assert.equal(assertPresent(await store.present(presenting(behind, ahead.nextTokenId, now + 2000)), 'live').session.jkt, jkt)
+  })
+
   withStore('a retried rotation (same presented and next ids) answers rotated again, not reuse', async (store) => {
     const now = Date.now()
     const session = await saveSession(store, now)

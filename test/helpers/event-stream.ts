@@ -38,10 +38,11 @@ export interface Stream {
   cancel (): void
 }
 
-export async function openStream (t: Test, url: string, accessToken: string): Promise<Stream> {
+/** `headers` replace the default `Authorization: Bearer` (a DPoP-bound token sends its own, and a proof). */
+export async function openStream (t: Test, url: string, accessToken: string, headers?: Record<string, string>): Promise<Stream> {
   const abort = new AbortController()
   t.teardown(() => abort.abort())
-  const response = await fetch(url + '/auth/events', { headers: { authorization: `Bearer ${accessToken}` }, signal: abort.signal })
+  const response = await fetch(url + '/auth/events', { headers: headers ?? { authorization: `Bearer ${accessToken}` }, signal: abort.signal })
   let text = ''
   let ended = false
   const waiters = new Set<() => void>()
