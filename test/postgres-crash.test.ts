@@ -12,7 +12,6 @@ import { POSTGRES_URL, requirePostgres } from './helpers/postgres.js'
 // (no 'error' listener of its own), on a database of the test's own, so that terminating every backend of
 // that database touches no other test's connections.
 
-
 const INSTANCE = join(__dirname, 'helpers', 'postgres-instance.ts')
 
 async function answer (instance: AppProcess, path: string, token?: string, body?: unknown): Promise<{ status: number, refreshToken?: string }> {

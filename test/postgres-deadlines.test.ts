@@ -11,7 +11,6 @@ import type { TcpProxy } from './helpers/tcp-proxy.js'
 // Issue 20 #2: an operation answered 503 never takes effect later, lock waits included. The app reaches
 // PostgreSQL through a TCP proxy the test controls; another connection holds the session's row.
 
-
 const TIMEOUT = 2000
 
 interface Setup {

@@ -9,7 +9,6 @@ import { DAY, newSession } from './helpers/sessions.js'
 // instances with pools of their own. The extra winners came from the grace rule: a request whose `now` was
 // taken before the rotation it lost to saw a negative age, "within" an interval of 0, and got the live token.
 
-
 function rotation (session: SessionRecord, presentedTokenId: string, now: number): RotateRequest {
   return { sessionId: session.sessionId, presentedTokenId, nextTokenId: randomUUID(), now, nextExpiresAt: now + DAY, reuseIntervalMs: 0 }
 }

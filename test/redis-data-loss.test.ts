@@ -14,7 +14,6 @@ import { redisUnavailable } from './helpers/redis.js'
 import { throwawayRedis, type ThrowawayRedis } from './helpers/redis-server.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
-
 const PREFIX = 'fra-test:data-loss:'
 const failClosed = { accessToken: { revocation: { failClosed: true, feedTolerance: '60s' } } } satisfies Partial<FastifyRefreshAuthOptions>
 

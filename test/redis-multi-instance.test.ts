@@ -15,10 +15,12 @@ interface InstanceConfig {
   prefix: string
   redisUrl?: string
   options?: Partial<FastifyRefreshAuthOptions>
+  /** The RedisStore's deadline in ms; the store's default when absent. */
+  storeTimeout?: number
 }
 
-function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options }: InstanceConfig): Promise<AppProcess> {
-  return startAppProcess(t, name, INSTANCE, { prefix, redisUrl, options })
+function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options, storeTimeout }: InstanceConfig): Promise<AppProcess> {
+  return startAppProcess(t, name, INSTANCE, { prefix, redisUrl, options, storeTimeout })
 }
 
 t.test('two instances in separate processes share sessions through Redis', async (t) => {
@@ -126,7 +128,9 @@ t.test('maxSessionsPerUser 3: ten logins of one user at once on each of two inst
       const client = redisClient(t, null)
       t.teardown(() => deleteKeys(client, prefix))
       const options = { maxSessionsPerUser: 3, onSessionLimit }
-      const [a, b] = await Promise.all([startInstance(t, 'A', { prefix, options }), startInstance(t, 'B', { prefix, options })])
+      // twenty logins of one user queue for its slot: a busy machine can outlast the default 2 s deadline
+      const storeTimeout = 15_000
+      const [a, b] = await Promise.all([startInstance(t, 'A', { prefix, options, storeTimeout }), startInstance(t, 'B', { prefix, options, storeTimeout })])
       const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? a : b).post('/auth/login', undefined, USER)))
       const signedIn = answers.filter(answer => answer.status === 200)
       if (onSessionLimit === 'refuse') {

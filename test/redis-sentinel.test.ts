@@ -11,7 +11,6 @@ import { buildApp, getPrivate, login, refresh, refreshCookie } from './helpers/a
 import { redisUnavailable } from './helpers/redis.js'
 import { sentinelSetup } from './helpers/redis-sentinel.js'
 
-
 const SESSIONS = 20
 
 t.test('a failover that loses acknowledged rotations ends no session as theft', async (t) => {

@@ -9,7 +9,6 @@ import ts from 'typescript'
 // interface, which is there to be augmented. Types that are only read (claims, events, results) need
 // no example that would restate them.
 
-
 const lib = join(__dirname, '..', 'lib')
 const entry = join(lib, 'index.ts')
 const program = ts.createProgram([entry], { module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16, noEmit: true })

@@ -8,12 +8,12 @@ import { SECRET, verifyCredentials } from './app.js'
 import { instanceRoutes } from './instance-routes.js'
 
 async function main (): Promise<void> {
-  const { prefix, redisUrl, options } = JSON.parse(process.argv[2]) as { prefix: string, redisUrl: string, options?: Partial<FastifyRefreshAuthOptions> }
+  const { prefix, redisUrl, options, storeTimeout } = JSON.parse(process.argv[2]) as { prefix: string, redisUrl: string, options?: Partial<FastifyRefreshAuthOptions>, storeTimeout?: number }
   const client = new Redis(redisUrl)
   // a test may cut this instance off Redis: the store's own timeout answers, the errors need no printing
   client.on('error', () => {})
   const app = Fastify()
-  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: new RedisStore({ client, prefix }), ...options })
+  await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: new RedisStore({ client, prefix, timeout: storeTimeout }), ...options })
   instanceRoutes(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }

@@ -6,6 +6,10 @@ import { redisClient, requireRedis, uniquePrefix } from './redis.js'
 /** Makes a store for one test on its real server, or null (the test then skips) when the server is missing. */
 export type StoreFactory = (t: Test) => Promise<SessionStore | null>
 
+// These stores serve behaviour tests, some with 20 concurrent logins of one user that queue for the user's
+// slot: on a busy machine that can outlast the default 2 s deadline. Deadlines have tests of their own.
+const BEHAVIOUR_TIMEOUT = 15_000
+
 /**
  * The shared stores the project ships, each on its real server; `file` (the test's `__filename`) names the
  * Redis prefix and the PostgreSQL schema, so test files never share keys or tables.
@@ -15,12 +19,12 @@ export function sharedStores (file: string): Array<[string, StoreFactory]> {
     ['RedisStore', async t => {
       if (!await requireRedis(t)) return null
       const prefix = uniquePrefix(file)
-      return new RedisStore({ client: redisClient(t, prefix), prefix })
+      return new RedisStore({ client: redisClient(t, prefix), prefix, timeout: BEHAVIOUR_TIMEOUT })
     }],
     ['PostgresStore', async t => {
       if (!await requirePostgres(t)) return null
       const schema = await testSchema(t, file)
-      const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0 })
+      const store = new PostgresStore({ pool: postgresPool(t), table: `${schema}.refresh_auth_sessions`, cleanupInterval: 0, timeout: BEHAVIOUR_TIMEOUT })
       await store.migrate()
       t.teardown(() => store.close())
       return store
