@@ -6,7 +6,7 @@
 import { context, metrics, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base'
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base'
 import Fastify from 'fastify'
 import fastifyRefreshAuth from '../dist/esm/index.js'
 
@@ -20,7 +20,11 @@ const dropSpans = { export: (_spans, done) => done({ code: 0 }), shutdown: async
 metrics.setGlobalMeterProvider(new MeterProvider({
   readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(0), exportIntervalMillis: 1000 })]
 }))
-if (process.env.METRICS_ONLY === undefined) trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropSpans)] }))
+// SAMPLE=0.1 records a tenth of the traces, as a host's ParentBased(TraceIdRatio) sampler would; every one by default
+const sampler = new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(Number(process.env.SAMPLE ?? 1)) })
+if (process.env.METRICS_ONLY === undefined) {
+  trace.setGlobalTracerProvider(new BasicTracerProvider({ sampler, spanProcessors: [new BatchSpanProcessor(dropSpans)] }))
+}
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
 
 async function app (telemetry) {
