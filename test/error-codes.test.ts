@@ -60,7 +60,7 @@ t.test('misuse at construction: the stores and the token cache throw InvalidOpti
   const postgres = new PostgresStore({ pool, cleanupInterval: 0 })
   const session = { sessionId: 's', userId: 'u', tokenId: 't', previousTokenId: null, generation: 0, createdAt: 0, rotatedAt: 0, expiresAt: 1, absoluteExpiresAt: 1 }
   await t.rejects(postgres.create(session, { maxSessionsPerUser: 0 }), invalidArgument(/maxSessionsPerUser must be a positive integer/))
-  t.throws(() => postgres.watchRevocations({ revoked () {}, status () {} }, { retentionMs: 0 }), invalidArgument(/PostgresStore: retentionMs/))
+  t.throws(() => postgres.watchRevocations({ revoked () {}, status () {} }, { retentionMs: 0 }), invalidArgument(/retentionMs must be a positive number/))
   t.throws(() => new TokenCache(0), invalidOption(/TokenCache: maxEntries/))
   const codec = new TokenCodec({ keys: new KeySet([]), type: 'at+jwt', issuer: 'i', audience: 'a', clockTolerance: 0 })
   t.throws(() => codec.sign({ sub: 's', sid: 's', jti: 'j', iat: 1, exp: 2 }), invalidOption(/no key to sign with/))

@@ -167,7 +167,7 @@ t.test('on a real PostgreSQL', async (t) => {
     const serverNow = Number((await client.query(sql.serverNow)).rows[0].now)
     const now = Date.now()
     await client.query('BEGIN')
-    const { rows } = await client.query(sql.rotate, [serverNow - 1000, serverNow + 60_000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId])
+    const { rows } = await client.query(sql.rotate, [serverNow - 1000, serverNow + 60_000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId, null])
     t.same(rows.map(row => [row.on_time, row.session_id]), [[false, null]], 'refused, and said so')
     const ended = await client.query(sql.endSessions, [serverNow - 1000, serverNow + 60_000, 'no-channel', [session.sessionId], 'revoke'])
     t.equal(ended.rows[0].on_time, false)
@@ -175,7 +175,7 @@ t.test('on a real PostgreSQL', async (t) => {
     t.same(after.rows, [{ token_id: session.tokenId }], 'not even within its own transaction')
     await client.query('ROLLBACK')
     // started in time, but its commit deadline has passed by the time it ends: on its own it never commits
-    await t.rejects(client.query(sql.rotate, [serverNow + 60_000, serverNow - 1000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId]), { code: '22012' })
+    await t.rejects(client.query(sql.rotate, [serverNow + 60_000, serverNow - 1000, session.sessionId, randomUUID(), now, now + DAY, session.tokenId, null]), { code: '22012' })
     t.equal((await store.rotate(rotation(session, session.tokenId))).outcome, 'rotated', 'the session never rotated')
   })
 
