@@ -56,6 +56,14 @@ for (const [name, makeStore] of shippedStores(__filename)) {
     t.equal(login2.statusCode, 200)
     t.equal((await app.refreshAuth.listUserSessions('42')).length, 2, 'a login with the unbound parent and no proof ends nothing')
 
+    // nor can the unbound parent sign the bound session out, nor its other sessions
+    for (const body of [{}, { others: true }, { all: true }]) {
+      const logout = await app.inject({ method: 'POST', url: '/auth/logout', payload: body, headers: { cookie: `${COOKIE}=${parent}` } })
+      t.equal(logout.statusCode, 401, `a logout ${JSON.stringify(body)} with the unbound parent and no proof`)
+      t.match(logout.json(), { error: 'invalid_dpop_proof' })
+    }
+    t.equal((await app.refreshAuth.listUserSessions('42')).length, 2, 'both sessions are alive')
+
     const next = await refreshWith(app, bound, { dpop: proof(key) })
     t.equal(next.statusCode, 200, 'the key still refreshes the session')
     t.same(payloadOf(next.json().access_token).cnf, { jkt: key.jkt })

@@ -287,24 +287,27 @@ export class SessionPolicy {
     if (claims === null) return { outcome: 'invalid', value: undefined }
     const wrongKey = keyRefusal(claims.cnf?.jkt, jkt)
     if (wrongKey !== null) return { outcome: 'invalid', value: wrongKey }
-    // `all` and `others` check the token first and end the sessions next, so a failure in between leaves
-    // the session for a retry
-    const result = await this.#present(claims, scope === 'session', request)
+    // A bound token ends its session in one step. An unbound one may be the parent of a token a refresh has
+    // bound since, so the record's key is read before anything ends (one more round trip): only that key's
+    // holder signs the session out. `all` and `others` look first too, so a failure in between leaves the
+    // session for a retry.
+    const endsAtOnce = scope === 'session' && claims.cnf?.jkt !== undefined
+    const result = await this.#present(claims, endsAtOnce, request)
     if (result.outcome === 'not-found') return { outcome: 'invalid', value: undefined }
     if (result.outcome === 'reused') {
       this.#reuseDetected(claims, request)
       return { outcome: 'reuse', value: undefined }
     }
+    const recordKey = keyRefusal(result.session.jkt, jkt)
+    if (recordKey !== null) return { outcome: 'invalid', value: recordKey }
     // the store's user, the one whose live token this is
     const { userId } = result.session
-    if (scope !== 'session') {
-      // the others first, then this session by its own logout: a failure in between leaves its token live for a retry
-      await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid)
-      if (scope === 'all' && (await this.#present(claims, true, request)).outcome === 'reused') {
-        // rotated meanwhile past the reuse interval (another tab's refresh did not win): the store ended it as reuse
-        this.#reuseDetected(claims, request)
-        return { outcome: 'reuse', value: undefined }
-      }
+    // the others first, then this session by its own logout: a failure in between leaves its token live for a retry
+    if (scope !== 'session') await endUserSessions(this.#store, this.#revocations, this.#ends, userId, request.log, claims.sid)
+    if (scope !== 'others' && !endsAtOnce && (await this.#present(claims, true, request)).outcome === 'reused') {
+      // rotated meanwhile past the reuse interval (another tab's refresh did not win): the store ended it as reuse
+      this.#reuseDetected(claims, request)
+      return { outcome: 'reuse', value: undefined }
     }
     if (scope !== 'others') {
       this.#revocations?.ended([claims.sid])
