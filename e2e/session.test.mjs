@@ -90,7 +90,7 @@ t.test('2. the page refreshes before expiry with no call; a call with a token ex
   const retried = page.waitForResponse(isResponse('/api/me', 200))
   await page.click('#call-api')
   t.equal((await first).status(), 401, 'the call with the expired token is refused')
-  // the clock runs again (the client's timers: its next refresh, the retry's backoff)
+  // the clock runs again (the client's refresh waits a moment for another tab's answer on its timers)
   await page.clock.resume()
   await retried
   page.off('response', record)

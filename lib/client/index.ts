@@ -141,8 +141,6 @@ const REASONS = ['logout', 'revoked', 'expired', 'reuse']
 // A refresh whose answer never came is tried again within the server's reuse interval (10 s by default).
 const TIMEOUT = 8000
 const TRIES = 8
-// The longest a tab waits for the newer token another tab holds (that tab frozen, or busy): then it refreshes.
-const ASK_BOUND = 2000
 
 /**
  * Creates the client.
@@ -171,9 +169,6 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
   let inflight: Promise<boolean> | null = null
   let streaming = false
   let answered: ((ok: boolean) => void) | null = null
-  // releases the lock named after this tab's token, held while its token is the newest one it got from the server
-  let releaseNewest = (): void => {}
-  const newestPrefix = `fastify-refresh-auth token ${url} `
   let signer: Promise<DpopSigner | undefined> | undefined
 
   const sleep = (ms: number): Promise<void> => new Promise(resolve => {
@@ -193,23 +188,12 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     for (const listener of listeners[type]) listener(event)
   }
 
-  // Held from before the refresh lock is released, so the next holder of that lock sees it (navigator.locks.query)
-  function holdNewest (at: number): void {
-    releaseNewest()
-    const held = new Promise<void>(resolve => { releaseNewest = resolve })
-    locks.request(newestPrefix + at, { signal: stop.signal }, () => held).catch(() => {})
-  }
-
   function accept (accessToken: string, at: number, life: number, share: boolean): void {
     token = accessToken
     expiresAt = at
     lifetime = life
     clearTimeout(timer)
     timer = setTimeout(tick, at - ahead() - Date.now())
-    if (channel !== null) {
-      if (share) holdNewest(at)
-      else releaseNewest()
-    }
     if (share) channel?.postMessage({ t: 'token', a: accessToken, e: at, l: life })
     emit('session', { accessToken, expiresAt: at })
     if (live) follow()
@@ -226,7 +210,6 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     // expiresAt stays: a late message with this token (or an older one) must not bring the session back
     token = null
     clearTimeout(timer)
-    releaseNewest()
     if (share) channel?.postMessage({ t: 'end', r: reason })
     emit('end', { reason })
   }
@@ -283,26 +266,23 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     return await attempt(presented, tries + 1)
   }
 
-  // Whether another tab holds a newer token, and then that token. Not for safety: under the refresh lock a tab
-  // always presents the live refresh token (the cookie jar and the storage are shared), so nothing is reused or
-  // forked without it; it saves rotations. The tab that last refreshed holds a lock named after its token's
-  // expiry, taken before it released the refresh lock: the lock manager shows it to the next holder, who may
-  // have been granted the lock before that tab's broadcast arrived (locks and messages are not ordered with
-  // each other), or be a tab opened later. Such a tab asks for the token; a lone tab asks nothing.
-  async function newer (): Promise<boolean> {
-    if (channel === null) return false
-    const { held } = await locks.query()
-    if (!held.some((lock: { name: string }) => lock.name.startsWith(newestPrefix) && Number(lock.name.slice(newestPrefix.length)) > expiresAt)) return false
-    return await new Promise(resolve => {
+  // Another tab may hold a newer token: asks, and waits a moment for one (a newer one ends the wait at once).
+  // Not for safety: under the lock a tab always presents the live refresh token (the cookie jar and the storage
+  // are shared), so nothing is reused or forked without it. It saves rotations: a tab opened later takes another
+  // tab's token, and a tab granted the lock before the last holder's broadcast arrived (locks and messages are
+  // not ordered with each other) takes that token instead of rotating again. A lone tab pays the 100 ms.
+  function ask (): Promise<boolean> {
+    if (channel === null) return Promise.resolve(false)
+    return new Promise(resolve => {
       answered = resolve
       channel.postMessage({ t: 'ask', e: expiresAt })
-      setTimeout(resolve, ASK_BOUND, false)
+      setTimeout(resolve, 100, false)
     })
   }
 
   function refresh (): Promise<boolean> {
     const before = token
-    inflight ??= exclusive('refresh', async () => (token !== before && token !== null) || await newer() || await post())
+    inflight ??= exclusive('refresh', async () => (token !== before && token !== null) || await ask() || await post())
       .catch(() => false)
       .finally(() => { inflight = null })
     return inflight
@@ -365,7 +345,7 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
         answered?.(true)
       } else if (m.t === 'end') {
         end(m.r, false)
-      } else if (m.t === 'ask' && token !== null && expiresAt > m.e) {
+      } else if (m.t === 'ask' && fresh() && expiresAt > m.e) {
         channel.postMessage({ t: 'token', a: token, e: expiresAt, l: lifetime })
       }
     }
@@ -418,7 +398,6 @@ export function createAuthClient (options: AuthClientOptions = {}): AuthClient {
     },
     close () {
       clearTimeout(timer)
-      releaseNewest()
       stop.abort()
       channel?.close()
     }

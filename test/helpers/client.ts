@@ -54,11 +54,6 @@ export class FakeLocks {
     this.#tails.set(name, turn.catch(() => {}))
     return turn
   }
-
-  /** The locks held, as navigator.locks.query() tells them. */
-  async query (): Promise<{ held: Array<{ name: string }> }> {
-    return { held: [...this.held].filter(([, count]) => count > 0).map(([name]) => ({ name })) }
-  }
 }
 
 /** Puts a navigator with `locks` on globalThis for the test, and takes it away after. */
