@@ -197,7 +197,8 @@ export function revocationOf (row: Record<string, unknown>): Revocation | null {
   return {
     sessionIds: JSON.parse(row.session_ids as string) as string[],
     revokedAt: Number(row.revoked_at),
-    notice: { userId: (row.ended_user_id as string | null) ?? null, cause: row.cause }
+    // every statement that reads a revocation selects `ended_user_id`, and SQL NULL arrives as null
+    notice: { userId: row.ended_user_id as string | null, cause: row.cause }
   }
 }
 
