@@ -1,7 +1,7 @@
 // DPoP for the client (RFC 9449): `fastify-refresh-auth/client/dpop`, also what `createAuthClient({ dpop: true })`
 // loads on demand. An entry of its own so that the client without DPoP stays within its budget. Platform
 // functions only (WebCrypto, IndexedDB where it exists); the one import is a type, gone from the build.
-import type { DpopSigner } from './index.js'
+import type { DpopSigner } from './dpop-signer.js'
 
 export type { DpopSigner }
 

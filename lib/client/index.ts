@@ -3,6 +3,10 @@
 // `./dpop.js`, is loaded only when asked for). Platform functions only: fetch and
 // AbortController, plus navigator.locks and BroadcastChannel where both exist (one refresh for every tab).
 
+import type { DpopSigner } from './dpop-signer.js'
+
+export type { DpopSigner } from './dpop-signer.js'
+
 /**
  * Why a session ended, as `auth.on('end')` hears it.
  *
@@ -37,25 +41,6 @@ export interface TokenStorage {
   get (): Promise<string | null> | string | null
   set (token: string): unknown
   remove (): unknown
-}
-
-/**
- * Signs DPoP proofs (RFC 9449) for the client: `createDpopSigner()` of `fastify-refresh-auth/client/dpop`.
- *
- * @example
- * const signer: DpopSigner = createDpopSigner()
- * const response = await fetch(url, { headers: { dpop: await signer.proof('GET', url) } })
- */
-export interface DpopSigner {
-  /** A proof for one request; with `accessToken`, bound to it (`ath`). Carries the newest nonce the server gave. */
-  proof (method: string, url: string, accessToken?: string): Promise<string>
-  /** The key's JWK thumbprint (RFC 7638): the `cnf.jkt` of the tokens bound to it. */
-  thumbprint (): Promise<string>
-  /**
-   * Sends one request through `go`, given the `DPoP` header (and `Authorization: DPoP <accessToken>`); keeps the
-   * answer's `DPoP-Nonce` and sends once more when the server asks for it (`use_dpop_nonce`).
-   */
-  send (method: string, url: string, accessToken: string | null, go: (headers: Record<string, string>) => Promise<Response>): Promise<Response>
 }
 
 /**
