@@ -125,7 +125,11 @@ export class OpenTelemetrySessions implements SessionTelemetry {
   }
 
   async #inSpan<T>(name: string, run: (span: Span) => Promise<T>): Promise<T> {
-    return await this.#tracer.startActiveSpan(name, run)
+    const span = this.#tracer.startSpan(name)
+    // a span that records nothing (no SDK, or not sampled) parents no store span: no context switch to pay for
+    if (!span.isRecording()) return await run(span)
+    const { context, trace } = this.#api
+    return await context.with(trace.setSpan(context.active(), span), run, undefined, span)
   }
 
   #ended (span: Span, counter: Counter | null, outcome: string, failed: boolean): void {
