@@ -20,12 +20,15 @@ export class RefreshCookie {
   readonly #secure: boolean
   readonly #sameSite: SerializeOptions['sameSite']
   readonly #clearing: string
+  // each `name=` of the header: at its start or after a `;`, whitespace around the name as `parse` allows
+  readonly #occurrences: RegExp
   // the attributes `serialize` wrote for the last Max-Age: nearly every refresh of a deployment has the same one
   #lastMaxAge: number | null | undefined = undefined
   #lastAttributes = ''
 
   constructor (options: CookieSettings) {
     this.#name = options.name
+    this.#occurrences = new RegExp(`(?:^|;)\\s*${options.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*=`, 'g')
     this.path = options.path
     this.#secure = options.secure
     this.#sameSite = options.sameSite
@@ -93,12 +96,7 @@ export class RefreshCookie {
 
   // `parse` keeps one value of a repeated name silently, so the refusal of duplicates counts on the raw header
   #count (header: string): number {
-    let count = 0
-    for (const pair of header.split(';')) {
-      const eq = pair.indexOf('=')
-      if (eq !== -1 && pair.slice(0, eq).trim() === this.#name) count++
-    }
-    return count
+    return header.match(this.#occurrences)?.length ?? 0
   }
 }
 

@@ -98,14 +98,20 @@ function notFound (verdict: 'unknown' | 'expired'): { outcome: 'not-found', expi
  */
 export function rotatedRecord (session: SessionRecord, request: RotateRequest, verdict: 'live' | 'ahead'): SessionRecord {
   const next: SessionRecord = {
-    ...session,
+    sessionId: session.sessionId,
+    userId: session.userId,
     tokenId: request.nextTokenId,
     previousTokenId: request.presentedTokenId,
     // a token is ahead only by the generation it carries
     generation: (verdict === 'ahead' ? request.presentedGeneration as number : session.generation) + 1,
+    createdAt: session.createdAt,
     rotatedAt: request.now,
-    expiresAt: request.nextExpiresAt
+    expiresAt: request.nextExpiresAt,
+    absoluteExpiresAt: session.absoluteExpiresAt
   }
+  // field by field rather than a spread: one object shape for every record, on the path of every refresh
+  if (session.userAgent !== undefined) next.userAgent = session.userAgent
+  if (session.ip !== undefined) next.ip = session.ip
   const jkt = session.jkt ?? request.jkt
   if (jkt !== undefined) next.jkt = jkt
   return next
