@@ -10,6 +10,7 @@ import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import { describeSession, type UserSession } from './devices.js'
+import { loginRecord } from './decisions.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
 
@@ -153,19 +154,16 @@ export class SessionPolicy {
     const replaceSessionId = presented === undefined ? undefined : await this.#replaceableSession(presented, sub, request, start.jkt)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
-    const session: SessionRecord = {
+    const session = loginRecord({
       sessionId: randomUUID(),
       userId: sub,
       tokenId: randomUUID(),
-      previousTokenId: null,
-      generation: 0,
-      createdAt: now,
-      rotatedAt: now,
+      now,
       expiresAt: Math.min(now + this.#settings.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
-    }
+    })
     if (start.jkt !== undefined) session.jkt = start.jkt
     const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
     if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
