@@ -394,8 +394,7 @@ export function createSessionManagement (
 ): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
-      await endSession(store, revocations, ends, log, sessionId, null)
+      await endSession(store, revocations, ends, log, requireSessionId(sessionId, 'revokeSession', 'sessionId'), null)
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
@@ -403,8 +402,8 @@ export function createSessionManagement (
     },
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
-      if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endUserSessions(store, revocations, ends, id, log, keepSessionId)
+      const keep = requireSessionId(keepSessionId, 'revokeOtherSessions', 'keepSessionId')
+      await endUserSessions(store, revocations, ends, id, log, keep)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
@@ -495,6 +494,12 @@ function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
   if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
+}
+
+/** `argument` of `method`, a session id: a non-empty string. */
+function requireSessionId (sessionId: unknown, method: string, argument: string): string {
+  if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError(`${method}: ${argument} must be a non-empty string`)
+  return sessionId
 }
 
 /**
