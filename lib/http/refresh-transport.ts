@@ -12,21 +12,21 @@ const TRANSPORT_HEADER = 'refresh-token-transport'
  * session never gets its token in a body (where page scripts could read it), a body client never gets a cookie.
  */
 export class RefreshTransport {
-  readonly #cookie: RefreshCookie
-  readonly #bodyAllowed: boolean
-  readonly #cookieAllowed: boolean
   readonly #transport: RefreshTokenTransport
+  readonly #cookie: RefreshCookie
 
   constructor (transport: RefreshTokenTransport, cookie: RefreshCookie) {
     this.#transport = transport
     this.#cookie = cookie
-    this.#bodyAllowed = transport !== 'cookie'
-    this.#cookieAllowed = transport !== 'body'
   }
 
   /** Whether refresh tokens may travel in JSON bodies. */
   get bodyAllowed (): boolean {
-    return this.#bodyAllowed
+    return this.#transport !== 'cookie'
+  }
+
+  get #cookieAllowed (): boolean {
+    return this.#transport !== 'body'
   }
 
   /** Where a login's tokens go: the body on the body transport, or on `'both'` when the client asks for it. */
@@ -74,7 +74,7 @@ export class RefreshTransport {
   }
 
   #fromBody (request: FastifyRequest): PresentedRefreshToken | undefined {
-    if (!this.#bodyAllowed) return undefined
+    if (!this.bodyAllowed) return undefined
     const body = request.body as { refresh_token?: unknown } | null | undefined
     const token = typeof body === 'object' && body !== null ? body.refresh_token : undefined
     return typeof token === 'string' ? { token, channel: 'body' } : undefined

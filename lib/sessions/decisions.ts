@@ -90,6 +90,17 @@ function notFound (verdict: 'unknown' | 'expired'): { outcome: 'not-found', expi
   return { outcome: 'not-found', expired: verdict === 'expired' }
 }
 
+/** What a login chooses of its session's record; the rest is the same for every login. */
+export type LoginChoices = Omit<SessionRecord, 'previousTokenId' | 'generation' | 'createdAt' | 'rotatedAt'> & {
+  /** The login's time: the session is created, and its first token issued, then. */
+  now: number
+}
+
+/** The record a login saves: its first token live, with no parent, generation 0, issued at the login's time. */
+export function loginRecord ({ now, ...chosen }: LoginChoices): SessionRecord {
+  return { ...chosen, previousTokenId: null, generation: 0, createdAt: now, rotatedAt: now }
+}
+
 /**
  * The record after a rotation: the presented token becomes the parent and the successor the live one, one
  * generation above the presented token (the record's own for the live token; the token's for one ahead, so

@@ -10,6 +10,7 @@ import type { SessionRevocations } from './revocation.js'
 import type { SessionEnds } from './ends.js'
 import type { CreateOptions, PresentResult, SessionInfo, SessionRecord, SessionStore } from '../stores/store.js'
 import { describeSession, type UserSession } from './devices.js'
+import { loginRecord } from './decisions.js'
 import type { RegisteredClaims, TokenCodec } from '../tokens/codec.js'
 import { NO_TELEMETRY, type LogoutOutcome, type RefreshOutcome, type Reported, type SessionTelemetry } from '../telemetry/session-telemetry.js'
 
@@ -153,19 +154,16 @@ export class SessionPolicy {
     const replaceSessionId = presented === undefined ? undefined : await this.#replaceableSession(presented, sub, request, start.jkt)
     const now = Date.now()
     const absoluteExpiresAt = now + this.#settings.absoluteExpiresIn * 1000
-    const session: SessionRecord = {
+    const session = loginRecord({
       sessionId: randomUUID(),
       userId: sub,
       tokenId: randomUUID(),
-      previousTokenId: null,
-      generation: 0,
-      createdAt: now,
-      rotatedAt: now,
+      now,
       expiresAt: Math.min(now + this.#settings.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
       ip: request.ip
-    }
+    })
     if (start.jkt !== undefined) session.jkt = start.jkt
     const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
     if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
@@ -396,8 +394,7 @@ export function createSessionManagement (
 ): SessionManagement {
   return {
     async revokeSession (sessionId) {
-      if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError('revokeSession: sessionId must be a non-empty string')
-      await endSession(store, revocations, ends, log, sessionId, null)
+      await endSession(store, revocations, ends, log, requireSessionId(sessionId, 'revokeSession', 'sessionId'), null)
     },
     async revokeUserSessions (userId) {
       const id = requireUserId(userId, 'revokeUserSessions')
@@ -405,8 +402,8 @@ export function createSessionManagement (
     },
     async revokeOtherSessions (userId, keepSessionId) {
       const id = requireUserId(userId, 'revokeOtherSessions')
-      if (typeof keepSessionId !== 'string' || keepSessionId.length === 0) throw new InvalidArgumentError('revokeOtherSessions: keepSessionId must be a non-empty string')
-      await endUserSessions(store, revocations, ends, id, log, keepSessionId)
+      const keep = requireSessionId(keepSessionId, 'revokeOtherSessions', 'keepSessionId')
+      await endUserSessions(store, revocations, ends, id, log, keep)
     },
     async listUserSessions (userId) {
       const id = requireUserId(userId, 'listUserSessions')
@@ -497,6 +494,12 @@ function requireUserId (userId: unknown, method: string): string {
   const id = userIdOf(userId)
   if (id === null) throw new InvalidArgumentError(`${method}: userId must be a non-empty string or a finite number`)
   return id
+}
+
+/** `argument` of `method`, a session id: a non-empty string. */
+function requireSessionId (sessionId: unknown, method: string, argument: string): string {
+  if (typeof sessionId !== 'string' || sessionId.length === 0) throw new InvalidArgumentError(`${method}: ${argument} must be a non-empty string`)
+  return sessionId
 }
 
 /**

@@ -66,6 +66,18 @@ local function judge ()
 end
 `
 
+// How rotate and present begin: a session that is gone answers for itself ('not-found', or 'ended' with what
+// to announce again; an expired one is deleted first); a live one gets the presented token's `verdict`.
+const VERDICT = `
+if not s[1] then return { serverNow, 'not-found' } end
+if s[11] then return { serverNow, 'ended', s[1], s[11] } end
+${JUDGE}
+local verdict = judge()
+if verdict == 'expired' then
+  redis.call('DEL', KEYS[1])
+  return { serverNow, 'not-found' }
+end`
+
 // The epoch of the revocation history (KEYS[1] stream, KEYS[2] epoch): when the stream's history begins, made
 // when missing (a new store, or one that lost its data) from the oldest entry left, else the server's time.
 const ENSURE_EPOCH = `
@@ -148,15 +160,7 @@ return { serverNow, 'created' }
  * from it; or the same request again), grace, reused (the session is marked ended), ended (marked earlier, its
  * announcement unconfirmed), not-found (none, or expired: deleted).
  */
-export const rotateSession = script('rotateSession', `${PRELUDE}${READ_SESSION_FIELDS}
-if not s[1] then return { serverNow, 'not-found' } end
-if s[11] then return { serverNow, 'ended', s[1], s[11] } end
-${JUDGE}
-local verdict = judge()
-if verdict == 'expired' then
-  redis.call('DEL', KEYS[1])
-  return { serverNow, 'not-found' }
-end
+export const rotateSession = script('rotateSession', `${PRELUDE}${READ_SESSION_FIELDS}${VERDICT}
 if verdict == 'live' or verdict == 'ahead' then
   local generation = (verdict == 'ahead' and arg.generation or (tonumber(s[4]) or 0)) + 1
   redis.call('HSET', KEYS[1], 't', arg.next, 'p', arg.presented, 'g', generation, 'r', arg.now, 'e', arg.nextExpiresAt)
@@ -180,15 +184,7 @@ return answer('reused')
  * with 'live' for the live token (its parent within the interval, one ahead of the store). Reuse marks the
  * session ended, and so does `end` on a live token.
  */
-export const presentSession = script('presentSession', `${PRELUDE}${READ_SESSION_FIELDS}
-if not s[1] then return { serverNow, 'not-found' } end
-if s[11] then return { serverNow, 'ended', s[1], s[11] } end
-${JUDGE}
-local verdict = judge()
-if verdict == 'expired' then
-  redis.call('DEL', KEYS[1])
-  return { serverNow, 'not-found' }
-end
+export const presentSession = script('presentSession', `${PRELUDE}${READ_SESSION_FIELDS}${VERDICT}
 if verdict == 'reused' then
   redis.call('HSET', KEYS[1], 'x', 'reuse')
   return answer('reused')

@@ -4,10 +4,10 @@ import { LocalListeners } from './listeners.js'
 import { RedisRevocationFeed, type RedisFeedConnection } from './redis-feed.js'
 import {
   announceRevocation, createSession, markSessionEnded, presentSession, readSession, reserveLogin, rotateSession, SCRIPTS, sessionState,
-  stripEndedSession, trimRevocations, userSessionIds, type RedisScript, type Reservation, type ScriptReply
+  stripEndedSession, trimRevocations, userSessionIds, type RedisScript, type Reservation, type ScriptReply, type SessionReply
 } from './redis-scripts.js'
 import {
-  toSessionInfo, type CreateOptions, type CreateResult, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
+  toSessionInfo, type CreateOptions, type CreateResult, type PresentedToken, type PresentRequest, type PresentResult, type RevocationListener, type RevocationWatch,
   type RotateRequest, type RotateResult, type SessionEndCause, type SessionEndNotice, type SessionInfo, type SessionRecord, type SessionStore, type WatchOptions
 } from './store.js'
 
@@ -201,47 +201,41 @@ export class RedisStore implements SessionStore {
   }
 
   async rotate (request: RotateRequest): Promise<RotateResult> {
-    return await this.#withTimeout('rotate', async (deadline) => {
-      const { sessionId } = request
-      const reply = await this.#run(rotateSession, this.#sessionKey(sessionId), {
-        presented: request.presentedTokenId,
-        next: request.nextTokenId,
-        generation: request.presentedGeneration,
-        now: request.now,
-        nextExpiresAt: request.nextExpiresAt,
-        reuseIntervalMs: request.reuseIntervalMs,
-        jkt: request.jkt
-      }, deadline, sessionId)
-      if (reply.outcome === 'not-found' || reply.outcome === 'ended') {
-        // ended (found marked, its announcement unconfirmed): announce it again
-        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], reply, deadline)
-        return { outcome: 'not-found' }
-      }
-      if (reply.outcome === 'reused') await this.#announceEnded([sessionId], { userId: reply.session.userId, cause: 'reuse' }, deadline)
-      return reply
-    })
+    return await this.#withTimeout('rotate', async (deadline) => await this.#runTokenScript(rotateSession, request, {
+      next: request.nextTokenId, nextExpiresAt: request.nextExpiresAt, jkt: request.jkt
+    }, deadline))
   }
 
   async present (request: PresentRequest): Promise<PresentResult> {
     return await this.#withTimeout('present', async (deadline) => {
-      const { sessionId } = request
-      const reply = await this.#run(presentSession, this.#sessionKey(sessionId), {
-        presented: request.presentedTokenId,
-        generation: request.presentedGeneration,
-        now: request.now,
-        reuseIntervalMs: request.reuseIntervalMs,
-        end: request.end
-      }, deadline, sessionId)
-      if (reply.outcome === 'not-found' || reply.outcome === 'ended') {
-        if (reply.outcome === 'ended') await this.#announceEnded([sessionId], reply, deadline)
-        return { outcome: 'not-found' }
-      }
-      // the script marked the session ended (reuse, or a logout): announce it, then strip it
-      if (reply.outcome === 'reused' || request.end) {
-        await this.#announceEnded([sessionId], { userId: reply.session.userId, cause: reply.outcome === 'reused' ? 'reuse' : 'logout' }, deadline)
-      }
-      return reply
+      const result = await this.#runTokenScript(presentSession, request, { end: request.end }, deadline)
+      // a logout: the script marked the session ended; announce it, then strip it
+      if (result.outcome === 'live' && request.end) await this.#announceEnded([request.sessionId], { userId: result.session.userId, cause: 'logout' }, deadline)
+      return result
     })
+  }
+
+  /**
+   * Runs rotate's or present's script on the presented token (`arg`: what the script takes besides it), and
+   * finishes the ends it met: reuse (the script marked the session ended) is announced, then stripped; a session
+   * found ended (its announcement unconfirmed) is announced again, and answered not found.
+   */
+  async #runTokenScript<Outcome extends string> (
+    script: RedisScript<SessionReply<Outcome>>, request: PresentedToken, arg: Record<string, unknown>, deadline: number
+  ): Promise<{ outcome: Outcome, session: SessionRecord } | { outcome: 'not-found' }> {
+    const { sessionId } = request
+    const reply = await this.#run(script, this.#sessionKey(sessionId), {
+      presented: request.presentedTokenId,
+      generation: request.presentedGeneration,
+      now: request.now,
+      reuseIntervalMs: request.reuseIntervalMs,
+      ...arg
+    }, deadline, sessionId)
+    // 'ended' carries the user and cause of the end to announce again
+    if ('cause' in reply) await this.#announceEnded([sessionId], reply, deadline)
+    if (reply.session === null) return { outcome: 'not-found' }
+    if (reply.outcome === 'reused') await this.#announceEnded([sessionId], { userId: reply.session.userId, cause: 'reuse' }, deadline)
+    return reply
   }
 
   async revoke (sessionId: string): Promise<void> {

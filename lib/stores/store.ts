@@ -26,7 +26,7 @@ export interface SessionRecord {
   createdAt: number
   /** Milliseconds since the epoch: when `tokenId` was issued (the last rotation, or login). */
   rotatedAt: number
-  /** Milliseconds since the epoch: the idle limit of `tokenId`; renewed by each rotation. */
+  /** Milliseconds since the epoch: the idle limit; each rotation renews it, and the session ends at it if none does. */
   expiresAt: number
   /** Milliseconds since the epoch: the end of the session, never extended. */
   absoluteExpiresAt: number
@@ -48,19 +48,9 @@ export interface SessionRecord {
  * const sessions: SessionInfo[] = await app.refreshAuth.listUserSessions(userId)
  * const devices = sessions.map(({ sessionId, userAgent, lastRefreshedAt }) => ({ sessionId, userAgent, lastRefreshedAt }))
  */
-export interface SessionInfo {
-  sessionId: string
-  userId: string
-  /** Milliseconds since the epoch: login. */
-  createdAt: number
+export interface SessionInfo extends Pick<SessionRecord, 'sessionId' | 'userId' | 'createdAt' | 'expiresAt' | 'absoluteExpiresAt' | 'userAgent' | 'ip'> {
   /** Milliseconds since the epoch: the last refresh (login if none yet). */
   lastRefreshedAt: number
-  /** Milliseconds since the epoch: the idle limit; the session ends earlier if not refreshed by then. */
-  expiresAt: number
-  /** Milliseconds since the epoch: the end of the session, never extended. */
-  absoluteExpiresAt: number
-  userAgent?: string
-  ip?: string
 }
 
 /**

@@ -5,7 +5,7 @@
 // step against a small reference model of the contract; with a revocation feed, also what it announced.
 import { strict as assert } from 'node:assert'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { decideLogin, decidePresent, decideRotation, isExpired } from '../sessions/decisions.js'
+import { decideLogin, decidePresent, decideRotation, isExpired, loginRecord } from '../sessions/decisions.js'
 import type {
   CreateOptions, CreateResult, PresentRequest, PresentResult, RevocationFeedStatus, RotateRequest, RotateResult, SessionRecord, SessionStore
 } from '../stores/store.js'
@@ -166,17 +166,7 @@ export async function runSessionModel ({ store, seed, steps }: ModelRunOptions):
       if (policy < 0.3) options.onLimit = 'refuse'
       else if (policy < 0.6) options.onLimit = 'revoke-oldest'
       if (random() < 0.3) options.replaceSessionId = replaceable(userId)
-      const session: SessionRecord = {
-        sessionId: newSessionId(),
-        userId,
-        tokenId: id('token'),
-        previousTokenId: null,
-        generation: 0,
-        createdAt: now,
-        rotatedAt: now,
-        expiresAt: now + IDLE_MS,
-        absoluteExpiresAt: now + ABSOLUTE_MS
-      }
+      const session = loginRecord({ sessionId: newSessionId(), userId, tokenId: id('token'), now, expiresAt: now + IDLE_MS, absoluteExpiresAt: now + ABSOLUTE_MS })
       log.push(`create ${session.sessionId} ${userId} ${JSON.stringify(options)}`)
       count('create')
       const expected = model.create(session, options)

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type {
   CreateResult, PresentRequest, PresentResult, RotateRequest, RotateResult, SessionEndCause, SessionRecord, SessionStore
 } from '../stores/store.js'
+import { loginRecord } from '../sessions/decisions.js'
 import { recorder, until } from './feed-recorder.js'
 import { runSessionModel } from './session-model.js'
 
@@ -55,20 +56,17 @@ const DAY = 24 * 60 * MINUTE
 
 /** A session as the plugin saves it at login, `now` being the login time. */
 function newSession (now: number, overrides: Partial<SessionRecord> = {}): SessionRecord {
-  return {
+  const session = loginRecord({
     sessionId: randomUUID(),
     userId: `user-${randomUUID()}`,
     tokenId: randomUUID(),
-    previousTokenId: null,
-    generation: 0,
-    createdAt: now,
-    rotatedAt: now,
+    now,
     expiresAt: now + 7 * DAY,
     absoluteExpiresAt: now + 30 * DAY,
     userAgent: 'contract-test/1.0',
-    ip: '192.0.2.1',
-    ...overrides
-  }
+    ip: '192.0.2.1'
+  })
+  return { ...session, ...overrides }
 }
 
 /** Asserts that `create` saved the session, and answers the sessions it reports ended. */
@@ -79,7 +77,6 @@ function assertCreated (result: CreateResult | undefined): string[] {
   return endedSessionIds
 }
 
-/** A session saved in the store as the plugin does at login, `now` being the login time. */
 /** A saved session rotated once, a second after `now`, with a reuse interval of 5 seconds. */
 async function rotatedOnce (store: SessionStore, now: number): Promise<{ session: SessionRecord, first: RotateRequest }> {
   const session = await saveSession(store, now)
@@ -88,6 +85,7 @@ async function rotatedOnce (store: SessionStore, now: number): Promise<{ session
   return { session, first }
 }
 
+/** A session saved in the store as the plugin does at login, `now` being the login time. */
 async function saveSession (store: SessionStore, now: number, overrides: Partial<SessionRecord> = {}): Promise<SessionRecord> {
   const session = newSession(now, overrides)
   assert.deepEqual(assertCreated(await store.create(session)), [], 'a login without options ends nothing')
