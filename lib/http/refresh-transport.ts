@@ -12,26 +12,20 @@ const TRANSPORT_HEADER = 'refresh-token-transport'
  * session never gets its token in a body (where page scripts could read it), a body client never gets a cookie.
  */
 export class RefreshTransport {
-  readonly #transport: RefreshTokenTransport
-  readonly #cookie: RefreshCookie
-
-  constructor (transport: RefreshTokenTransport, cookie: RefreshCookie) {
-    this.#transport = transport
-    this.#cookie = cookie
-  }
+  constructor (private readonly transport: RefreshTokenTransport, private readonly cookie: RefreshCookie) {}
 
   /** Whether refresh tokens may travel in JSON bodies. */
   get bodyAllowed (): boolean {
-    return this.#transport !== 'cookie'
+    return this.transport !== 'cookie'
   }
 
   get #cookieAllowed (): boolean {
-    return this.#transport !== 'body'
+    return this.transport !== 'body'
   }
 
   /** Where a login's tokens go: the body on the body transport, or on `'both'` when the client asks for it. */
   loginChannel (request: FastifyRequest): TokenChannel {
-    return this.#transport === 'body' || (this.#transport === 'both' && request.headers[TRANSPORT_HEADER] === 'body') ? 'body' : 'cookie'
+    return this.transport === 'body' || (this.transport === 'both' && request.headers[TRANSPORT_HEADER] === 'body') ? 'body' : 'cookie'
   }
 
   /**
@@ -39,7 +33,7 @@ export class RefreshTransport {
    * `DuplicateCookieError` on a tossed cookie, before anything is consumed or revoked.
    */
   presented (request: FastifyRequest): PresentedRefreshToken | undefined {
-    return this.#fromBody(request) ?? this.#fromCookie(this.#cookieAllowed ? this.#cookie.read(request) : undefined)
+    return this.#fromBody(request) ?? this.#fromCookie(this.#cookieAllowed ? this.cookie.read(request) : undefined)
   }
 
   /**
@@ -47,7 +41,7 @@ export class RefreshTransport {
    * it came once, so a planted one cannot block the login.
    */
   presentedAtLogin (request: FastifyRequest): PresentedRefreshToken | undefined {
-    return this.#fromBody(request) ?? this.#fromCookie(this.#cookieAllowed ? this.#cookie.readIfSingle(request) : undefined)
+    return this.#fromBody(request) ?? this.#fromCookie(this.#cookieAllowed ? this.cookie.readIfSingle(request) : undefined)
   }
 
   /** Answers with the tokens, the refresh token by `channel`. */
@@ -59,18 +53,18 @@ export class RefreshTransport {
         access_token: tokens.accessToken, token_type: tokenType, expires_in: tokens.accessExpiresIn, refresh_token: tokens.refreshToken
       })
     }
-    this.#cookie.set(reply, tokens.refreshToken, tokens.refreshMaxAge)
+    this.cookie.set(reply, tokens.refreshToken, tokens.refreshMaxAge)
     return reply.send({ access_token: tokens.accessToken, token_type: tokenType, expires_in: tokens.accessExpiresIn })
   }
 
   /** Clears the refresh cookie, where there is one to clear. */
   clearCookie (reply: FastifyReply): void {
-    if (this.#cookieAllowed) this.#cookie.clear(reply)
+    if (this.#cookieAllowed) this.cookie.clear(reply)
   }
 
   /** A refresh or logout handler, marked as reading the cookie: its route must be where the cookie is sent. */
   cookieRoute (handler: RouteOptions['handler']): RouteOptions['handler'] {
-    return this.#cookieAllowed ? readsRefreshCookie(handler, this.#cookie.path) : handler
+    return this.#cookieAllowed ? readsRefreshCookie(handler, this.cookie.path) : handler
   }
 
   #fromBody (request: FastifyRequest): PresentedRefreshToken | undefined {

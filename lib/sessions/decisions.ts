@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
-import { compareIds, type CreateOptions, type PresentedToken, type RotateRequest, type SessionRecord } from '../stores/store.js'
+import { compareIds, withDevice, type CreateOptions, type PresentedToken, type RotateRequest, type SessionRecord } from '../stores/store.js'
 
 // The session rules, once, as pure functions: every store that runs them in JavaScript (MemoryStore, the
 // simple-store adapter, the reference model of the tests) calls these; a store that must run them elsewhere
@@ -108,7 +108,8 @@ export function loginRecord ({ now, ...chosen }: LoginChoices): SessionRecord {
  * An unbound session is bound to the request's key, if any; a bound one never changes key.
  */
 export function rotatedRecord (session: SessionRecord, request: RotateRequest, verdict: 'live' | 'ahead'): SessionRecord {
-  const next: SessionRecord = {
+  // field by field rather than a spread: one object shape for every record, on the path of every refresh
+  const next = withDevice<SessionRecord>({
     sessionId: session.sessionId,
     userId: session.userId,
     tokenId: request.nextTokenId,
@@ -119,10 +120,7 @@ export function rotatedRecord (session: SessionRecord, request: RotateRequest, v
     rotatedAt: request.now,
     expiresAt: request.nextExpiresAt,
     absoluteExpiresAt: session.absoluteExpiresAt
-  }
-  // field by field rather than a spread: one object shape for every record, on the path of every refresh
-  if (session.userAgent !== undefined) next.userAgent = session.userAgent
-  if (session.ip !== undefined) next.ip = session.ip
+  }, session)
   const jkt = session.jkt ?? request.jkt
   if (jkt !== undefined) next.jkt = jkt
   return next

@@ -340,9 +340,14 @@ export function toSessionInfo (session: SessionRecord): SessionInfo {
     expiresAt: session.expiresAt,
     absoluteExpiresAt: session.absoluteExpiresAt
   }
-  if (session.userAgent !== undefined) info.userAgent = session.userAgent
-  if (session.ip !== undefined) info.ip = session.ip
-  return info
+  return withDevice(info, session)
+}
+
+/** `target` with the login's device (User-Agent, IP) of `session`: what the record lacks stays absent, not undefined. */
+export function withDevice<T extends Pick<SessionRecord, 'userAgent' | 'ip'>> (target: T, session: SessionRecord): T {
+  if (session.userAgent !== undefined) target.userAgent = session.userAgent
+  if (session.ip !== undefined) target.ip = session.ip
+  return target
 }
 
 /** Orders session ids by code unit, the same in every store (not by locale): ties of recency break on it. */
