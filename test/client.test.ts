@@ -1,13 +1,15 @@
 import t from 'tap'
 import { AuthClientError, createAuthClient, type EndEvent, type SessionEvent } from '../lib/client/index.js'
 import { json, jwt, refused, scriptedFetch, sse, tokens, until } from './helpers/client.js'
+import { virtualTimers } from './helpers/clock.js'
 
 // The client in one tab (Node has no navigator.locks: refreshes are single-flight inside the client), against a
 // scripted fetch: what it sends, and what it makes of each answer.
 
 const INVALID_TOKEN = { 'www-authenticate': 'Bearer realm="fastify-refresh-auth", error="invalid_token"' }
 
-// real timers (backoff, token lifetimes of seconds): more than the default 30 s on a busy machine
+// Backoff and token lifetimes of seconds run on virtual timers (helpers/clock.ts): the same schedule, without
+// waiting it out.
 
 t.test('restore, fetch with the token, the session event, state, close', async t => {
   const fetch = scriptedFetch((url, init) => {
@@ -140,6 +142,7 @@ t.test('fetch: when the refresh is refused, the 401 is the answer and the sessio
 })
 
 t.test('a 503 is retried with backoff, never a sign-out; a lost answer is retried with the same token', async t => {
+  virtualTimers(t)
   const answers = ['503', 'lost', 'cut', 'empty', '502']
   const fetch = scriptedFetch(async () => {
     const next = answers.shift()
@@ -164,6 +167,7 @@ t.test('a 503 is retried with backoff, never a sign-out; a lost answer is retrie
 })
 
 t.test('a refresh that fails for now gives up after its tries, keeps the session, and is tried again', async t => {
+  virtualTimers(t)
   let fail = true
   const fetch = scriptedFetch(() => fail ? json(503, {}) : tokens())
   const auth = createAuthClient({ fetch, live: false, refreshAhead: 0 })
@@ -192,6 +196,7 @@ t.test('other 4xx answers of the refresh route are not retried and end nothing',
 })
 
 t.test('refreshAhead: before exp by that much; 0 at exp; as long as the life or longer, at half of it', async t => {
+  virtualTimers(t)
   async function firstRefreshAfter (refreshAhead: number | undefined, life: number): Promise<number> {
     let restored = 0
     const fetch = scriptedFetch(() => tokens(life))
@@ -214,6 +219,7 @@ t.test('refreshAhead: before exp by that much; 0 at exp; as long as the life or 
 })
 
 t.test('getAccessToken refreshes a token inside refreshAhead; null once expired and not refreshed', async t => {
+  virtualTimers(t)
   let down = false
   const fetch = scriptedFetch(() => down ? Promise.reject(new TypeError('offline')) : tokens(1))
   const auth = createAuthClient({ fetch, live: false, refreshAhead: 0 })
@@ -355,6 +361,7 @@ t.test('live: the events stream with the access token; session-ended ends the se
 })
 
 t.test('live: 404 (no feed) stops following; a stream that ends is opened again, with backoff when it ends at once', async t => {
+  virtualTimers(t)
   const noFeed = scriptedFetch((url) => url === '/auth/refresh' ? tokens() : json(404, {}))
   const quiet = createAuthClient({ fetch: noFeed })
   t.teardown(() => quiet.close())
@@ -383,6 +390,7 @@ t.test('live: 404 (no feed) stops following; a stream that ends is opened again,
 })
 
 t.test('live: a 401 on the stream refreshes; 503 and network errors back off; a new token resets it', async t => {
+  virtualTimers(t)
   const answers = ['401', '503', 'throw', 'open']
   const abort = new AbortController()
   t.teardown(() => abort.abort())
@@ -405,6 +413,7 @@ t.test('live: a 401 on the stream refreshes; 503 and network errors back off; a 
 })
 
 t.test('live: a stream without a readable body (React Native) is given up', async t => {
+  virtualTimers(t)
   const fetch = scriptedFetch((url) => url === '/auth/refresh' ? tokens() : new Response(null, { status: 200 }))
   const auth = createAuthClient({ fetch })
   t.teardown(() => auth.close())
@@ -435,6 +444,7 @@ t.test('live: the stream that the reader cancels after the event, whose cancel f
 })
 
 t.test('close: stops the retries of a refresh and the timer', async t => {
+  virtualTimers(t)
   const fetch = scriptedFetch(() => json(503, {}))
   const auth = createAuthClient({ fetch, live: false })
   const refreshing = auth.refresh()
@@ -457,6 +467,7 @@ t.test('fetch: a URL object, and a Request with headers given in init', async t 
 })
 
 t.test('a refresh by the timer that fails for now is tried again 5 s later, while signed in', async t => {
+  virtualTimers(t)
   let refused403 = 0
   const fetch = scriptedFetch(() => {
     if (fetch.calls.length === 1) return tokens(1)

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { RedisStore, type FastifyRefreshAuthOptions } from '../lib/index.js'
 import { USER } from './helpers/app.js'
-import { eventually, startAppProcess, type AppProcess, type ProcessAnswer } from './helpers/app-process.js'
+import { appHost, eventually, type AppProcess, type ProcessAnswer } from './helpers/app-process.js'
 import { REDIS_URL, deleteKeys, redisClient, requireRedis, uniquePrefix } from './helpers/redis.js'
 import { TcpProxy } from './helpers/tcp-proxy.js'
 
@@ -19,8 +19,11 @@ interface InstanceConfig {
   storeTimeout?: number
 }
 
-function startInstance (t: Test, name: string, { prefix, redisUrl = REDIS_URL, options, storeTimeout }: InstanceConfig): Promise<AppProcess> {
-  return startAppProcess(t, name, INSTANCE, { prefix, redisUrl, options, storeTimeout })
+// two processes, A and B, for the whole file: each test starts its own app instance in each, stopped when it ends
+const hosts = { A: appHost(t, 'A', INSTANCE), B: appHost(t, 'B', INSTANCE) }
+
+function startInstance (t: Test, name: 'A' | 'B', { prefix, redisUrl = REDIS_URL, options, storeTimeout }: InstanceConfig): Promise<AppProcess> {
+  return hosts[name].start(t, { prefix, redisUrl, options, storeTimeout })
 }
 
 t.test('two instances in separate processes share sessions through Redis', async (t) => {

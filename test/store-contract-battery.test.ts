@@ -6,7 +6,10 @@ import { type RotateRequest, type RotateResult, type CreateOptions, type CreateR
 import { storeContract } from '../lib/testing/store-contract.js'
 import { withoutFeed } from './helpers/shipped-stores.js'
 
-// each case runs the whole battery, on a machine that may be busy
+// each case runs the whole battery, on a machine that may be busy; the cases share nothing (stores of their own,
+// in-process), and most of a battery's time is waiting (the deadlines a broken store runs into, expiry), so four
+// run at once
+t.jobs = 4
 
 /** Runs the battery against stores made by `createStore`; answers each test's failure, or null. */
 async function battery (createStore: () => SessionStore): Promise<Map<string, Error | null>> {

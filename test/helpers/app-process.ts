@@ -20,24 +20,80 @@ export interface AppProcess {
 }
 
 /**
- * Forks `script` (an instance helper that sends `{ port }` over IPC once listening and closes on any message)
- * with `config` as its JSON argument; stopped when the test ends.
+ * Forks `script` (an instance helper run with `serveInstances`, see instance-host.ts) with `config` as its JSON
+ * argument: a process of its own for one instance; stopped when the test ends.
  */
 export async function startAppProcess (t: Test, name: string, script: string, config: unknown): Promise<AppProcess> {
   const child: ChildProcess = fork(script, [JSON.stringify(config)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = once(child, 'exit')
-    child.send('close')
-    const timer = setTimeout(() => child.kill(), 5000)
-    await exited
-    clearTimeout(timer)
-  })
+  t.teardown(() => endProcess(child))
   const [message] = await Promise.race([
     once(child, 'message'),
     once(child, 'exit').then(([code]) => { throw new Error(`instance ${name} exited with ${code}`) })
   ]) as [{ port: number }]
-  const base = `http://127.0.0.1:${message.port}`
+  return appAt(name, message.port)
+}
+
+/** Starts app instances, each in the one process of this host, and stops each when its test ends. */
+export interface AppHost {
+  start (t: Test, config: unknown): Promise<AppProcess>
+}
+
+/**
+ * One process of `script` (an instance helper run with `serveInstances`, see instance-host.ts) for every app
+ * instance a file starts on that side: a process start under tap's loaders costs about two seconds of CPU, a
+ * Fastify app a few milliseconds. Forked at the first start; ended when `t` (the file's) ends.
+ */
+export function appHost (t: Test, name: string, script: string): AppHost {
+  let child: ChildProcess | null = null
+  let requests = 0
+  const answer = (id: number) => new Promise<{ id: number, port?: number, error?: string }>((resolve, reject) => {
+    const host = child as ChildProcess
+    const onMessage = (message: { id?: number }) => {
+      if (message?.id !== id) return
+      host.off('message', onMessage)
+      host.off('exit', onExit)
+      resolve(message as { id: number, port?: number, error?: string })
+    }
+    const onExit = (code: number | null) => reject(new Error(`instance host ${name} exited with ${code}`))
+    host.on('message', onMessage)
+    host.once('exit', onExit)
+  })
+  return {
+    async start (test, config) {
+      if (child === null) {
+        const forked = fork(script, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+        t.teardown(() => endProcess(forked))
+        child = forked
+      }
+      const host = child
+      const id = ++requests
+      const started = answer(id)
+      host.send({ id, start: config })
+      const { port, error } = await started
+      if (port === undefined) throw new Error(`instance ${name} did not start: ${error}`)
+      test.teardown(async () => {
+        if (host.exitCode !== null) return
+        const stopId = ++requests
+        const stopped = answer(stopId)
+        host.send({ id: stopId, stop: port })
+        await stopped
+      })
+      return appAt(name, port)
+    }
+  }
+}
+
+async function endProcess (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return
+  const exited = once(child, 'exit')
+  child.send('close')
+  const timer = setTimeout(() => child.kill(), 5000)
+  await exited
+  clearTimeout(timer)
+}
+
+function appAt (name: string, port: number): AppProcess {
+  const base = `http://127.0.0.1:${port}`
   return {
     name,
     async post (path, refreshToken, body) {

@@ -1,14 +1,16 @@
-// One app instance for the multi-instance tests: a Fastify app with the plugin on a PostgresStore, run as a child
-// process. Argument: JSON { table, url, options? } (options: more plugin options). Serves the instance routes
-// besides the plugin's. Sends { port } over IPC once listening; closes on any message.
+// App instances for the multi-instance tests: a Fastify app with the plugin on a PostgresStore, run in a child
+// process (instance-host.ts: one per process from the argument, or many on request). Config: JSON { table, url,
+// options? } (options: more plugin options). Serves the instance routes besides the plugin's.
 import Fastify from 'fastify'
 import pg from 'pg'
 import fastifyRefreshAuth, { PostgresStore, type FastifyRefreshAuthOptions } from '../../lib/index.js'
 import { SECRET, verifyCredentials } from './app.js'
+import { serveInstances } from './instance-host.js'
 import { instanceRoutes } from './instance-routes.js'
 
-async function main (): Promise<void> {
-  const { table, url, options } = JSON.parse(process.argv[2]) as { table: string, url: string, options?: Partial<FastifyRefreshAuthOptions> }
+interface InstanceConfig { table: string, url: string, options?: Partial<FastifyRefreshAuthOptions> }
+
+serveInstances<InstanceConfig>(async ({ table, url, options }) => {
   // as docs/postgres.md makes it: no 'error' listener of the app's, the store's must do
   const pool = new pg.Pool({ connectionString: url })
   const store = new PostgresStore({ pool, table })
@@ -17,16 +19,12 @@ async function main (): Promise<void> {
   instanceRoutes(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  process.on('message', async () => {
-    await app.close()
-    await store.close()
-    await pool.end()
-    process.disconnect()
-  })
-  process.send?.({ port })
-}
-
-main().catch((err: unknown) => {
-  console.error(err)
-  process.exit(1)
+  return {
+    port,
+    async close () {
+      await app.close()
+      await store.close()
+      await pool.end()
+    }
+  }
 })

@@ -1,30 +1,28 @@
-// One app instance for the cluster multi-instance tests: a Fastify app with the plugin on a RedisStore over an
-// ioredis Cluster client, run as a child process. Argument: JSON { prefix, nodes, options? } (options: more plugin
-// options). Serves the instance routes besides the plugin's. Sends { port } over IPC once listening; closes on
-// any message.
+// App instances for the cluster multi-instance tests: a Fastify app with the plugin on a RedisStore over an ioredis
+// Cluster client, run in a child process (instance-host.ts: one per process from the argument, or many on
+// request). Config: JSON { prefix, nodes, options? } (options: more plugin options). Serves the instance routes
+// besides the plugin's.
 import Fastify from 'fastify'
 import { Cluster, type ClusterNode } from 'ioredis'
 import fastifyRefreshAuth, { RedisStore, type FastifyRefreshAuthOptions } from '../../lib/index.js'
 import { SECRET, verifyCredentials } from './app.js'
+import { serveInstances } from './instance-host.js'
 import { instanceRoutes } from './instance-routes.js'
 
-async function main (): Promise<void> {
-  const { prefix, nodes, options } = JSON.parse(process.argv[2]) as { prefix: string, nodes: ClusterNode[], options?: Partial<FastifyRefreshAuthOptions> }
+interface InstanceConfig { prefix: string, nodes: ClusterNode[], options?: Partial<FastifyRefreshAuthOptions> }
+
+serveInstances<InstanceConfig>(async ({ prefix, nodes, options }) => {
   const client = new Cluster(nodes)
   const app = Fastify()
   await app.register(fastifyRefreshAuth, { secret: SECRET, verifyCredentials, store: new RedisStore({ client, prefix }), ...options })
   instanceRoutes(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  process.on('message', async () => {
-    await app.close()
-    await client.quit()
-    process.disconnect()
-  })
-  process.send?.({ port })
-}
-
-main().catch((err: unknown) => {
-  console.error(err)
-  process.exit(1)
+  return {
+    port,
+    async close () {
+      await app.close()
+      await client.quit()
+    }
+  }
 })

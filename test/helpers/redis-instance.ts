@@ -1,14 +1,16 @@
-// One app instance for the multi-instance tests: a Fastify app with the plugin on a RedisStore, run as a child
-// process. Argument: JSON { prefix, redisUrl, options? } (options: more plugin options). Serves the instance
-// routes besides the plugin's. Sends { port } over IPC once listening; closes on any message.
+// App instances for the multi-instance tests: a Fastify app with the plugin on a RedisStore, run in a child
+// process (instance-host.ts: one per process from the argument, or many on request). Config: JSON { prefix,
+// redisUrl, options?, storeTimeout? } (options: more plugin options). Serves the instance routes besides the plugin's.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import fastifyRefreshAuth, { RedisStore, type FastifyRefreshAuthOptions } from '../../lib/index.js'
 import { SECRET, verifyCredentials } from './app.js'
+import { serveInstances } from './instance-host.js'
 import { instanceRoutes } from './instance-routes.js'
 
-async function main (): Promise<void> {
-  const { prefix, redisUrl, options, storeTimeout } = JSON.parse(process.argv[2]) as { prefix: string, redisUrl: string, options?: Partial<FastifyRefreshAuthOptions>, storeTimeout?: number }
+interface InstanceConfig { prefix: string, redisUrl: string, options?: Partial<FastifyRefreshAuthOptions>, storeTimeout?: number }
+
+serveInstances<InstanceConfig>(async ({ prefix, redisUrl, options, storeTimeout }) => {
   const client = new Redis(redisUrl)
   // a test may cut this instance off Redis: the store's own timeout answers, the errors need no printing
   client.on('error', () => {})
@@ -17,15 +19,11 @@ async function main (): Promise<void> {
   instanceRoutes(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
-  process.on('message', async () => {
-    await app.close()
-    client.disconnect()
-    process.disconnect()
-  })
-  process.send?.({ port })
-}
-
-main().catch((err: unknown) => {
-  console.error(err)
-  process.exit(1)
+  return {
+    port,
+    async close () {
+      await app.close()
+      client.disconnect()
+    }
+  }
 })
