@@ -96,9 +96,14 @@ export type LoginChoices = Omit<SessionRecord, 'previousTokenId' | 'generation' 
   now: number
 }
 
-/** The record a login saves: its first token live, with no parent, generation 0, issued at the login's time. */
-export function loginRecord ({ now, ...chosen }: LoginChoices): SessionRecord {
-  return { ...chosen, previousTokenId: null, generation: 0, createdAt: now, rotatedAt: now }
+/**
+ * The record a login saves: its first token live, with no parent, generation 0, issued at the login's time. A
+ * device field or key the login has not (undefined) stays absent, as in every record a rotation makes.
+ */
+export function loginRecord ({ now, userAgent, ip, jkt, ...chosen }: LoginChoices): SessionRecord {
+  const record = withDevice<SessionRecord>({ ...chosen, previousTokenId: null, generation: 0, createdAt: now, rotatedAt: now }, { userAgent, ip })
+  if (jkt !== undefined) record.jkt = jkt
+  return record
 }
 
 /**

@@ -162,9 +162,9 @@ export class SessionPolicy {
       expiresAt: Math.min(now + this.#settings.refreshExpiresIn * 1000, absoluteExpiresAt),
       absoluteExpiresAt,
       userAgent: request.headers['user-agent']?.slice(0, MAX_USER_AGENT_LENGTH),
-      ip: request.ip
+      ip: request.ip,
+      jkt: start.jkt
     })
-    if (start.jkt !== undefined) session.jkt = start.jkt
     const createOptions: CreateOptions = { onLimit: this.#settings.onSessionLimit }
     if (this.#settings.maxSessionsPerUser !== undefined) createOptions.maxSessionsPerUser = this.#settings.maxSessionsPerUser
     if (replaceSessionId !== undefined) createOptions.replaceSessionId = replaceSessionId

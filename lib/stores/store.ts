@@ -343,8 +343,8 @@ export function toSessionInfo (session: SessionRecord): SessionInfo {
   return withDevice(info, session)
 }
 
-/** `target` with the login's device (User-Agent, IP) of `session`: what the record lacks stays absent, not undefined. */
-export function withDevice<T extends Pick<SessionRecord, 'userAgent' | 'ip'>> (target: T, session: SessionRecord): T {
+/** `target` with the login's device (User-Agent, IP) of `session`: what it lacks stays absent, not undefined. */
+export function withDevice<T extends Pick<SessionRecord, 'userAgent' | 'ip'>> (target: T, session: Pick<SessionRecord, 'userAgent' | 'ip'>): T {
   if (session.userAgent !== undefined) target.userAgent = session.userAgent
   if (session.ip !== undefined) target.ip = session.ip
   return target
